@@ -1,0 +1,45 @@
+//! The seed's shared counter, served natively.
+//!
+//! Run it with `cargo run --release -p native-counter`, then in a browser console:
+//!
+//! ```js
+//! let ws = new WebSocket('ws://localhost:8080/ws/1');
+//! ws.onmessage = (c) => console.log(c.data);
+//! ws.send('increment');   // every client in room 1 logs "new value: 1"
+//! ```
+//!
+//! `http://localhost:8080/status` answers `ok`. Set `PORT` to listen elsewhere.
+
+use jamsocket::{ClientId, JamsocketContext, MessageRecipient, SimpleJamsocketService};
+
+struct SharedCounterServer(i32);
+
+impl SimpleJamsocketService for SharedCounterServer {
+    fn new(_: &str, _: &impl JamsocketContext) -> Self {
+        SharedCounterServer(0)
+    }
+
+    fn message(&mut self, _: ClientId, message: &str, ctx: &impl JamsocketContext) {
+        match message {
+            "increment" => self.0 += 1,
+            "decrement" => self.0 -= 1,
+            _ => (),
+        }
+
+        ctx.send_message(MessageRecipient::Broadcast, &format!("new value: {}", self.0));
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    match std::env::var("PORT") {
+        Ok(port) => {
+            let port = port
+                .parse()
+                .map_err(|_| std::io::Error::other(format!("PORT=`{port}` is not a port number")))?;
+            jamsocket_server::Server::new()
+                .with_port(port)
+                .serve_default::<SharedCounterServer>()
+        }
+        Err(_) => jamsocket_server::serve::<SharedCounterServer>(),
+    }
+}

@@ -1,0 +1,308 @@
+//! The room actor: one task per room that owns the service and its clients.
+
+use crate::registry::{NewRoom, RoomRegistry};
+use crate::room_context::{lock, Outbound, Outbox, RoomContext};
+use crate::room_event::{JoinError, RoomEvent};
+use crate::settings::Settings;
+use crate::ShutdownPolicy;
+use actix_ws::{CloseCode, CloseReason};
+use jamsocket::{ClientId, JamsocketService, JamsocketServiceFactory, MessageRecipient, ServiceError};
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep, Instant, Sleep};
+
+/// How long a room created by `POST` waits for its first client under the `immediate` policy.
+pub(crate) const FIRST_JOIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// A client as the room sees it.
+struct ClientSlot {
+    /// `None` once the room gave up on the client (its queue filled up).
+    outbound: Option<mpsc::Sender<Outbound>>,
+    close: Option<oneshot::Sender<CloseReason>>,
+}
+
+impl ClientSlot {
+    fn close(&mut self, reason: CloseReason) {
+        self.outbound = None;
+        if let Some(close) = self.close.take() {
+            // The connection may be gone already; then there is nobody to tell.
+            let _ = close.send(reason);
+        }
+    }
+}
+
+struct Room<S> {
+    id: Arc<str>,
+    service: S,
+    outbox: Arc<Mutex<Outbox>>,
+    /// Reused between flushes so delivering messages allocates nothing.
+    scratch: Vec<(MessageRecipient, Outbound)>,
+    clients: HashMap<ClientId, ClientSlot>,
+    next_client: u32,
+    settings: Arc<Settings>,
+    timer: Pin<Box<Sleep>>,
+    timer_armed: bool,
+    empty_deadline: Pin<Box<Sleep>>,
+    empty_armed: bool,
+}
+
+/// Why a room ended, as told to its clients.
+enum Ending {
+    Empty,
+    Closed(CloseReason),
+    Failed(ServiceError),
+}
+
+/// Builds the room's service, then runs the room until it ends.
+pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
+    factory: Arc<F>,
+    new_room: NewRoom,
+    registry: Arc<RoomRegistry>,
+    settings: Arc<Settings>,
+) {
+    let NewRoom {
+        id,
+        generation,
+        mut events,
+    } = new_room;
+    let (context, outbox) = RoomContext::new();
+    let service = match factory.build(&id, context).await {
+        Ok(service) => service,
+        Err(err) => {
+            tracing::error!(room = %id, error = %err, "room could not be created");
+            registry.remove(&id, generation);
+            let refusal = match err {
+                ServiceError::Unavailable(cause) => JoinError::Unavailable {
+                    room: id.to_string(),
+                    cause: cause.to_string(),
+                },
+                other => JoinError::Failed {
+                    room: id.to_string(),
+                    cause: other.to_string(),
+                },
+            };
+            refuse_pending(&mut events, refusal).await;
+            return;
+        }
+    };
+    tracing::info!(room = %id, "room created");
+
+    let mut room = Room {
+        id: id.clone(),
+        service,
+        outbox,
+        scratch: Vec::new(),
+        clients: HashMap::new(),
+        next_client: 1,
+        settings,
+        timer: Box::pin(sleep(Duration::ZERO)),
+        timer_armed: false,
+        empty_deadline: Box::pin(sleep(Duration::ZERO)),
+        empty_armed: false,
+    };
+    let ending = room.run(&mut events).await;
+    registry.remove(&id, generation);
+    let reason = match ending {
+        Ending::Empty => {
+            tracing::info!(room = %id, "room closed: empty");
+            return refuse_pending(&mut events, JoinError::Closed { room: id.to_string() }).await;
+        }
+        Ending::Closed(reason) => {
+            tracing::info!(room = %id, reason = ?reason.description, "room closed");
+            reason
+        }
+        Ending::Failed(err) => {
+            tracing::error!(room = %id, error = %err, "room closed: service failed");
+            CloseReason {
+                code: CloseCode::Error,
+                description: Some("the room's service failed".to_string()),
+            }
+        }
+    };
+    for slot in room.clients.values_mut() {
+        slot.close(reason.clone());
+    }
+    refuse_pending(&mut events, JoinError::Closed { room: id.to_string() }).await;
+}
+
+/// Answers what is still queued for a room that will not run (any more).
+async fn refuse_pending(events: &mut mpsc::Receiver<RoomEvent>, refusal: JoinError) {
+    events.close();
+    while let Some(event) = events.recv().await {
+        match event {
+            RoomEvent::Join { reply, .. } => {
+                let _ = reply.send(Err(refusal.clone()));
+            }
+            RoomEvent::Ready { reply } => {
+                let _ = reply.send(Err(refusal.clone()));
+            }
+            _ => {}
+        }
+    }
+}
+
+enum Step {
+    Event(RoomEvent),
+    Timer,
+    EmptyTooLong,
+}
+
+impl<S: JamsocketService> Room<S> {
+    async fn run(&mut self, events: &mut mpsc::Receiver<RoomEvent>) -> Ending {
+        if self.settings.shutdown_policy != ShutdownPolicy::Never {
+            // A room nobody joins (created by `POST`) ends like a room everyone left.
+            let window = match self.settings.shutdown_policy {
+                ShutdownPolicy::After(grace) => grace,
+                _ => FIRST_JOIN_WINDOW,
+            };
+            self.arm_empty_deadline(window);
+        }
+        loop {
+            let step = tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => Step::Event(event),
+                    // The registry dropped the room.
+                    None => return Ending::Empty,
+                },
+                () = &mut self.timer, if self.timer_armed => Step::Timer,
+                () = &mut self.empty_deadline, if self.empty_armed => Step::EmptyTooLong,
+            };
+            let result = match step {
+                Step::Event(event) => self.handle(event).await,
+                Step::Timer => {
+                    self.timer_armed = false;
+                    self.service.timer().await.map(|()| None)
+                }
+                Step::EmptyTooLong => {
+                    if self.clients.is_empty() {
+                        return Ending::Empty;
+                    }
+                    self.empty_armed = false;
+                    Ok(None)
+                }
+            };
+            self.flush();
+            match result {
+                Ok(None) => {}
+                Ok(Some(ending)) => return ending,
+                Err(err) => return Ending::Failed(err),
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: RoomEvent) -> Result<Option<Ending>, ServiceError> {
+        match event {
+            RoomEvent::Join {
+                outbound,
+                close,
+                reply,
+            } => {
+                let max = self.settings.limits.max_clients_per_room;
+                if self.clients.len() >= max || self.next_client == u32::MAX {
+                    tracing::warn!(room = %self.id, max, "room full: refused a client");
+                    let _ = reply.send(Err(JoinError::Full {
+                        room: self.id.to_string(),
+                        max,
+                    }));
+                    return Ok(None);
+                }
+                let client = ClientId::from(self.next_client);
+                self.next_client += 1;
+                if reply.send(Ok(client)).is_err() {
+                    // The request went away before it was answered.
+                    return Ok(None);
+                }
+                let slot = ClientSlot {
+                    outbound: Some(outbound),
+                    close: Some(close),
+                };
+                self.clients.insert(client, slot);
+                self.empty_armed = false;
+                tracing::info!(room = %self.id, %client, "client connected");
+                self.service.connect(client).await?;
+            }
+            RoomEvent::Ready { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+            RoomEvent::Text { client, text } => {
+                if self.clients.contains_key(&client) {
+                    self.service.message(client, &text).await?;
+                }
+            }
+            RoomEvent::Binary { client, data } => {
+                if self.clients.contains_key(&client) {
+                    self.service.binary(client, &data).await?;
+                }
+            }
+            RoomEvent::Leave { client, reason } => {
+                if self.clients.remove(&client).is_none() {
+                    return Ok(None);
+                }
+                tracing::info!(room = %self.id, %client, %reason, "client disconnected");
+                self.service.disconnect(client).await?;
+                if self.clients.is_empty() {
+                    match self.settings.shutdown_policy {
+                        ShutdownPolicy::Never => {}
+                        ShutdownPolicy::Immediate => return Ok(Some(Ending::Empty)),
+                        ShutdownPolicy::After(grace) => self.arm_empty_deadline(grace),
+                    }
+                }
+            }
+            RoomEvent::Close { reason } => return Ok(Some(Ending::Closed(reason))),
+        }
+        Ok(None)
+    }
+
+    fn arm_empty_deadline(&mut self, after: Duration) {
+        self.empty_deadline.as_mut().reset(Instant::now() + after);
+        self.empty_armed = true;
+    }
+
+    /// Delivers what the service sent during the last handler and applies its timer request.
+    fn flush(&mut self) {
+        let mut messages = std::mem::take(&mut self.scratch);
+        {
+            let mut outbox = lock(&self.outbox);
+            std::mem::swap(&mut messages, &mut outbox.messages);
+            if let Some(ms) = outbox.timer_ms.take() {
+                let deadline = Instant::now() + Duration::from_millis(ms.into());
+                self.timer.as_mut().reset(deadline);
+                self.timer_armed = true;
+            }
+        }
+        for (recipient, message) in messages.drain(..) {
+            match recipient {
+                MessageRecipient::Broadcast => {
+                    for (client, slot) in &mut self.clients {
+                        deliver(&self.id, *client, slot, message.clone(), &self.settings);
+                    }
+                }
+                MessageRecipient::Client(client) => {
+                    if let Some(slot) = self.clients.get_mut(&client) {
+                        deliver(&self.id, client, slot, message, &self.settings);
+                    }
+                }
+            }
+        }
+        self.scratch = messages;
+    }
+}
+
+/// Queues a message for one client; a client whose queue is full is closed.
+fn deliver(room: &str, client: ClientId, slot: &mut ClientSlot, message: Outbound, settings: &Settings) {
+    let Some(outbound) = &slot.outbound else {
+        return;
+    };
+    if let Err(TrySendError::Full(_)) = outbound.try_send(message) {
+        let limit = settings.limits.outbound_queue_messages;
+        tracing::warn!(room, %client, limit, "client not reading: outbound queue full, closing it");
+        slot.close(CloseReason {
+            code: CloseCode::Policy,
+            description: Some(format!("outbound queue full ({limit} messages): client is not reading")),
+        });
+    }
+}

@@ -1,0 +1,63 @@
+use bytes::Bytes;
+use bytestring::ByteString;
+use jamsocket::{JamsocketContext, MessageRecipient};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The [`JamsocketContext`] the server gives each room's service.
+///
+/// Messages a handler sends are queued and delivered, in order, as soon as the handler returns.
+pub struct RoomContext {
+    outbox: Arc<Mutex<Outbox>>,
+}
+
+/// A message on its way to clients. Cloning it does not copy the payload, so a broadcast
+/// shares one buffer among all recipients.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    Text(ByteString),
+    Binary(Bytes),
+}
+
+/// What the service asked for during one handler call.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    pub messages: Vec<(MessageRecipient, Outbound)>,
+    pub timer_ms: Option<u32>,
+}
+
+impl RoomContext {
+    pub(crate) fn new() -> (RoomContext, Arc<Mutex<Outbox>>) {
+        let outbox = Arc::new(Mutex::new(Outbox::default()));
+        (
+            RoomContext {
+                outbox: outbox.clone(),
+            },
+            outbox,
+        )
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        lock(&self.outbox)
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: the outbox holds plain data that stays consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl JamsocketContext for RoomContext {
+    fn send_message(&self, recipient: impl Into<MessageRecipient>, message: &str) {
+        let message = Outbound::Text(ByteString::from(message));
+        self.outbox().messages.push((recipient.into(), message));
+    }
+
+    fn send_binary(&self, recipient: impl Into<MessageRecipient>, message: &[u8]) {
+        let message = Outbound::Binary(Bytes::copy_from_slice(message));
+        self.outbox().messages.push((recipient.into(), message));
+    }
+
+    fn set_timer(&self, ms_delay: u32) {
+        self.outbox().timer_ms = Some(ms_delay);
+    }
+}

@@ -1,0 +1,318 @@
+use crate::registry::RoomRegistry;
+use crate::room_context::RoomContext;
+use crate::routes::{configure, AppState};
+use crate::settings::Settings;
+use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
+use actix_web::{App, HttpServer};
+use actix_ws::{CloseCode, CloseReason};
+use jamsocket::{JamsocketServiceFactory, SimpleJamsocketService, SimpleJamsocketServiceFactory};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Configures and runs a Jamsocket server.
+///
+/// ```no_run
+/// use jamsocket::{JamsocketContext, SimpleJamsocketService};
+/// use jamsocket_server::{Server, ShutdownPolicy};
+/// use std::time::Duration;
+///
+/// struct Nothing;
+/// impl SimpleJamsocketService for Nothing {
+///     fn new(_: &str, _: &impl JamsocketContext) -> Self { Nothing }
+/// }
+///
+/// fn main() -> std::io::Result<()> {
+///     Server::new()
+///         .with_port(9000)
+///         .with_shutdown_policy(ShutdownPolicy::After(Duration::from_secs(30)))
+///         .serve_default::<Nothing>()
+/// }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Server {
+    settings: Settings,
+}
+
+impl Server {
+    /// A server with default settings: port 8080, implicit room ids, rooms closed a minute after
+    /// their last client leaves, heartbeats every 5 s, clients dropped after 30 s of silence.
+    pub fn new() -> Self {
+        Server::default()
+    }
+
+    /// The port [`serve`](Server::serve) listens on (all interfaces). Default 8080; 0 picks a
+    /// free port.
+    #[must_use]
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.settings.port = port;
+        self
+    }
+
+    /// Where room ids come from. Default [`RoomIdStrategy::Implicit`].
+    #[must_use]
+    pub fn with_room_id_strategy(mut self, strategy: RoomIdStrategy) -> Self {
+        self.settings.room_id_strategy = strategy;
+        self
+    }
+
+    /// What happens to an empty room. Default: closed after 60 s.
+    #[must_use]
+    pub fn with_shutdown_policy(mut self, policy: ShutdownPolicy) -> Self {
+        self.settings.shutdown_policy = policy;
+        self
+    }
+
+    /// How often the server pings each client. Default 5 s.
+    #[must_use]
+    pub fn with_heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.settings.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a client may stay silent (no frame, no pong) before it is dropped. Default 30 s.
+    #[must_use]
+    pub fn with_heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Serves the files in this folder at `/` (`index.html` for folders).
+    #[must_use]
+    pub fn with_static_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.static_path = Some(path.into());
+        self
+    }
+
+    /// All limits at once; see [`Limits`] for each default.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.settings.limits = limits;
+        self
+    }
+
+    /// Largest message a client may send, in bytes; over it the client is closed with 1009.
+    #[must_use]
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.settings.limits.max_message_bytes = bytes;
+        self
+    }
+
+    /// Most clients in one room; more get HTTP 503.
+    #[must_use]
+    pub fn with_max_clients_per_room(mut self, clients: usize) -> Self {
+        self.settings.limits.max_clients_per_room = clients;
+        self
+    }
+
+    /// Most rooms on the server; creating more gets HTTP 503.
+    #[must_use]
+    pub fn with_max_rooms(mut self, rooms: usize) -> Self {
+        self.settings.limits.max_rooms = rooms;
+        self
+    }
+
+    /// Most messages queued for one client; a client that stops reading is closed with 1008
+    /// once its queue is full.
+    #[must_use]
+    pub fn with_outbound_queue_messages(mut self, messages: usize) -> Self {
+        self.settings.limits.outbound_queue_messages = messages.max(1);
+        self
+    }
+
+    /// Worker threads for connections and rooms. Default: one per CPU core.
+    #[must_use]
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.settings.workers = Some(workers.max(1));
+        self
+    }
+
+    /// How long a graceful shutdown waits for clients to take their close frames. Default 5 s.
+    #[must_use]
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.settings.shutdown_grace = grace;
+        self
+    }
+
+    /// Serves a [`SimpleJamsocketService`] until SIGINT or SIGTERM; see [`serve`](Server::serve).
+    pub fn serve_default<S: SimpleJamsocketService>(self) -> io::Result<()> {
+        self.serve(SimpleJamsocketServiceFactory::<S>::default())
+    }
+
+    /// Listens on the configured port and serves rooms built by `factory` until SIGINT or
+    /// SIGTERM, then closes every client with 1001 and returns `Ok`.
+    ///
+    /// Logs through `tracing`; if the program set up no subscriber, one that prints to stderr
+    /// (filtered by `RUST_LOG`, default `info`) is installed.
+    pub fn serve<F: JamsocketServiceFactory<RoomContext>>(self, factory: F) -> io::Result<()> {
+        install_default_logging();
+        let listener = TcpListener::bind(("0.0.0.0", self.settings.port))
+            .map_err(|err| io::Error::new(err.kind(), format!("cannot listen on port {}: {err}", self.settings.port)))?;
+        let running = self.start(listener, factory)?;
+        tracing::info!("Jamsocket listening on http://{}", running.local_addr());
+        running.stop_on_signal()
+    }
+
+    /// Starts serving on `listener` in background threads and returns at once.
+    ///
+    /// Tests bind `127.0.0.1:0` and read [`RunningServer::local_addr`]; programs that embed the
+    /// server keep the handle and call [`RunningServer::stop`].
+    pub fn start<F: JamsocketServiceFactory<RoomContext>>(
+        self,
+        listener: TcpListener,
+        factory: F,
+    ) -> io::Result<RunningServer> {
+        let addr = listener.local_addr()?;
+        let settings = Arc::new(self.settings);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("jamsocket-server".to_string())
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(run(listener, factory, settings, stop_rx, started_tx))
+            })?;
+        match started_rx.recv() {
+            Ok(Ok(())) => Ok(RunningServer {
+                addr,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(thread
+                .join()
+                .map_err(|_| io::Error::other("server thread panicked"))?
+                .err()
+                .unwrap_or_else(|| io::Error::other("server thread ended before starting"))),
+        }
+    }
+}
+
+async fn run<F: JamsocketServiceFactory<RoomContext>>(
+    listener: TcpListener,
+    factory: F,
+    settings: Arc<Settings>,
+    stop: oneshot::Receiver<()>,
+    started: std::sync::mpsc::Sender<io::Result<()>>,
+) -> io::Result<()> {
+    let registry = Arc::new(RoomRegistry::new(settings.limits.max_rooms));
+    let state = AppState {
+        factory: Arc::new(factory),
+        registry: registry.clone(),
+        settings: settings.clone(),
+    };
+    let mut http = HttpServer::new(move || App::new().configure(configure(state.clone())))
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                // Frames go out at once instead of waiting for the peer's delayed ACK.
+                if let Err(err) = tcp.set_nodelay(true) {
+                    tracing::warn!(error = %err, "could not set TCP_NODELAY");
+                }
+            }
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_grace.as_secs().max(1));
+    if let Some(workers) = settings.workers {
+        http = http.workers(workers);
+    }
+    let http = match http.listen(listener) {
+        Ok(http) => http.run(),
+        Err(err) => {
+            let _ = started.send(Err(err));
+            return Ok(());
+        }
+    };
+    let handle = http.handle();
+    actix_web::rt::spawn(async move {
+        // Either an explicit stop or the handle being dropped ends the server.
+        let _ = stop.await;
+        tracing::info!("shutting down: closing every client with 1001");
+        registry
+            .close_all(CloseReason {
+                code: CloseCode::Away,
+                description: Some("server shutting down".to_string()),
+            })
+            .await;
+        let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
+        while registry.len() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        handle.stop(true).await;
+    });
+    let _ = started.send(Ok(()));
+    http.await
+}
+
+/// A server started with [`Server::start`].
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Closes every client with 1001 ("going away"), stops the server and waits for it.
+    pub fn stop(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.join()
+    }
+
+    /// Blocks until SIGINT or SIGTERM, then stops like [`stop`](RunningServer::stop).
+    pub fn stop_on_signal(self) -> io::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(wait_for_signal())?;
+        tracing::info!("received shutdown signal");
+        self.stop()
+    }
+
+    fn join(&mut self) -> io::Result<()> {
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("server thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            let _ = self.join();
+        }
+    }
+}
+
+async fn wait_for_signal() -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+fn install_default_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Fails harmlessly if the program installed its own subscriber.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}

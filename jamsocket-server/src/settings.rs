@@ -1,0 +1,33 @@
+use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything configurable about a server; [`Server`](crate::Server) is its builder.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub port: u16,
+    pub room_id_strategy: RoomIdStrategy,
+    pub shutdown_policy: ShutdownPolicy,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub static_path: Option<PathBuf>,
+    pub limits: Limits,
+    pub workers: Option<usize>,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            port: 8080,
+            room_id_strategy: RoomIdStrategy::default(),
+            shutdown_policy: ShutdownPolicy::default(),
+            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_timeout: Duration::from_secs(30),
+            static_path: None,
+            limits: Limits::default(),
+            workers: None,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}

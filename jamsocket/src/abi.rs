@@ -1,0 +1,111 @@
+//! The WebAssembly ABI between a guest module (`jamsocket-wasm`) and its host
+//! (`jamsocket-wasm-host`), defined once for both sides.
+//!
+//! All integers are wasm `i32`, read as unsigned. Strings and byte strings cross the boundary as
+//! a `(pointer, length)` pair into the guest's exported `memory`.
+//!
+//! | export | signature | meaning |
+//! |---|---|---|
+//! | `jamsocket_abi_version` | `() -> i32` | must return [`ABI_VERSION`]; checked before anything else |
+//! | `jamsocket_buffer` | `(len) -> ptr` | a guest buffer of at least `len` bytes, valid until the next call |
+//! | `jamsocket_initialize` | `(room_ptr, room_len)` | build the service for the room id in the buffer |
+//! | `jamsocket_connect` | `(client)` | a client joined |
+//! | `jamsocket_disconnect` | `(client)` | a client left |
+//! | `jamsocket_message` | `(client, ptr, len)` | a text message (UTF-8) in the buffer |
+//! | `jamsocket_binary` | `(client, ptr, len)` | a binary message in the buffer |
+//! | `jamsocket_timer` | `()` | the timer fired |
+//!
+//! | import (module `jamsocket`) | signature | meaning |
+//! |---|---|---|
+//! | `send_message` | `(recipient, ptr, len)` | send UTF-8 text |
+//! | `send_binary` | `(recipient, ptr, len)` | send bytes |
+//! | `set_timer` | `(ms_delay)` | replace the room's pending timer |
+//!
+//! A recipient is encoded by [`encode_recipient`]: 0 means broadcast, any other value is a client
+//! id (hosts assign client ids from 1).
+
+use crate::{ClientId, MessageRecipient};
+
+/// The version of this ABI. A host refuses a module that reports another version.
+pub const ABI_VERSION: u32 = 1;
+
+/// The module name of the host's imports.
+pub const IMPORT_MODULE: &str = "jamsocket";
+
+/// Names of the functions a guest imports from the host.
+pub mod imports {
+    /// `(recipient: i32, ptr: i32, len: i32)`: send UTF-8 text.
+    pub const SEND_MESSAGE: &str = "send_message";
+    /// `(recipient: i32, ptr: i32, len: i32)`: send bytes.
+    pub const SEND_BINARY: &str = "send_binary";
+    /// `(ms_delay: i32)`: replace the room's pending timer.
+    pub const SET_TIMER: &str = "set_timer";
+    /// Every import, in the order above.
+    pub const ALL: [&str; 3] = [SEND_MESSAGE, SEND_BINARY, SET_TIMER];
+}
+
+/// Names of the functions a guest exports.
+pub mod exports {
+    /// `() -> i32`: the guest's ABI version.
+    pub const ABI_VERSION: &str = "jamsocket_abi_version";
+    /// `(len: i32) -> i32`: pointer to a guest buffer of at least `len` bytes.
+    pub const BUFFER: &str = "jamsocket_buffer";
+    /// `(room_ptr: i32, room_len: i32)`: build the service.
+    pub const INITIALIZE: &str = "jamsocket_initialize";
+    /// `(client: i32)`: a client joined.
+    pub const CONNECT: &str = "jamsocket_connect";
+    /// `(client: i32)`: a client left.
+    pub const DISCONNECT: &str = "jamsocket_disconnect";
+    /// `(client: i32, ptr: i32, len: i32)`: a text message.
+    pub const MESSAGE: &str = "jamsocket_message";
+    /// `(client: i32, ptr: i32, len: i32)`: a binary message.
+    pub const BINARY: &str = "jamsocket_binary";
+    /// `()`: the timer fired.
+    pub const TIMER: &str = "jamsocket_timer";
+    /// The guest's linear memory.
+    pub const MEMORY: &str = "memory";
+    /// Every function export with its parameter count and result count.
+    pub const FUNCTIONS: [(&str, usize, usize); 8] = [
+        (ABI_VERSION, 0, 1),
+        (BUFFER, 1, 1),
+        (INITIALIZE, 2, 0),
+        (CONNECT, 1, 0),
+        (DISCONNECT, 1, 0),
+        (MESSAGE, 3, 0),
+        (BINARY, 3, 0),
+        (TIMER, 0, 0),
+    ];
+}
+
+/// Encodes a recipient as the `i32` passed to `send_message` / `send_binary`.
+pub fn encode_recipient(recipient: MessageRecipient) -> u32 {
+    match recipient {
+        MessageRecipient::Broadcast => 0,
+        MessageRecipient::Client(client) => client.into(),
+    }
+}
+
+/// Decodes a recipient encoded by [`encode_recipient`].
+pub fn decode_recipient(encoded: u32) -> MessageRecipient {
+    match encoded {
+        0 => MessageRecipient::Broadcast,
+        id => MessageRecipient::Client(ClientId::from(id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_round_trip() {
+        for recipient in [
+            MessageRecipient::Broadcast,
+            MessageRecipient::Client(ClientId::from(1)),
+            MessageRecipient::Client(ClientId::from(u32::MAX)),
+        ] {
+            assert_eq!(decode_recipient(encode_recipient(recipient)), recipient);
+        }
+        assert_eq!(encode_recipient(MessageRecipient::Broadcast), 0);
+    }
+}

@@ -1,0 +1,107 @@
+use crate::{ClientId, JamsocketContext, JamsocketService, JamsocketServiceFactory, ServiceError};
+use std::marker::PhantomData;
+
+/// The easy way to write a service: a constructor and the handlers you need.
+///
+/// Every handler but [`new`](SimpleJamsocketService::new) has an empty default body. See the
+/// crate documentation for an example.
+pub trait SimpleJamsocketService: Send + 'static {
+    /// Creates the state of a new room.
+    fn new(room_id: &str, ctx: &impl JamsocketContext) -> Self;
+
+    /// A client joined the room.
+    fn connect(&mut self, _client: ClientId, _ctx: &impl JamsocketContext) {}
+
+    /// A client left the room.
+    fn disconnect(&mut self, _client: ClientId, _ctx: &impl JamsocketContext) {}
+
+    /// A client sent a text message.
+    fn message(&mut self, _client: ClientId, _message: &str, _ctx: &impl JamsocketContext) {}
+
+    /// A client sent a binary message.
+    fn binary(&mut self, _client: ClientId, _message: &[u8], _ctx: &impl JamsocketContext) {}
+
+    /// The timer set with [`JamsocketContext::set_timer`] fired.
+    fn timer(&mut self, _ctx: &impl JamsocketContext) {}
+}
+
+/// A [`SimpleJamsocketService`] together with its context: a [`JamsocketService`].
+pub struct WrappedJamsocketService<S, C> {
+    model: S,
+    context: C,
+}
+
+impl<S: SimpleJamsocketService, C: JamsocketContext> WrappedJamsocketService<S, C> {
+    /// Wraps `model`, which will talk to its clients through `context`.
+    pub fn new(model: S, context: C) -> Self {
+        WrappedJamsocketService { model, context }
+    }
+
+    /// The wrapped service.
+    pub fn model(&self) -> &S {
+        &self.model
+    }
+}
+
+impl<S, C> JamsocketService for WrappedJamsocketService<S, C>
+where
+    S: SimpleJamsocketService,
+    C: JamsocketContext + Send + 'static,
+{
+    async fn connect(&mut self, client: ClientId) -> Result<(), ServiceError> {
+        self.model.connect(client, &self.context);
+        Ok(())
+    }
+
+    async fn disconnect(&mut self, client: ClientId) -> Result<(), ServiceError> {
+        self.model.disconnect(client, &self.context);
+        Ok(())
+    }
+
+    async fn message(&mut self, client: ClientId, message: &str) -> Result<(), ServiceError> {
+        self.model.message(client, message, &self.context);
+        Ok(())
+    }
+
+    async fn binary(&mut self, client: ClientId, message: &[u8]) -> Result<(), ServiceError> {
+        self.model.binary(client, message, &self.context);
+        Ok(())
+    }
+
+    async fn timer(&mut self) -> Result<(), ServiceError> {
+        self.model.timer(&self.context);
+        Ok(())
+    }
+}
+
+/// Builds a [`WrappedJamsocketService`] around a new `S` for every room.
+pub struct SimpleJamsocketServiceFactory<S> {
+    _service: PhantomData<fn() -> S>,
+}
+
+impl<S> Default for SimpleJamsocketServiceFactory<S> {
+    fn default() -> Self {
+        SimpleJamsocketServiceFactory {
+            _service: PhantomData,
+        }
+    }
+}
+
+impl<S> Clone for SimpleJamsocketServiceFactory<S> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<S, C> JamsocketServiceFactory<C> for SimpleJamsocketServiceFactory<S>
+where
+    S: SimpleJamsocketService,
+    C: JamsocketContext + Send + 'static,
+{
+    type Service = WrappedJamsocketService<S, C>;
+
+    async fn build(&self, room_id: &str, context: C) -> Result<Self::Service, ServiceError> {
+        let model = S::new(room_id, &context);
+        Ok(WrappedJamsocketService::new(model, context))
+    }
+}
