@@ -5,12 +5,19 @@ use crate::registry::RoomHandle;
 use crate::room_context::Outbound;
 use crate::room_event::RoomEvent;
 use crate::settings::Settings;
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session};
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
+};
+use futures_util::FutureExt;
 use jamsocket::ClientId;
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+/// How long a close frame may wait to be written before the connection is simply dropped.
+const CLOSE_FRAME_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(crate) struct Connection {
     pub room_id: Arc<str>,
@@ -43,14 +50,23 @@ impl Connection {
         if let Some(reason) = &end.close {
             tracing::debug!(room = %self.room_id, client = %self.client, ?reason, "closing connection");
         }
-        // A close frame to a client that is gone fails; nothing more to do then.
-        let _ = self.session.clone().close(end.close).await;
         let leave = RoomEvent::Leave {
             client: self.client,
             reason: end.reason,
         };
-        // The room may have ended already.
+        // The room hears of the departure before the client sees its close frame, so a client
+        // that reconnects right after closing finds the room already updated. It may have
+        // ended already.
         let _ = self.room.events.send(leave).await;
+        // The close frame waits behind what is queued for the client; a client that does not
+        // read gets its connection dropped instead.
+        let close = self.session.clone().close(end.close);
+        if tokio::time::timeout(CLOSE_FRAME_TIMEOUT, close)
+            .await
+            .is_err()
+        {
+            tracing::debug!(room = %self.room_id, client = %self.client, "close frame not taken; dropping the connection");
+        }
     }
 
     async fn pump(&mut self) -> End {
@@ -91,7 +107,8 @@ impl Connection {
                             close: close(CloseCode::Away, "heartbeat timeout"),
                         };
                     }
-                    if self.session.ping(b"").await.is_err() {
+                    // A client whose write queue is full gets no ping now; its silence still counts.
+                    if let Some(Err(_)) = self.session.ping(b"").now_or_never() {
                         return End { reason: Cow::Borrowed("connection dropped"), close: None };
                     }
                 }
@@ -144,10 +161,14 @@ impl Connection {
                 data,
             },
             Some(Ok(AggregatedMessage::Ping(data))) => {
-                return self.session.pong(&data).await.err().map(|_| End {
-                    reason: Cow::Borrowed("connection dropped"),
-                    close: None,
-                });
+                // Skipped if the client's write queue is full: it is not reading anyway.
+                return match self.session.pong(&data).now_or_never() {
+                    Some(Err(_)) => Some(End {
+                        reason: Cow::Borrowed("connection dropped"),
+                        close: None,
+                    }),
+                    _ => None,
+                };
             }
             Some(Ok(AggregatedMessage::Pong(_))) => return None,
             Some(Ok(AggregatedMessage::Close(reason))) => {
@@ -183,13 +204,16 @@ impl Connection {
     fn protocol_error(&self, err: ProtocolError) -> End {
         let max = self.settings.limits.max_message_bytes;
         let (code, description) = match &err {
-            ProtocolError::Overflow => (CloseCode::Size, format!("message larger than {max} bytes")),
+            ProtocolError::Overflow => {
+                (CloseCode::Size, format!("message larger than {max} bytes"))
+            }
             ProtocolError::Io(io) if io.to_string().contains("continuation size") => {
                 (CloseCode::Size, format!("message larger than {max} bytes"))
             }
-            ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-                (CloseCode::Invalid, "text message is not valid UTF-8".to_string())
-            }
+            ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => (
+                CloseCode::Invalid,
+                "text message is not valid UTF-8".to_string(),
+            ),
             ProtocolError::Io(_) => {
                 return End {
                     reason: Cow::Borrowed("connection dropped"),

@@ -1,4 +1,3 @@
-
 /// A server setting given as a string could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -33,7 +32,9 @@ pub enum RoomIdError {
         max: usize,
     },
     /// The id holds a character outside `A-Z a-z 0-9 - _ . ~`.
-    #[error("room id `{id}` contains `{character}`; allowed are A-Z, a-z, 0-9, `-`, `_`, `.` and `~`")]
+    #[error(
+        "room id `{id}` contains `{character}`; allowed are A-Z, a-z, 0-9, `-`, `_`, `.` and `~`"
+    )]
     BadCharacter {
         /// The id.
         id: String,
@@ -41,4 +42,3 @@ pub enum RoomIdError {
         character: char,
     },
 }
-

@@ -1,5 +1,5 @@
-use crate::room_event::RoomEvent;
 use crate::room_context::lock;
+use crate::room_event::RoomEvent;
 use actix_ws::CloseReason;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,11 +51,7 @@ impl RoomRegistry {
     }
 
     /// Registers a new room; `start` runs under the registry lock and must only spawn.
-    pub fn create(
-        &self,
-        id: &str,
-        start: impl FnOnce(NewRoom),
-    ) -> Result<RoomHandle, CreateError> {
+    pub fn create(&self, id: &str, start: impl FnOnce(NewRoom)) -> Result<RoomHandle, CreateError> {
         let mut rooms = lock(&self.rooms);
         if rooms.contains_key(id) {
             return Err(CreateError::Exists);
@@ -101,7 +97,10 @@ impl RoomRegistry {
     /// Forgets the room, if the entry for `id` is still this generation.
     pub fn remove(&self, id: &str, generation: u64) {
         let mut rooms = lock(&self.rooms);
-        if rooms.get(id).is_some_and(|room| room.generation == generation) {
+        if rooms
+            .get(id)
+            .is_some_and(|room| room.generation == generation)
+        {
             rooms.remove(id);
         }
     }

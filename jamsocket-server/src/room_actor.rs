@@ -6,7 +6,9 @@ use crate::room_event::{JoinError, RoomEvent};
 use crate::settings::Settings;
 use crate::ShutdownPolicy;
 use actix_ws::{CloseCode, CloseReason};
-use jamsocket::{ClientId, JamsocketService, JamsocketServiceFactory, MessageRecipient, ServiceError};
+use jamsocket::{
+    ClientId, JamsocketService, JamsocketServiceFactory, MessageRecipient, ServiceError,
+};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -109,7 +111,13 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
     let reason = match ending {
         Ending::Empty => {
             tracing::info!(room = %id, "room closed: empty");
-            return refuse_pending(&mut events, JoinError::Closed { room: id.to_string() }).await;
+            return refuse_pending(
+                &mut events,
+                JoinError::Closed {
+                    room: id.to_string(),
+                },
+            )
+            .await;
         }
         Ending::Closed(reason) => {
             tracing::info!(room = %id, reason = ?reason.description, "room closed");
@@ -126,7 +134,13 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
     for slot in room.clients.values_mut() {
         slot.close(reason.clone());
     }
-    refuse_pending(&mut events, JoinError::Closed { room: id.to_string() }).await;
+    refuse_pending(
+        &mut events,
+        JoinError::Closed {
+            room: id.to_string(),
+        },
+    )
+    .await;
 }
 
 /// Answers what is still queued for a room that will not run (any more).
@@ -293,7 +307,13 @@ impl<S: JamsocketService> Room<S> {
 }
 
 /// Queues a message for one client; a client whose queue is full is closed.
-fn deliver(room: &str, client: ClientId, slot: &mut ClientSlot, message: Outbound, settings: &Settings) {
+fn deliver(
+    room: &str,
+    client: ClientId,
+    slot: &mut ClientSlot,
+    message: Outbound,
+    settings: &Settings,
+) {
     let Some(outbound) = &slot.outbound else {
         return;
     };
@@ -302,7 +322,9 @@ fn deliver(room: &str, client: ClientId, slot: &mut ClientSlot, message: Outboun
         tracing::warn!(room, %client, limit, "client not reading: outbound queue full, closing it");
         slot.close(CloseReason {
             code: CloseCode::Policy,
-            description: Some(format!("outbound queue full ({limit} messages): client is not reading")),
+            description: Some(format!(
+                "outbound queue full ({limit} messages): client is not reading"
+            )),
         });
     }
 }

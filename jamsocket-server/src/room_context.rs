@@ -43,7 +43,9 @@ impl RoomContext {
 
 /// Locks a mutex, ignoring poisoning: the outbox holds plain data that stays consistent.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl JamsocketContext for RoomContext {

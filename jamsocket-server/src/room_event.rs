@@ -33,7 +33,9 @@ pub(crate) enum RoomEvent {
         reason: Cow<'static, str>,
     },
     /// Close the room and every client in it (server shutdown, module reload).
-    Close { reason: CloseReason },
+    Close {
+        reason: CloseReason,
+    },
 }
 
 /// Why a room did not take a client.

@@ -120,7 +120,9 @@ mod tests {
         assert_eq!("uuid".parse(), Ok(RoomIdStrategy::Uuid));
         assert_eq!("short".parse(), Ok(RoomIdStrategy::Short(4)));
         assert_eq!("short12".parse(), Ok(RoomIdStrategy::Short(12)));
-        for bad in ["", "short0", "short33", "short+3", "short03", "shortx", "Implicit", "uuid4"] {
+        for bad in [
+            "", "short0", "short33", "short+3", "short03", "shortx", "Implicit", "uuid4",
+        ] {
             let err = bad.parse::<RoomIdStrategy>().unwrap_err();
             assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
         }
@@ -128,7 +130,11 @@ mod tests {
 
     #[test]
     fn generated_ids_are_valid_and_distinct() {
-        for strategy in [RoomIdStrategy::Uuid, RoomIdStrategy::Short(4), RoomIdStrategy::Short(32)] {
+        for strategy in [
+            RoomIdStrategy::Uuid,
+            RoomIdStrategy::Short(4),
+            RoomIdStrategy::Short(32),
+        ] {
             let ids: std::collections::HashSet<String> =
                 (0..1000).map(|_| strategy.generate().unwrap()).collect();
             assert!(ids.len() >= 990, "{strategy:?} repeated ids");
@@ -145,11 +151,20 @@ mod tests {
         validate_room_id("1").unwrap();
         validate_room_id("Room_1.a-b~c").unwrap();
         assert_eq!(validate_room_id(""), Err(RoomIdError::Empty));
-        assert!(matches!(validate_room_id(".."), Err(RoomIdError::BadCharacter { .. })));
+        assert!(matches!(
+            validate_room_id(".."),
+            Err(RoomIdError::BadCharacter { .. })
+        ));
         let err = validate_room_id("a b").unwrap_err();
-        assert_eq!(err.to_string(), "room id `a b` contains ` `; allowed are A-Z, a-z, 0-9, `-`, `_`, `.` and `~`");
+        assert_eq!(
+            err.to_string(),
+            "room id `a b` contains ` `; allowed are A-Z, a-z, 0-9, `-`, `_`, `.` and `~`"
+        );
         let long = "é".repeat(100);
-        assert!(matches!(validate_room_id(&long), Err(RoomIdError::TooLong { len: 200, .. })));
+        assert!(matches!(
+            validate_room_id(&long),
+            Err(RoomIdError::TooLong { len: 200, .. })
+        ));
         validate_room_id(&"x".repeat(MAX_ROOM_ID_BYTES)).unwrap();
     }
 }

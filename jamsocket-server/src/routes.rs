@@ -63,7 +63,9 @@ impl ResponseError for HttpError {
 impl From<JoinError> for HttpError {
     fn from(err: JoinError) -> Self {
         let status = match err {
-            JoinError::Full { .. } | JoinError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            JoinError::Full { .. } | JoinError::Unavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             JoinError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             JoinError::Closed { .. } => StatusCode::NOT_FOUND,
         };
@@ -93,7 +95,8 @@ async fn status() -> &'static str {
 }
 
 fn room_id(path: &web::Path<String>) -> Result<&str, HttpError> {
-    validate_room_id(path.as_str()).map_err(|err| HttpError::new(StatusCode::BAD_REQUEST, err.to_string()))?;
+    validate_room_id(path.as_str())
+        .map_err(|err| HttpError::new(StatusCode::BAD_REQUEST, err.to_string()))?;
     Ok(path.as_str())
 }
 
@@ -241,7 +244,10 @@ async fn create_room<F: JamsocketServiceFactory<RoomContext>>(
     let room = match state.registry.create(room_id, start_room(&state)) {
         Ok(room) => room,
         Err(CreateError::Exists) => {
-            return Err(HttpError::new(StatusCode::CONFLICT, format!("room `{room_id}` already exists")))
+            return Err(HttpError::new(
+                StatusCode::CONFLICT,
+                format!("room `{room_id}` already exists"),
+            ))
         }
         Err(CreateError::TooManyRooms(max)) => return Err(too_many_rooms(max)),
     };
@@ -281,7 +287,12 @@ async fn wait_ready(room: &RoomHandle, room_id: &str) -> Result<(), HttpError> {
     let closed = || JoinError::Closed {
         room: room_id.to_string(),
     };
-    if room.events.send(RoomEvent::Ready { reply: reply_tx }).await.is_err() {
+    if room
+        .events
+        .send(RoomEvent::Ready { reply: reply_tx })
+        .await
+        .is_err()
+    {
         return Err(closed().into());
     }
     reply.await.unwrap_or_else(|_| Err(closed()))?;

@@ -150,8 +150,12 @@ impl Server {
     /// (filtered by `RUST_LOG`, default `info`) is installed.
     pub fn serve<F: JamsocketServiceFactory<RoomContext>>(self, factory: F) -> io::Result<()> {
         install_default_logging();
-        let listener = TcpListener::bind(("0.0.0.0", self.settings.port))
-            .map_err(|err| io::Error::new(err.kind(), format!("cannot listen on port {}: {err}", self.settings.port)))?;
+        let listener = TcpListener::bind(("0.0.0.0", self.settings.port)).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("cannot listen on port {}: {err}", self.settings.port),
+            )
+        })?;
         let running = self.start(listener, factory)?;
         tracing::info!("Jamsocket listening on http://{}", running.local_addr());
         running.stop_on_signal()
@@ -173,7 +177,8 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("jamsocket-server".to_string())
             .spawn(move || {
-                actix_web::rt::System::new().block_on(run(listener, factory, settings, stop_rx, started_tx))
+                actix_web::rt::System::new()
+                    .block_on(run(listener, factory, settings, stop_rx, started_tx))
             })?;
         match started_rx.recv() {
             Ok(Ok(())) => Ok(RunningServer {
@@ -269,7 +274,9 @@ impl RunningServer {
 
     /// Blocks until SIGINT or SIGTERM, then stops like [`stop`](RunningServer::stop).
     pub fn stop_on_signal(self) -> io::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(wait_for_signal())?;
         tracing::info!("received shutdown signal");
         self.stop()

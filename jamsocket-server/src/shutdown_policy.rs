@@ -48,9 +48,23 @@ mod tests {
     fn parses_policies() {
         assert_eq!("never".parse(), Ok(ShutdownPolicy::Never));
         assert_eq!("immediate".parse(), Ok(ShutdownPolicy::Immediate));
-        assert_eq!("30sec".parse(), Ok(ShutdownPolicy::After(Duration::from_secs(30))));
-        assert_eq!("5s".parse(), Ok(ShutdownPolicy::After(Duration::from_secs(5))));
-        for bad in ["", "sec", "-1sec", "1.5sec", "10", "forever", "99999999999999999999999sec"] {
+        assert_eq!(
+            "30sec".parse(),
+            Ok(ShutdownPolicy::After(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            "5s".parse(),
+            Ok(ShutdownPolicy::After(Duration::from_secs(5)))
+        );
+        for bad in [
+            "",
+            "sec",
+            "-1sec",
+            "1.5sec",
+            "10",
+            "forever",
+            "99999999999999999999999sec",
+        ] {
             let err = bad.parse::<ShutdownPolicy>().unwrap_err();
             assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
         }

@@ -40,7 +40,10 @@ impl SimpleJamsocketService for ChatRoom {
 
     fn connect(&mut self, client: ClientId, ctx: &impl JamsocketContext) {
         let name = self.name(client);
-        ctx.send_message(client, &format!("* welcome, {name}; change your name with /nick <name>"));
+        ctx.send_message(
+            client,
+            &format!("* welcome, {name}; change your name with /nick <name>"),
+        );
         ctx.send_message(MessageRecipient::Broadcast, &format!("* {name} joined"));
     }
 
@@ -54,12 +57,20 @@ impl SimpleJamsocketService for ChatRoom {
         if let Some(nick) = message.strip_prefix("/nick ") {
             let nick = nick.trim();
             if nick.is_empty() || nick.chars().count() > MAX_NICK || nick.starts_with('*') {
-                ctx.send_message(client, &format!("* a nickname has 1 to {MAX_NICK} characters and does not start with *"));
+                ctx.send_message(
+                    client,
+                    &format!(
+                        "* a nickname has 1 to {MAX_NICK} characters and does not start with *"
+                    ),
+                );
                 return;
             }
             let old = self.name(client);
             self.nicknames.insert(client, nick.to_string());
-            ctx.send_message(MessageRecipient::Broadcast, &format!("* {old} is now {nick}"));
+            ctx.send_message(
+                MessageRecipient::Broadcast,
+                &format!("* {old} is now {nick}"),
+            );
         } else {
             let name = self.name(client);
             ctx.send_message(MessageRecipient::Broadcast, &format!("{name}: {message}"));

@@ -26,16 +26,19 @@ impl SimpleJamsocketService for SharedCounterServer {
             _ => (),
         }
 
-        ctx.send_message(MessageRecipient::Broadcast, &format!("new value: {}", self.0));
+        ctx.send_message(
+            MessageRecipient::Broadcast,
+            &format!("new value: {}", self.0),
+        );
     }
 }
 
 fn main() -> std::io::Result<()> {
     match std::env::var("PORT") {
         Ok(port) => {
-            let port = port
-                .parse()
-                .map_err(|_| std::io::Error::other(format!("PORT=`{port}` is not a port number")))?;
+            let port = port.parse().map_err(|_| {
+                std::io::Error::other(format!("PORT=`{port}` is not a port number"))
+            })?;
             jamsocket_server::Server::new()
                 .with_port(port)
                 .serve_default::<SharedCounterServer>()

@@ -1,0 +1,117 @@
+use crate::common::*;
+use futures_util::SinkExt;
+use jamsocket_server::Server;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn messages_over_the_size_limit_close_with_1009() {
+    let server = start(Server::new().with_max_message_bytes(1024));
+    let addr = server.local_addr();
+    let (mut watcher, _) = join(addr, "size").await;
+    let (mut ws, _) = join(addr, "size").await;
+    send(&mut ws, &"a".repeat(1024)).await;
+    assert_eq!(
+        recv_text(&mut ws).await,
+        format!("echo:{}", "a".repeat(1024))
+    );
+    send(&mut ws, &"a".repeat(1025)).await;
+    let (code, reason) = recv_close(&mut ws).await;
+    assert_eq!(code, 1009);
+    assert!(reason.contains("1024 bytes"), "{reason}");
+    assert_eq!(recv_text(&mut watcher).await, "left 2");
+
+    // Fragments count together.
+    let (mut ws, _) = join(addr, "size").await;
+    let first = Frame::message(vec![b'a'; 600], OpCode::Data(Data::Text), false);
+    let rest = Frame::message(vec![b'a'; 600], OpCode::Data(Data::Continue), true);
+    ws.send(Message::Frame(first)).await.unwrap();
+    ws.send(Message::Frame(rest)).await.unwrap();
+    assert_eq!(recv_close(&mut ws).await.0, 1009);
+}
+
+#[tokio::test]
+async fn invalid_utf8_text_closes_with_1007() {
+    let server = start(Server::new());
+    let addr = server.local_addr();
+    let (mut ws, _) = join(addr, "utf8").await;
+    let frame = Frame::message(vec![0xff, 0xfe, b'a'], OpCode::Data(Data::Text), true);
+    ws.send(Message::Frame(frame)).await.unwrap();
+    assert_eq!(recv_close(&mut ws).await.0, 1007);
+}
+
+#[tokio::test]
+async fn full_rooms_refuse_with_503() {
+    let server = start(Server::new().with_max_clients_per_room(2));
+    let addr = server.local_addr();
+    let (_a, _) = join(addr, "small").await;
+    let (_b, _) = join(addr, "small").await;
+    assert_eq!(handshake_status(addr, "/ws/small").await, 503);
+    let (_c, _) = join(addr, "elsewhere").await;
+}
+
+#[tokio::test]
+async fn the_room_limit_refuses_new_rooms_with_503() {
+    let server = start(Server::new().with_max_rooms(2));
+    let addr = server.local_addr();
+    let (_a, _) = join(addr, "one").await;
+    let (_b, _) = join(addr, "two").await;
+    assert_eq!(handshake_status(addr, "/ws/three").await, 503);
+    let (_c, _) = join(addr, "one").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_and_the_rest_get_everything_in_order() {
+    let server = start(Server::new().with_outbound_queue_messages(600));
+    let addr = server.local_addr();
+    let (mut reader, _) = join(addr, "slow").await;
+    let (mut sleeper, sleeper_id) = join(addr, "slow").await;
+    // The sleeper never reads again; its socket buffers fill (20 MB in all), then its queue.
+    // Bursts stay below the queue size, so a client that reads keeps up.
+    const BURSTS: u32 = 40;
+    const PER_BURST: u32 = 500;
+    let mut next = 0;
+    let mut saw_left = false;
+    for _ in 0..BURSTS {
+        send(&mut reader, &format!("burst:{PER_BURST}:1000")).await;
+        for i in 0..PER_BURST {
+            let text = recv_text(&mut reader).await.trim_end().to_string();
+            if text == format!("left {sleeper_id}") {
+                saw_left = true;
+                assert_eq!(
+                    recv_text(&mut reader).await.trim_end(),
+                    format!("burst {i}")
+                );
+            } else {
+                assert_eq!(text, format!("burst {i}"), "message {next} out of order");
+            }
+            next += 1;
+        }
+    }
+    assert!(
+        saw_left || {
+            // The disconnect may come right after the last burst.
+            recv_text(&mut reader).await == format!("left {sleeper_id}")
+        }
+    );
+    // The sleeper finally reads: whatever was buffered, then the end of the connection. Its
+    // close frame (1008) could only be written if it had made room by reading, so it may be
+    // missing; if it is there, it says why.
+    let end = async {
+        use futures_util::StreamExt;
+        while let Some(Ok(message)) = sleeper.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    };
+    let close = tokio::time::timeout(Duration::from_secs(30), end)
+        .await
+        .expect("the slow client's connection stayed open");
+    if let Some((code, reason)) = close {
+        assert_eq!(code, 1008, "{reason}");
+    }
+}
