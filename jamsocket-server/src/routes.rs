@@ -121,6 +121,13 @@ fn start_room<F: JamsocketServiceFactory<RoomContext>>(
     }
 }
 
+fn no_such_room(room_id: &str) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        format!("no room `{room_id}`: create it first (POST /ws/{room_id} or POST /new_room)"),
+    )
+}
+
 fn too_many_rooms(max: usize) -> HttpError {
     tracing::warn!(max, "room limit reached: refused to create a room");
     HttpError::new(
@@ -136,6 +143,11 @@ async fn websocket<F: JamsocketServiceFactory<RoomContext>>(
     state: web::Data<AppState<F>>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let room_id = room_id(&path)?;
+    if !state.settings.room_id_strategy.creates_on_connect()
+        && state.registry.get(room_id).is_none()
+    {
+        return Err(no_such_room(room_id).into());
+    }
     let (response, session, incoming) = actix_ws::handle(&req, body)?;
     let max = state.settings.limits.max_message_bytes;
     let incoming = incoming
@@ -186,12 +198,10 @@ async fn join<F: JamsocketServiceFactory<RoomContext>>(
                     CreateError::Exists => unreachable!("get_or_create never reports Exists"),
                 })?
         } else {
-            state.registry.get(room_id).ok_or_else(|| {
-                HttpError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("no room `{room_id}`: create it first"),
-                )
-            })?
+            state
+                .registry
+                .get(room_id)
+                .ok_or_else(|| no_such_room(room_id))?
         };
         let (outbound_tx, outbound) = mpsc::channel(state.settings.limits.outbound_queue_messages);
         let (close_tx, close) = oneshot::channel();

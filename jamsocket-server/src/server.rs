@@ -181,8 +181,9 @@ impl Server {
                     .block_on(run(listener, factory, settings, stop_rx, started_tx))
             })?;
         match started_rx.recv() {
-            Ok(Ok(())) => Ok(RunningServer {
+            Ok(Ok(registry)) => Ok(RunningServer {
                 addr,
+                registry,
                 stop: Some(stop_tx),
                 thread: Some(thread),
             }),
@@ -201,9 +202,10 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
     factory: F,
     settings: Arc<Settings>,
     stop: oneshot::Receiver<()>,
-    started: std::sync::mpsc::Sender<io::Result<()>>,
+    started: std::sync::mpsc::Sender<io::Result<Arc<RoomRegistry>>>,
 ) -> io::Result<()> {
     let registry = Arc::new(RoomRegistry::new(settings.limits.max_rooms));
+    let registry_for_handle = registry.clone();
     let state = AppState {
         factory: Arc::new(factory),
         registry: registry.clone(),
@@ -247,13 +249,14 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
         }
         handle.stop(true).await;
     });
-    let _ = started.send(Ok(()));
+    let _ = started.send(Ok(registry_for_handle));
     http.await
 }
 
 /// A server started with [`Server::start`].
 pub struct RunningServer {
     addr: SocketAddr,
+    registry: Arc<RoomRegistry>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -262,6 +265,24 @@ impl RunningServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many rooms are open.
+    pub fn room_count(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Closes every open room: its clients get a close frame with `code` and `reason`, and the
+    /// room's state is dropped. The server keeps running; new connections create new rooms.
+    ///
+    /// `jamsocket dev` uses this with 1012 ("service restart") after loading a rebuilt module.
+    /// Works from any async runtime.
+    pub async fn close_rooms(&self, code: u16, reason: &str) {
+        let reason = CloseReason {
+            code: CloseCode::from(code),
+            description: Some(reason.to_string()),
+        };
+        self.registry.close_all(reason).await;
     }
 
     /// Closes every client with 1001 ("going away"), stops the server and waits for it.

@@ -72,3 +72,19 @@ async fn stopping_the_server_closes_every_client_with_1001() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn close_rooms_closes_clients_with_the_code_and_keeps_serving() {
+    let server = start(Server::new().with_shutdown_policy(ShutdownPolicy::Never));
+    let addr = server.local_addr();
+    let (mut a, _) = join(addr, "reload").await;
+    send(&mut a, "count").await;
+    assert_eq!(recv_text(&mut a).await, "count 1");
+    server.close_rooms(1012, "service reloaded").await;
+    assert_eq!(
+        recv_close(&mut a).await,
+        (1012, "service reloaded".to_string())
+    );
+    // The room starts over with the next client.
+    assert_eq!(count_in(addr, "reload").await, "count 1");
+}
