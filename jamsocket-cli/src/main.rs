@@ -1,1 +1,83 @@
-fn main() {}
+//! The `jamsocket` command: develop, build and serve Jamsocket services compiled to WebAssembly.
+
+mod build;
+mod cargo_build;
+mod config;
+mod dev;
+mod module_slot;
+mod new;
+mod serve;
+mod server_args;
+mod user_error;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use user_error::UserError;
+
+/// Build, serve and develop Jamsocket services compiled to WebAssembly.
+#[derive(Parser, Debug)]
+#[command(name = "jamsocket", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build the service crate here (or at PATH) for wasm32-wasip1 and serve it, rebuilding on
+    /// every change.
+    Dev(dev::DevArgs),
+    /// Serve a prebuilt WebAssembly module.
+    Serve(serve::ServeArgs),
+    /// Build the service crate for wasm32-wasip1 and print the path of the module.
+    Build(build::BuildArgs),
+    /// Create a new service crate that `jamsocket dev` can serve at once.
+    New(new::NewArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Dev(args) => dev::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Build(args) => build::run(args),
+        Command::New(args) => new::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `error: ...`, its causes, and the next step when we know it.
+fn report(err: &anyhow::Error) {
+    if let Some(UserError::BuildFailed) = err.downcast_ref::<UserError>() {
+        // Cargo already printed the diagnostics.
+        eprintln!("error: the build failed (see cargo's messages above)");
+        return;
+    }
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    if let Some(hint) = err
+        .downcast_ref::<UserError>()
+        .and_then(UserError::next_step)
+    {
+        eprintln!("  next step: {hint}");
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

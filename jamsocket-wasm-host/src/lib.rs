@@ -1,1 +1,82 @@
-//! wip
+//! Host Jamsocket services compiled to WebAssembly, one isolated wasmtime instance per room.
+//!
+//! A [`WasmHostFactory`] loads a guest module (built with `jamsocket-wasm` for
+//! `wasm32-wasip1`), checks it against [`jamsocket::abi`], and implements
+//! [`JamsocketServiceFactory`](jamsocket::JamsocketServiceFactory): each room gets a
+//! [`WasmHost`], a [`JamsocketService`](jamsocket::JamsocketService) that forwards events to the
+//! guest's exports and the guest's messages to the room's context.
+//!
+//! Rooms are isolated and limited ([`WasmHostConfig`]): memory per instance, CPU time per call
+//! (long calls yield to other rooms every time slice), bytes sent per call, and the number of
+//! rooms. Whatever a guest does, the host does not panic: a trap or a broken limit fails that
+//! room only, with an error naming the room, the export and the cause. Guest stdout and
+//! stderr lines go to the `tracing` log (target `jamsocket_wasm_host::guest`, with the room id).
+//!
+//! ```
+//! use jamsocket::{ClientId, JamsocketContext, JamsocketService, JamsocketServiceFactory, MessageRecipient};
+//! use jamsocket_wasm_host::{WasmHostConfig, WasmHostFactory};
+//! use std::sync::mpsc;
+//!
+//! /// A room context that forwards text messages to a channel.
+//! struct Outbox(mpsc::Sender<(MessageRecipient, String)>);
+//!
+//! impl JamsocketContext for Outbox {
+//!     fn send_message(&self, recipient: impl Into<MessageRecipient>, message: &str) {
+//!         self.0.send((recipient.into(), message.to_string())).unwrap();
+//!     }
+//!     fn send_binary(&self, _: impl Into<MessageRecipient>, _: &[u8]) {}
+//!     fn set_timer(&self, _: u32) {}
+//! }
+//!
+//! // A guest written by hand: it answers every text message with "hi". Real guests are
+//! // Rust crates using `#[jamsocket_wasm]`.
+//! let wasm = wat::parse_str(r#"
+//!     (module
+//!       (import "jamsocket" "send_message" (func $send (param i32 i32 i32)))
+//!       (memory (export "memory") 1)
+//!       (data (i32.const 16) "hi")
+//!       (func (export "jamsocket_abi_version") (result i32) i32.const 1)
+//!       (func (export "jamsocket_buffer") (param i32) (result i32) i32.const 1024)
+//!       (func (export "jamsocket_initialize") (param i32 i32))
+//!       (func (export "jamsocket_connect") (param i32))
+//!       (func (export "jamsocket_disconnect") (param i32))
+//!       (func (export "jamsocket_message") (param $client i32) (param i32 i32)
+//!         (call $send (local.get $client) (i32.const 16) (i32.const 2)))
+//!       (func (export "jamsocket_binary") (param i32 i32 i32))
+//!       (func (export "jamsocket_timer")))
+//! "#)?;
+//! let factory = WasmHostFactory::from_bytes(&wasm, WasmHostConfig::default().with_max_rooms(10))?;
+//!
+//! let (outbox, sent) = mpsc::channel();
+//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+//! runtime.block_on(async {
+//!     let mut room = factory.build("room-1", Outbox(outbox)).await?;
+//!     room.message(ClientId::from(7), "hello").await
+//! })?;
+//! assert_eq!(sent.try_recv()?, (MessageRecipient::Client(ClientId::from(7)), "hi".to_string()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Calls use wasmtime's async API, so drive the futures on any executor; on a tokio
+//! current-thread runtime (with `spawn_local`), a long guest call yields every time slice and
+//! other rooms on the thread keep running. See the README for the ABI, limits and defaults.
+
+mod abi_check;
+mod call_budget;
+mod config;
+mod epoch_ticker;
+mod erased_context;
+mod error;
+mod guest_failure;
+mod guest_limiter;
+mod guest_log;
+mod host_state;
+mod imports;
+mod wasm_host;
+mod wasm_host_factory;
+
+pub use config::WasmHostConfig;
+pub use error::WasmHostError;
+pub use guest_failure::GuestFailure;
+pub use wasm_host::WasmHost;
+pub use wasm_host_factory::WasmHostFactory;

@@ -1,0 +1,37 @@
+use jamsocket::{JamsocketServiceFactory, ServiceError};
+use jamsocket_server::RoomContext;
+use jamsocket_wasm_host::{WasmHost, WasmHostFactory};
+use std::sync::{Arc, RwLock};
+
+/// The module new rooms are built from; `jamsocket dev` swaps in each successful rebuild.
+#[derive(Clone)]
+pub struct ModuleSlot {
+    current: Arc<RwLock<WasmHostFactory>>,
+}
+
+impl ModuleSlot {
+    pub fn new(factory: WasmHostFactory) -> Self {
+        ModuleSlot {
+            current: Arc::new(RwLock::new(factory)),
+        }
+    }
+
+    pub fn replace(&self, factory: WasmHostFactory) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = factory;
+    }
+
+    fn current(&self) -> WasmHostFactory {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl JamsocketServiceFactory<RoomContext> for ModuleSlot {
+    type Service = WasmHost;
+
+    async fn build(&self, room_id: &str, context: RoomContext) -> Result<WasmHost, ServiceError> {
+        self.current().build(room_id, context).await
+    }
+}

@@ -1,0 +1,51 @@
+use crate::module_slot::ModuleSlot;
+use crate::server_args::{print_urls, ServerArgs};
+use crate::user_error::UserError;
+use anyhow::Result;
+use jamsocket_wasm_host::{WasmHostConfig, WasmHostError, WasmHostFactory};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// The WebAssembly module to serve (built with `jamsocket build`)
+    pub module: PathBuf,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Serves a prebuilt module until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    raise_file_limit();
+    let factory = load_module(&args.module, args.server.host_config())?;
+    let listener = args.server.bind()?;
+    let port = listener.local_addr()?.port();
+    let running = args
+        .server
+        .server()
+        .start(listener, ModuleSlot::new(factory))?;
+    println!(
+        "Serving {} on http://localhost:{port}",
+        args.module.display()
+    );
+    print_urls(port, args.server.static_dir.as_ref());
+    running.stop_on_signal()?;
+    Ok(())
+}
+
+/// Loads a module, turning failures into errors with a next step.
+pub fn load_module(path: &Path, config: WasmHostConfig) -> Result<WasmHostFactory> {
+    WasmHostFactory::with_config(path, config).map_err(|err| {
+        let abi_mismatch = matches!(err, WasmHostError::AbiVersionMismatch { .. });
+        anyhow::Error::new(err).context(UserError::BadModule {
+            path: path.to_path_buf(),
+            abi_mismatch,
+        })
+    })
+}
+
+/// Thousands of clients need thousands of file descriptors.
+pub fn raise_file_limit() {
+    if let Err(err) = rlimit::increase_nofile_limit(65_536) {
+        tracing::debug!(error = %err, "could not raise the open-file limit");
+    }
+}

@@ -1,0 +1,57 @@
+use std::path::PathBuf;
+
+/// Failures a user can fix, each with its next step.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("no Cargo.toml in {0}")]
+    NoManifest(PathBuf),
+    #[error("package `{package}` builds no WebAssembly module: its library is not a `cdylib`")]
+    NotCdylib { package: String, manifest: PathBuf },
+    #[error("{dir} holds several service crates: {}", .candidates.join(", "))]
+    SeveralPackages {
+        dir: PathBuf,
+        candidates: Vec<String>,
+    },
+    #[error("no package `{package}` in the workspace at {dir}; it has {}", .available.join(", "))]
+    UnknownPackage {
+        package: String,
+        dir: PathBuf,
+        available: Vec<String>,
+    },
+    #[error("the build finished but produced no .wasm file for `{package}`")]
+    NoWasm { package: String },
+    #[error("the build failed")]
+    BuildFailed,
+    #[error("the wasm32-wasip1 target is not installed, and rustup was not found to install it")]
+    MissingTarget,
+    #[error("port {0} is already in use")]
+    PortInUse(u16),
+    #[error("cannot load {path}")]
+    BadModule { path: PathBuf, abi_mismatch: bool },
+    #[error("{0} already exists")]
+    AlreadyExists(PathBuf),
+}
+
+impl UserError {
+    pub fn next_step(&self) -> Option<String> {
+        Some(match self {
+            UserError::NoManifest(_) => "run `jamsocket dev` in a service crate (or pass its path), or create one with `jamsocket new <name>`".to_string(),
+            UserError::NotCdylib { manifest, .. } => format!(
+                "add to {}:\n\n    [lib]\n    crate-type = [\"cdylib\", \"rlib\"]\n",
+                manifest.display()
+            ),
+            UserError::NoWasm { .. } => "make sure the library has `crate-type = [\"cdylib\", \"rlib\"]` under [lib] and uses #[jamsocket_wasm]".to_string(),
+            UserError::SeveralPackages { candidates, .. } => format!(
+                "pick one with `--package {}` or `package = \"{}\"` in jamsocket.toml",
+                candidates[0], candidates[0]
+            ),
+            UserError::UnknownPackage { .. } => "check the name given with --package or in jamsocket.toml".to_string(),
+            UserError::MissingTarget => "install it with: rustup target add wasm32-wasip1".to_string(),
+            UserError::PortInUse(_) => "stop the other server, or pick another port with --port <n> (--port 0 picks a free one)".to_string(),
+            UserError::BadModule { abi_mismatch: true, .. } => "rebuild the service against this version of jamsocket-wasm (`cargo update -p jamsocket-wasm`, then `jamsocket build`)".to_string(),
+            UserError::BadModule { .. } => "pass a module built with `jamsocket build` (a wasm32-wasip1 cdylib using #[jamsocket_wasm])".to_string(),
+            UserError::AlreadyExists(_) => "pick another name, or remove the existing folder".to_string(),
+            UserError::BuildFailed => return None,
+        })
+    }
+}

@@ -1,0 +1,259 @@
+//! Helpers: run the real binary, copy example crates, talk to the server it starts.
+
+use futures_util::{SinkExt, StreamExt};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Long enough for a cold release build of a guest on a 2-core machine.
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn jamsocket() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jamsocket"));
+    // Guests built by these tests share compiled dependencies.
+    command.env(
+        "CARGO_TARGET_DIR",
+        workspace_root().join("target/cli-tests"),
+    );
+    command.env("RUST_LOG", "info,wasmtime=warn,cranelift=warn");
+    command
+}
+
+/// Runs the binary to completion.
+pub fn run(args: &[&str]) -> Output {
+    jamsocket().args(args).output().unwrap()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// A temporary folder, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "jamsocket-cli-{name}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies `examples/<name>` into a temporary standalone crate (its own workspace, with
+/// absolute paths to the jamsocket crates).
+pub fn copy_example(name: &str) -> (TempDir, PathBuf) {
+    let temp = TempDir::new(name);
+    let source = workspace_root().join("examples").join(name);
+    let dest = temp.0.join(name);
+    copy_dir(&source, &dest);
+    let manifest = dest.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let root = workspace_root();
+    let text = text.replace("\"../../", &format!("\"{}/", root.display())) + "\n[workspace]\n";
+    std::fs::write(&manifest, text).unwrap();
+    (temp, dest)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_name() == "target" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A running `jamsocket dev` or `serve`, killed on drop. Its stdout lines are collected.
+pub struct Running {
+    pub child: Child,
+    pub port: u16,
+    lines: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    /// Starts the binary and waits (up to `BUILD_TIMEOUT`) until it prints its URLs.
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = jamsocket()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut err_pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut running = Running {
+            child,
+            port: 0,
+            lines,
+            stderr,
+        };
+        let line = running.wait_for_line("status:", BUILD_TIMEOUT);
+        let port = line
+            .rsplit_once("localhost:")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in `{line}`"));
+        running.port = port;
+        running
+    }
+
+    /// Waits for a stdout line containing `needle`.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!(
+                    "no line with `{needle}` within {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    pub async fn ws(&self, room: &str) -> Ws {
+        let url = format!("ws://127.0.0.1:{}/ws/{room}", self.port);
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect timed out")
+            .expect("connect failed");
+        Ws(ws)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Ws(
+    pub tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+);
+
+impl Ws {
+    pub async fn send(&mut self, text: &str) {
+        tokio::time::timeout(TIMEOUT, self.0.send(Message::text(text)))
+            .await
+            .expect("send timed out")
+            .expect("send failed");
+    }
+
+    /// The next text message, or the close code as `close <code>`.
+    pub async fn recv(&mut self) -> String {
+        loop {
+            let message = tokio::time::timeout(TIMEOUT, self.0.next())
+                .await
+                .expect("receive timed out")
+                .expect("connection ended")
+                .expect("receive failed");
+            match message {
+                Message::Text(text) => return text.to_string(),
+                Message::Close(frame) => {
+                    return format!("close {}", frame.map(|f| u16::from(f.code)).unwrap_or(1005))
+                }
+                _ => continue,
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_serves_rebuilds_on_change_and_keeps_serving_after_a_failed_build() {
+    let (_temp, dir) = copy_example("counter-service");
+    let mut dev = Running::start(&["dev", dir.to_str().unwrap(), "--port", "0"]);
+    assert_eq!(dev.http_get("/status"), (200, "ok".to_string()));
+
+    let mut ws = dev.ws("room-1").await;
+    ws.send("increment").await;
+    assert_eq!(ws.recv().await, "new value: 1");
+
+    // An edit that changes the reply is built and swapped in; open rooms close with 1012.
+    let lib = dir.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, source.replace("new value: {}", "value is now {}")).unwrap();
+    dev.wait_for_line("Reloaded", BUILD_TIMEOUT);
+    assert_eq!(ws.recv().await, "close 1012");
+    let mut ws = dev.ws("room-1").await;
+    ws.send("increment").await;
+    assert_eq!(
+        ws.recv().await,
+        "value is now 1",
+        "the room kept the old module or state"
+    );
+
+    // A syntax error keeps the previous module serving.
+    std::fs::write(&lib, "this is not rust").unwrap();
+    dev.wait_for_line("Still serving the previous module", BUILD_TIMEOUT);
+    assert!(
+        dev.stderr().contains("error"),
+        "cargo's diagnostics were not shown"
+    );
+    ws.send("increment").await;
+    assert_eq!(ws.recv().await, "value is now 2");
+    let mut other = dev.ws("room-2").await;
+    other.send("increment").await;
+    assert_eq!(other.recv().await, "value is now 1");
+
+    // SIGTERM closes clients with 1001 and exits 0.
+    let status = dev.terminate();
+    assert!(status.success(), "{status}");
+    assert_eq!(ws.recv().await, "close 1001");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_reads_jamsocket_toml_and_serves_the_static_page() {
+    let (_temp, dir) = copy_example("counter-service");
+    std::fs::write(
+        dir.join("jamsocket.toml"),
+        "static = \"static\"\nrooms = \"api\"\nport = 1\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("static")).unwrap();
+    std::fs::write(dir.join("static/index.html"), "<h1>counter page</h1>").unwrap();
+    // --port overrides the file's port.
+    let dev = Running::start(&["dev", dir.to_str().unwrap(), "--port", "0", "--no-watch"]);
+    let (status, body) = dev.http_get("/");
+    assert_eq!(status, 200);
+    assert!(body.contains("counter page"), "{body}");
+    // rooms = "api": unknown rooms are not created by connecting.
+    let (status, _) = dev.http_get("/ws/nowhere");
+    assert_eq!(status, 404);
+}

@@ -1,0 +1,7 @@
+//! Tests of the real `jamsocket` binary.
+
+mod common;
+mod dev;
+mod errors;
+mod new;
+mod serve;

@@ -1,0 +1,51 @@
+//! What each room's store holds: its context, WASI state, limits and per-call accounting.
+
+use crate::call_budget::{CpuBudget, SendBudget};
+use crate::erased_context::ErasedContext;
+use crate::guest_limiter::GuestLimiter;
+use crate::guest_log::{GuestLog, Stream};
+use crate::WasmHostConfig;
+use std::sync::Arc;
+use wasmtime::Memory;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// The data of a room's `Store`.
+pub(crate) struct HostState {
+    pub(crate) context: Box<dyn ErasedContext>,
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limiter: GuestLimiter,
+    /// The guest's exported memory, set right after instantiation.
+    pub(crate) memory: Option<Memory>,
+    pub(crate) budget: CpuBudget,
+    pub(crate) sent: SendBudget,
+}
+
+impl HostState {
+    pub(crate) fn new(
+        room_id: Arc<str>,
+        context: Box<dyn ErasedContext>,
+        config: &WasmHostConfig,
+    ) -> Self {
+        // Defaults kept: no args, env, files or sockets; host clocks; a CSPRNG seeded from the
+        // OS for `random_get`.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestLog::new(room_id.clone(), Stream::Stdout))
+            .stderr(GuestLog::new(room_id, Stream::Stderr))
+            .build_p1();
+        HostState {
+            context,
+            wasi,
+            limiter: GuestLimiter::new(config.memory_limit()),
+            memory: None,
+            budget: CpuBudget::new(config.cpu_time_per_call()),
+            sent: SendBudget::new(config.max_sent_bytes_per_call()),
+        }
+    }
+
+    /// Resets the per-call budgets before a call.
+    pub(crate) fn start_call(&mut self) {
+        self.budget.start();
+        self.sent.start();
+    }
+}

@@ -1,0 +1,179 @@
+use crate::host_state::HostState;
+use crate::{abi_check, epoch_ticker, imports, WasmHost, WasmHostConfig, WasmHostError};
+use jamsocket::{JamsocketContext, JamsocketServiceFactory, ServiceError};
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::{Engine, InstancePre, Linker, Module};
+
+/// Loads a Jamsocket guest module once and creates one isolated instance of it per room.
+///
+/// Loading compiles the module, checks its exports and imports against [`jamsocket::abi`],
+/// calls its `jamsocket_abi_version` on a throwaway instance, and prepares the linker. Each
+/// room then only instantiates (from a pool, with a copy-on-write memory image) and calls
+/// `jamsocket_initialize`. The factory is cheap to clone: clones share the engine and module.
+///
+/// ```no_run
+/// use jamsocket_wasm_host::{WasmHostConfig, WasmHostFactory};
+/// use std::time::Duration;
+///
+/// let factory = WasmHostFactory::with_config(
+///     "target/wasm32-wasip1/release/counter_service.wasm",
+///     WasmHostConfig::default().with_cpu_time_per_call(Duration::from_millis(500)),
+/// )?;
+/// # Ok::<(), jamsocket_wasm_host::WasmHostError>(())
+/// ```
+#[derive(Clone)]
+pub struct WasmHostFactory {
+    inner: Arc<FactoryInner>,
+}
+
+pub(crate) struct FactoryInner {
+    /// The module's path, or `<bytes>`, for messages.
+    pub(crate) module_name: String,
+    pub(crate) engine: Engine,
+    pub(crate) instance_pre: InstancePre<HostState>,
+    pub(crate) config: WasmHostConfig,
+}
+
+impl WasmHostFactory {
+    /// Loads the module at `path` with the default [`WasmHostConfig`].
+    pub fn new(path: impl AsRef<Path>) -> Result<Self, WasmHostError> {
+        Self::with_config(path, WasmHostConfig::default())
+    }
+
+    /// Loads the module at `path`.
+    pub fn with_config(
+        path: impl AsRef<Path>,
+        config: WasmHostConfig,
+    ) -> Result<Self, WasmHostError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| WasmHostError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::load(path.display().to_string(), &bytes, config)
+    }
+
+    /// Loads a module from memory; errors call it `<bytes>`.
+    pub fn from_bytes(bytes: &[u8], config: WasmHostConfig) -> Result<Self, WasmHostError> {
+        Self::load("<bytes>".to_string(), bytes, config)
+    }
+
+    /// The configuration this factory was loaded with.
+    pub fn config(&self) -> &WasmHostConfig {
+        &self.inner.config
+    }
+
+    /// The module's path (or `<bytes>`).
+    pub fn module_name(&self) -> &str {
+        &self.inner.module_name
+    }
+
+    fn load(name: String, bytes: &[u8], config: WasmHostConfig) -> Result<Self, WasmHostError> {
+        config.validate()?;
+        check_magic(&name, bytes)?;
+        let engine =
+            Engine::new(&config.engine_config()).map_err(|source| WasmHostError::Engine {
+                max_rooms: config.max_rooms(),
+                max_memory_bytes: config.memory_limit(),
+                source: WasmHostError::boxed(source),
+            })?;
+        epoch_ticker::start(&engine, config.time_slice()).map_err(|source| {
+            WasmHostError::Engine {
+                max_rooms: config.max_rooms(),
+                max_memory_bytes: config.memory_limit(),
+                source: Box::new(source),
+            }
+        })?;
+        let started = std::time::Instant::now();
+        let module = Module::new(&engine, bytes).map_err(|source| WasmHostError::Compile {
+            module: name.clone(),
+            source: WasmHostError::boxed(source),
+        })?;
+        tracing::debug!(module = %name, elapsed = ?started.elapsed(), "compiled guest module");
+
+        // The version first: a module built for another ABI gets a version error, not a
+        // complaint about some export.
+        abi_check::check_version_export(&module, &name)?;
+        let found = abi_check::read_abi_version(&engine, &module, &name, &config)?;
+        if found != jamsocket::abi::ABI_VERSION {
+            return Err(WasmHostError::AbiVersionMismatch {
+                module: name,
+                found,
+                expected: jamsocket::abi::ABI_VERSION,
+            });
+        }
+        abi_check::check_exports(&module, &name)?;
+        abi_check::check_imports(&module, &name)?;
+
+        let link = |source| WasmHostError::Link {
+            module: name.clone(),
+            source: WasmHostError::boxed(source),
+        };
+        let mut linker = Linker::new(&engine);
+        imports::add_to_linker(&mut linker).map_err(link)?;
+        let instance_pre = linker.instantiate_pre(&module).map_err(link)?;
+        tracing::info!(module = %name, ?config, "loaded guest module");
+
+        Ok(WasmHostFactory {
+            inner: Arc::new(FactoryInner {
+                module_name: name,
+                engine,
+                instance_pre,
+                config,
+            }),
+        })
+    }
+}
+
+/// Rejects anything but a core WebAssembly module before compiling it.
+fn check_magic(name: &str, bytes: &[u8]) -> Result<(), WasmHostError> {
+    match bytes {
+        [0, b'a', b's', b'm', _, _, 1, 0, ..] => Err(WasmHostError::Component {
+            module: name.to_string(),
+        }),
+        [0, b'a', b's', b'm', ..] => Ok(()),
+        _ => Err(WasmHostError::NotWasm {
+            module: name.to_string(),
+        }),
+    }
+}
+
+impl<C: JamsocketContext + Send + 'static> JamsocketServiceFactory<C> for WasmHostFactory {
+    type Service = WasmHost;
+
+    /// Instantiates the module for `room_id` and calls `jamsocket_initialize`. Fails with
+    /// [`ServiceError::Unavailable`] when the room limit is reached.
+    async fn build(&self, room_id: &str, context: C) -> Result<WasmHost, ServiceError> {
+        WasmHost::build(&self.inner, room_id, Box::new(context)).await
+    }
+}
+
+impl std::fmt::Debug for WasmHostFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmHostFactory")
+            .field("module", &self.inner.module_name)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_bytes_tell_modules_components_and_other_files_apart() {
+        assert!(check_magic("m", b"\0asm\x01\0\0\0").is_ok());
+        assert!(matches!(
+            check_magic("c", b"\0asm\x0d\0\x01\0"),
+            Err(WasmHostError::Component { .. })
+        ));
+        for other in [&b""[..], b"\0as", b"(module)", b"#!/bin/sh"] {
+            assert!(matches!(
+                check_magic("x", other),
+                Err(WasmHostError::NotWasm { .. })
+            ));
+        }
+    }
+}

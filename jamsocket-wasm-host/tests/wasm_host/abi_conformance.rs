@@ -1,0 +1,73 @@
+//! Each built example's real imports and exports, compared with `jamsocket::abi`.
+
+use crate::common::{example_wasm, EXAMPLES};
+use jamsocket::abi::{exports, imports, IMPORT_MODULE};
+use std::collections::BTreeSet;
+use wasmtime::{Engine, ExternType, FuncType, Module, ValType};
+
+fn i32_counts(func: &FuncType) -> (usize, usize) {
+    assert!(func.params().all(|t| matches!(t, ValType::I32)), "{func}");
+    assert!(func.results().all(|t| matches!(t, ValType::I32)), "{func}");
+    (func.params().len(), func.results().len())
+}
+
+#[test]
+fn examples_match_the_abi() {
+    let engine = Engine::default();
+    let expected_exports: BTreeSet<(String, usize, usize)> = exports::FUNCTIONS
+        .iter()
+        .map(|(name, params, results)| (name.to_string(), *params, *results))
+        .collect();
+    let import_arity = |name: &str| match name {
+        imports::SEND_MESSAGE | imports::SEND_BINARY => (3, 0),
+        imports::SET_TIMER => (1, 0),
+        other => panic!("unknown jamsocket import {other}"),
+    };
+    let mut used_imports = BTreeSet::new();
+
+    for example in EXAMPLES {
+        let path = example_wasm(example);
+        let module = Module::from_file(&engine, &path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+
+        let mut function_exports = BTreeSet::new();
+        let mut memories = 0;
+        for export in module.exports() {
+            match export.ty() {
+                ExternType::Func(func) => {
+                    let (params, results) = i32_counts(&func);
+                    function_exports.insert((export.name().to_string(), params, results));
+                }
+                ExternType::Memory(memory) => {
+                    assert_eq!(export.name(), exports::MEMORY, "{example}");
+                    assert!(!memory.is_64() && !memory.is_shared(), "{example}");
+                    memories += 1;
+                }
+                // The linker's `__data_end` / `__heap_base` globals are harmless.
+                ExternType::Global(_) => {}
+                other => panic!("{example} exports {} as {other:?}", export.name()),
+            }
+        }
+        assert_eq!(function_exports, expected_exports, "{example}");
+        assert_eq!(memories, 1, "{example}");
+
+        for import in module.imports() {
+            match import.module() {
+                IMPORT_MODULE => {
+                    let ExternType::Func(func) = import.ty() else {
+                        panic!("{example} imports {} as a non-function", import.name());
+                    };
+                    assert_eq!(i32_counts(&func), import_arity(import.name()), "{example}");
+                    used_imports.insert(import.name().to_string());
+                }
+                "wasi_snapshot_preview1" => {
+                    assert_ne!(import.name(), "poll_oneoff", "{example} sleeps");
+                }
+                other => panic!("{example} imports from unknown module {other}"),
+            }
+        }
+    }
+    // Between them, the examples use every import of the ABI.
+    let all: BTreeSet<String> = imports::ALL.iter().map(|s| s.to_string()).collect();
+    assert_eq!(used_imports, all);
+}

@@ -1,0 +1,14 @@
+//! Real guests on real wasmtime: the example crates (built once per run for
+//! `wasm32-wasip1`) and deliberately broken guests written in WAT.
+
+mod abi_conformance;
+mod broken_guests;
+mod common;
+mod examples;
+mod guest_output;
+mod guests;
+mod limits;
+mod log_capture;
+mod module_loading;
+mod time_slicing;
+mod wat_guest;

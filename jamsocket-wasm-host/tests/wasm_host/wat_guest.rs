@@ -1,0 +1,135 @@
+//! Hand-written guests, for testing what real guests should never do.
+
+use crate::common::test_config;
+use jamsocket_wasm_host::{WasmHostConfig, WasmHostError, WasmHostFactory};
+
+/// A hand-written guest implementing the ABI, with replaceable parts. By default it answers
+/// every text message with `ok` to the sender, and does nothing else.
+pub struct WatGuest {
+    imports: Vec<String>,
+    memory: String,
+    functions: Vec<(&'static str, String, String)>,
+    extra: Vec<String>,
+}
+
+impl Default for WatGuest {
+    fn default() -> Self {
+        let functions = [
+            ("jamsocket_abi_version", "(result i32)", "i32.const 1"),
+            (
+                "jamsocket_buffer",
+                "(param $len i32) (result i32)",
+                "i32.const 1024",
+            ),
+            (
+                "jamsocket_initialize",
+                "(param $ptr i32) (param $len i32)",
+                "",
+            ),
+            ("jamsocket_connect", "(param $client i32)", ""),
+            ("jamsocket_disconnect", "(param $client i32)", ""),
+            (
+                "jamsocket_message",
+                "(param $client i32) (param $ptr i32) (param $len i32)",
+                "(call $send_message (local.get $client) (i32.const 16) (i32.const 2))",
+            ),
+            (
+                "jamsocket_binary",
+                "(param $client i32) (param $ptr i32) (param $len i32)",
+                "",
+            ),
+            ("jamsocket_timer", "", ""),
+        ]
+        .map(|(name, signature, body)| (name, signature.to_string(), body.to_string()))
+        .to_vec();
+        WatGuest {
+            imports: vec![
+                r#"(import "jamsocket" "send_message" (func $send_message (param i32 i32 i32)))"#
+                    .to_string(),
+                r#"(import "jamsocket" "send_binary" (func $send_binary (param i32 i32 i32)))"#
+                    .to_string(),
+                r#"(import "jamsocket" "set_timer" (func $set_timer (param i32)))"#.to_string(),
+            ],
+            memory: r#"(memory (export "memory") 1)"#.to_string(),
+            functions,
+            extra: vec![r#"(data (i32.const 16) "ok")"#.to_string()],
+        }
+    }
+}
+
+impl WatGuest {
+    /// Replaces the body of `export`.
+    pub fn body(mut self, export: &str, body: &str) -> Self {
+        self.function_mut(export).2 = body.to_string();
+        self
+    }
+
+    /// Replaces the signature of `export`.
+    pub fn signature(mut self, export: &str, signature: &str) -> Self {
+        self.function_mut(export).1 = signature.to_string();
+        self
+    }
+
+    /// Leaves out `export`.
+    pub fn without(mut self, export: &str) -> Self {
+        self.functions.retain(|(name, ..)| *name != export);
+        self
+    }
+
+    /// Adds an import (WAT text); imports must come before everything else.
+    pub fn import(mut self, import: &str) -> Self {
+        self.imports.push(import.to_string());
+        self
+    }
+
+    /// Replaces the memory declaration.
+    pub fn memory(mut self, memory: &str) -> Self {
+        self.memory = memory.to_string();
+        self
+    }
+
+    /// Adds module fields (data segments, helper functions).
+    pub fn extra(mut self, field: &str) -> Self {
+        self.extra.push(field.to_string());
+        self
+    }
+
+    fn function_mut(&mut self, export: &str) -> &mut (&'static str, String, String) {
+        self.functions
+            .iter_mut()
+            .find(|(name, ..)| *name == export)
+            .unwrap_or_else(|| panic!("no export {export}"))
+    }
+
+    /// The module's WAT text.
+    pub fn wat(&self) -> String {
+        let functions = self.functions.iter().map(|(name, signature, body)| {
+            format!("(func (export \"{name}\") {signature} {body})")
+        });
+        let fields: Vec<String> = self
+            .imports
+            .iter()
+            .cloned()
+            .chain([self.memory.clone()])
+            .chain(functions)
+            .chain(self.extra.iter().cloned())
+            .collect();
+        format!("(module\n  {}\n)", fields.join("\n  "))
+    }
+
+    /// The module's binary.
+    pub fn wasm(&self) -> Vec<u8> {
+        wat::parse_str(self.wat()).unwrap_or_else(|err| panic!("{err}\n{}", self.wat()))
+    }
+
+    /// Loads the module with `config`.
+    pub fn load(&self, config: WasmHostConfig) -> Result<WasmHostFactory, WasmHostError> {
+        WasmHostFactory::from_bytes(&self.wasm(), config)
+    }
+
+    /// Loads the module with [`test_config`], which must succeed.
+    pub fn factory(&self) -> WasmHostFactory {
+        self.load(test_config())
+            .unwrap_or_else(|err| panic!("loading {}: {err}", self.wat()))
+    }
+}

@@ -1,0 +1,6 @@
+use jamsocket_wasm::prelude::*;
+
+#[jamsocket_wasm]
+struct JustData(u8);
+
+fn main() {}

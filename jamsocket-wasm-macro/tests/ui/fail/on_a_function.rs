@@ -1,0 +1,8 @@
+use jamsocket_wasm::prelude::*;
+
+#[jamsocket_wasm]
+fn service() {}
+
+fn main() {
+    service();
+}
