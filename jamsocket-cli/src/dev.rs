@@ -154,11 +154,12 @@ impl Reloader<'_> {
 /// Editors write temporary files next to sources; only real sources trigger a rebuild.
 fn is_source(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    !(name.starts_with('.')
+    let temporary = name.starts_with('.')
         || name.ends_with('~')
         || name.ends_with(".swp")
-        || name.ends_with(".tmp"))
-        && !path.components().any(|c| c.as_os_str() == "target")
+        || name.ends_with(".tmp");
+    let built = path.components().any(|c| c.as_os_str() == "target");
+    !(temporary || built)
 }
 
 async fn wait_for_signal() -> Result<()> {

@@ -1,8 +1,9 @@
 //! A counter shared by everyone in a room.
 //!
-//! Run it with `jamsocket dev examples/counter-service`, then connect two WebSocket clients to
-//! the same room (for example with `websocat ws://127.0.0.1:8080/ws/my-room`). Send `increment`
-//! or `decrement` from either: both clients receive `new value: N`.
+//! Run it with `jamsocket dev examples/counter-service` and open http://localhost:8080/ in two
+//! browser tabs (add `?room=name` to pick a room): a click in one updates both. Or connect two
+//! WebSocket clients to `ws://localhost:8080/ws/my-room`: each gets `new value: N` on joining,
+//! and both receive `new value: N` whenever either sends `increment` or `decrement`.
 
 use jamsocket_wasm::prelude::*;
 
@@ -12,6 +13,11 @@ pub struct SharedCounterServer(i32);
 impl SimpleJamsocketService for SharedCounterServer {
     fn new(_: &str, _: &impl JamsocketContext) -> Self {
         SharedCounterServer(0)
+    }
+
+    /// A new client learns the current value at once (the page shows it before any click).
+    fn connect(&mut self, client: ClientId, ctx: &impl JamsocketContext) {
+        ctx.send_message(client, &format!("new value: {}", self.0));
     }
 
     fn message(&mut self, _: ClientId, message: &str, ctx: &impl JamsocketContext) {

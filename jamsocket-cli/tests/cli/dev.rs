@@ -7,6 +7,7 @@ async fn dev_serves_rebuilds_on_change_and_keeps_serving_after_a_failed_build() 
     assert_eq!(dev.http_get("/status"), (200, "ok".to_string()));
 
     let mut ws = dev.ws("room-1").await;
+    assert_eq!(ws.recv().await, "new value: 0");
     ws.send("increment").await;
     assert_eq!(ws.recv().await, "new value: 1");
 
@@ -17,12 +18,13 @@ async fn dev_serves_rebuilds_on_change_and_keeps_serving_after_a_failed_build() 
     dev.wait_for_line("Reloaded", BUILD_TIMEOUT);
     assert_eq!(ws.recv().await, "close 1012");
     let mut ws = dev.ws("room-1").await;
-    ws.send("increment").await;
     assert_eq!(
         ws.recv().await,
-        "value is now 1",
+        "value is now 0",
         "the room kept the old module or state"
     );
+    ws.send("increment").await;
+    assert_eq!(ws.recv().await, "value is now 1");
 
     // A syntax error keeps the previous module serving.
     std::fs::write(&lib, "this is not rust").unwrap();
@@ -34,6 +36,7 @@ async fn dev_serves_rebuilds_on_change_and_keeps_serving_after_a_failed_build() 
     ws.send("increment").await;
     assert_eq!(ws.recv().await, "value is now 2");
     let mut other = dev.ws("room-2").await;
+    assert_eq!(other.recv().await, "value is now 0");
     other.send("increment").await;
     assert_eq!(other.recv().await, "value is now 1");
 

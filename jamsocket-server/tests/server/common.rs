@@ -1,8 +1,10 @@
-//! Test helpers: a service that does what its messages ask, a server on 127.0.0.1:0 and a real
-//! WebSocket client with a timeout on every receive.
+//! Test helpers: a server on 127.0.0.1:0 serving `examples/conformance-service` (see its docs
+//! for what each message does) and a real WebSocket client with a timeout on every receive.
+//!
+//! `jamsocket-cli`'s `wasm_conformance` tests include these files too, with a WebAssembly build
+//! of the same service.
 
 use futures_util::{SinkExt, StreamExt};
-use jamsocket::{ClientId, JamsocketContext, MessageRecipient, SimpleJamsocketService};
 use jamsocket_server::{RunningServer, Server};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,76 +16,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A service driven by its messages:
-/// - `to:<id>:<text>` sends text to one client, `all:<text>` broadcasts it;
-/// - `timer:<ms>` sets the timer (which broadcasts `timer fired`);
-/// - `count` increments the room's counter and broadcasts `count <n>`;
-/// - `burst:<n>[:<pad>]` broadcasts `burst <i>` n times (padded with `pad` spaces); `twice` sends the sender two frames;
-/// - `panic` panics; anything else is echoed to the sender as `echo:<text>`.
-///
-/// On connect the client gets `welcome <room> <id>`; on disconnect everyone gets `left <id>`.
-/// Binary messages are echoed to the sender.
-pub struct TestService {
-    room: String,
-    count: u64,
-}
-
-impl SimpleJamsocketService for TestService {
-    fn new(room_id: &str, _: &impl JamsocketContext) -> Self {
-        TestService {
-            room: room_id.to_string(),
-            count: 0,
-        }
-    }
-
-    fn connect(&mut self, client: ClientId, ctx: &impl JamsocketContext) {
-        ctx.send_message(client, &format!("welcome {} {client}", self.room));
-    }
-
-    fn disconnect(&mut self, client: ClientId, ctx: &impl JamsocketContext) {
-        ctx.send_message(MessageRecipient::Broadcast, &format!("left {client}"));
-    }
-
-    fn message(&mut self, client: ClientId, message: &str, ctx: &impl JamsocketContext) {
-        if let Some(rest) = message.strip_prefix("to:") {
-            let (id, text) = rest.split_once(':').unwrap();
-            ctx.send_message(ClientId::from(id.parse::<u32>().unwrap()), text);
-        } else if let Some(text) = message.strip_prefix("all:") {
-            ctx.send_message(MessageRecipient::Broadcast, text);
-        } else if let Some(ms) = message.strip_prefix("timer:") {
-            ctx.set_timer(ms.parse().unwrap());
-        } else if message == "count" {
-            self.count += 1;
-            ctx.send_message(
-                MessageRecipient::Broadcast,
-                &format!("count {}", self.count),
-            );
-        } else if let Some(rest) = message.strip_prefix("burst:") {
-            let (n, pad) = rest.split_once(':').unwrap_or((rest, "0"));
-            let pad = " ".repeat(pad.parse().unwrap());
-            for i in 0..n.parse::<u32>().unwrap() {
-                ctx.send_message(MessageRecipient::Broadcast, &format!("burst {i}{pad}"));
-            }
-        } else if message == "twice" {
-            ctx.send_message(client, "first");
-            ctx.send_message(client, "second");
-        } else if message == "panic" {
-            panic!("the test asked this room to panic");
-        } else {
-            ctx.send_message(client, &format!("echo:{message}"));
-        }
-    }
-
-    fn binary(&mut self, client: ClientId, message: &[u8], ctx: &impl JamsocketContext) {
-        ctx.send_binary(client, message);
-    }
-
-    fn timer(&mut self, ctx: &impl JamsocketContext) {
-        ctx.send_message(MessageRecipient::Broadcast, "timer fired");
-    }
-}
-
-/// Starts `server` on 127.0.0.1:0 with the test service.
+/// Starts `server` on 127.0.0.1:0 with the test binary's `factory()` (the conformance service,
+/// native or WebAssembly).
 pub fn start(server: Server) -> RunningServer {
     let _ = rlimit::increase_nofile_limit(16_384);
     let _ = tracing_subscriber::fmt()
@@ -93,12 +27,7 @@ pub fn start(server: Server) -> RunningServer {
         .with_test_writer()
         .try_init();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    server
-        .start(
-            listener,
-            jamsocket::SimpleJamsocketServiceFactory::<TestService>::default(),
-        )
-        .unwrap()
+    server.start(listener, crate::factory()).unwrap()
 }
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TokioTcpStream>>;

@@ -1,6 +1,12 @@
 //! Integration tests of jamsocket-server over real TCP sockets.
 
 mod common;
+
+/// The rooms under test: the conformance service, natively.
+fn factory() -> jamsocket::SimpleJamsocketServiceFactory<conformance_service::ConformanceService> {
+    Default::default()
+}
+
 mod lifecycle;
 mod limits;
 mod messaging;

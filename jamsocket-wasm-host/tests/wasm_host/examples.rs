@@ -33,6 +33,14 @@ async fn counter_broadcasts_the_shared_value() {
     assert_eq!(
         texts(&sent),
         vec![
+            (
+                MessageRecipient::Client(client(1)),
+                "new value: 0".to_string()
+            ),
+            (
+                MessageRecipient::Client(client(2)),
+                "new value: 0".to_string()
+            ),
             broadcast("new value: 1"),
             broadcast("new value: 2"),
             broadcast("new value: 1"),

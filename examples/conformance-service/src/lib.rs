@@ -1,0 +1,84 @@
+//! The service the server's integration tests drive, natively and as WebAssembly.
+//!
+//! `jamsocket-server`'s tests serve it as native Rust; `jamsocket-cli`'s `wasm_conformance`
+//! tests run the same test files against its `wasm32-wasip1` build, so native and WebAssembly
+//! rooms are held to one behaviour. Try it with `jamsocket dev examples/conformance-service`.
+//!
+//! What its messages ask for:
+//! - `to:<id>:<text>` sends text to one client, `all:<text>` broadcasts it;
+//! - `timer:<ms>` sets the timer (which broadcasts `timer fired`);
+//! - `count` increments the room's counter and broadcasts `count <n>`;
+//! - `burst:<n>[:<pad>]` broadcasts `burst <i>` n times, padded with `pad` spaces;
+//! - `twice` sends the sender two frames, `first` and `second`;
+//! - `panic` panics (the room fails); anything else is echoed to the sender as `echo:<text>`.
+//!
+//! On connect a client gets `welcome <room> <id>`; on disconnect everyone gets `left <id>`.
+//! Binary messages are echoed to the sender.
+
+use jamsocket_wasm::prelude::*;
+
+#[jamsocket_wasm]
+pub struct ConformanceService {
+    room: String,
+    count: u64,
+}
+
+impl SimpleJamsocketService for ConformanceService {
+    fn new(room_id: &str, _: &impl JamsocketContext) -> Self {
+        ConformanceService {
+            room: room_id.to_string(),
+            count: 0,
+        }
+    }
+
+    fn connect(&mut self, client: ClientId, ctx: &impl JamsocketContext) {
+        ctx.send_message(client, &format!("welcome {} {client}", self.room));
+    }
+
+    fn disconnect(&mut self, client: ClientId, ctx: &impl JamsocketContext) {
+        ctx.send_message(MessageRecipient::Broadcast, &format!("left {client}"));
+    }
+
+    fn message(&mut self, client: ClientId, message: &str, ctx: &impl JamsocketContext) {
+        if let Some(rest) = message.strip_prefix("to:") {
+            if let Some((id, text)) = rest.split_once(':') {
+                if let Ok(id) = id.parse::<u32>() {
+                    ctx.send_message(ClientId::from(id), text);
+                }
+            }
+        } else if let Some(text) = message.strip_prefix("all:") {
+            ctx.send_message(MessageRecipient::Broadcast, text);
+        } else if let Some(ms) = message.strip_prefix("timer:") {
+            if let Ok(ms) = ms.parse() {
+                ctx.set_timer(ms);
+            }
+        } else if message == "count" {
+            self.count += 1;
+            ctx.send_message(
+                MessageRecipient::Broadcast,
+                &format!("count {}", self.count),
+            );
+        } else if let Some(rest) = message.strip_prefix("burst:") {
+            let (n, pad) = rest.split_once(':').unwrap_or((rest, "0"));
+            let pad = " ".repeat(pad.parse().unwrap_or(0).min(64 * 1024));
+            for i in 0..n.parse::<u32>().unwrap_or(0) {
+                ctx.send_message(MessageRecipient::Broadcast, &format!("burst {i}{pad}"));
+            }
+        } else if message == "twice" {
+            ctx.send_message(client, "first");
+            ctx.send_message(client, "second");
+        } else if message == "panic" {
+            panic!("a client asked room `{}` to panic", self.room);
+        } else {
+            ctx.send_message(client, &format!("echo:{message}"));
+        }
+    }
+
+    fn binary(&mut self, client: ClientId, message: &[u8], ctx: &impl JamsocketContext) {
+        ctx.send_binary(client, message);
+    }
+
+    fn timer(&mut self, ctx: &impl JamsocketContext) {
+        ctx.send_message(MessageRecipient::Broadcast, "timer fired");
+    }
+}

@@ -1,0 +1,44 @@
+//! The server's integration tests, re-run with WebAssembly rooms.
+//!
+//! The test files are `jamsocket-server/tests/server/*.rs`, unchanged; only the factory differs:
+//! here every room is a wasmtime instance of `examples/conformance-service` built for
+//! `wasm32-wasip1` by the real `jamsocket build`.
+
+#[path = "../../../jamsocket-server/tests/server/common.rs"]
+mod common;
+#[path = "../../../jamsocket-server/tests/server/lifecycle.rs"]
+mod lifecycle;
+#[path = "../../../jamsocket-server/tests/server/limits.rs"]
+mod limits;
+#[path = "../../../jamsocket-server/tests/server/messaging.rs"]
+mod messaging;
+#[path = "../../../jamsocket-server/tests/server/strategies.rs"]
+mod strategies;
+
+use jamsocket_wasm_host::WasmHostFactory;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The rooms under test: the conformance service as WebAssembly, built once per test run.
+fn factory() -> WasmHostFactory {
+    static FACTORY: OnceLock<WasmHostFactory> = OnceLock::new();
+    FACTORY
+        .get_or_init(|| WasmHostFactory::new(build_guest()).expect("the guest loads"))
+        .clone()
+}
+
+fn build_guest() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jamsocket"))
+        .arg("build")
+        .arg(root.join("examples/conformance-service"))
+        .env("CARGO_TARGET_DIR", root.join("target/cli-tests"))
+        .output()
+        .expect("cannot run jamsocket build");
+    assert!(
+        output.status.success(),
+        "jamsocket build failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
