@@ -10,4 +10,5 @@ fn factory() -> jamsocket::SimpleJamsocketServiceFactory<conformance_service::Co
 mod lifecycle;
 mod limits;
 mod messaging;
+mod static_files;
 mod strategies;

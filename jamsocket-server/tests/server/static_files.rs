@@ -1,0 +1,79 @@
+use crate::common::*;
+use jamsocket_server::Server;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("jamsocket-static-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("public/sub")).unwrap();
+    std::fs::write(dir.join("public/index.html"), "<h1>home</h1>").unwrap();
+    std::fs::write(dir.join("public/app.js"), "console.log(1)").unwrap();
+    std::fs::write(dir.join("public/sub/index.html"), "<h1>sub</h1>").unwrap();
+    std::fs::write(dir.join("secret.txt"), "do not serve").unwrap();
+    dir
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(addr, "GET", path)
+}
+
+#[test]
+fn serves_the_folder_with_index_files_and_content_types() {
+    let dir = folder("basic");
+    let server = start(Server::new().with_static_path(dir.join("public")));
+    let addr = server.local_addr();
+    assert_eq!(get(addr, "/"), (200, "<h1>home</h1>".to_string()));
+    assert_eq!(get(addr, "/sub/"), (200, "<h1>sub</h1>".to_string()));
+    assert_eq!(get(addr, "/app.js").0, 200);
+    let raw = raw_response(addr, "/app.js");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("content-type: text/javascript")
+            || raw
+                .to_ascii_lowercase()
+                .contains("content-type: application/javascript"),
+        "{raw}"
+    );
+    assert_eq!(get(addr, "/missing.html").0, 404);
+    // The API routes still win.
+    assert_eq!(get(addr, "/status"), (200, "ok".to_string()));
+}
+
+#[test]
+fn never_serves_anything_outside_the_folder() {
+    let dir = folder("traversal");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.join("secret.txt"), dir.join("public/link.txt")).unwrap();
+    let server = start(Server::new().with_static_path(dir.join("public")));
+    let addr = server.local_addr();
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/sub/%2E%2E/%2E%2E/secret.txt",
+        "/..%2fsecret.txt",
+        "/link.txt",
+        &format!("/{}", dir.join("secret.txt").display()),
+    ] {
+        let (status, body) = get(addr, path);
+        assert!(
+            !body.contains("do not serve"),
+            "{path} leaked the secret ({status})"
+        );
+        assert!(status >= 400, "{path} answered {status}");
+    }
+}
+
+fn raw_response(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
