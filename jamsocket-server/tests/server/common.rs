@@ -119,6 +119,17 @@ pub async fn assert_silent(ws: &mut Ws, wait: Duration) {
 
 /// A minimal blocking HTTP/1.1 request; returns status and body.
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let response = http_raw(addr, method, path);
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The whole response to a minimal blocking HTTP/1.1 request, headers included.
+pub fn http_raw(addr: SocketAddr, method: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     write!(
@@ -128,10 +139,5 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
+    response
 }

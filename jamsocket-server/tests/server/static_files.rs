@@ -26,13 +26,10 @@ fn serves_the_folder_with_index_files_and_content_types() {
     assert_eq!(get(addr, "/"), (200, "<h1>home</h1>".to_string()));
     assert_eq!(get(addr, "/sub/"), (200, "<h1>sub</h1>".to_string()));
     assert_eq!(get(addr, "/app.js").0, 200);
-    let raw = raw_response(addr, "/app.js");
+    let raw = http_raw(addr, "GET", "/app.js").to_ascii_lowercase();
     assert!(
-        raw.to_ascii_lowercase()
-            .contains("content-type: text/javascript")
-            || raw
-                .to_ascii_lowercase()
-                .contains("content-type: application/javascript"),
+        raw.contains("content-type: text/javascript")
+            || raw.contains("content-type: application/javascript"),
         "{raw}"
     );
     assert_eq!(get(addr, "/missing.html").0, 404);
@@ -62,18 +59,4 @@ fn never_serves_anything_outside_the_folder() {
         );
         assert!(status >= 400, "{path} answered {status}");
     }
-}
-
-fn raw_response(addr: SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
