@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p jamsocket-wasm-host --bench rooms` (release). Prints rooms/s, the time from
 //! `build()` to the first reply of a new room (p50/p99), the time of a call on a warm room,
-//! and resident memory per idle room at 1,000 and 10,000 rooms (from `/proc/self/status`).
+//! resident memory per idle room at 1,000 and 10,000 rooms (from `/proc/self/status`), and the
+//! throughput of the same counter compiled natively, for the wasm/native ratio.
 //! `ROOMS=n` changes the number of rooms (default 10,000, the default room limit).
 
 #[path = "../tests/wasm_host/guests.rs"]
@@ -168,9 +169,31 @@ fn main() {
                 .await
                 .expect("message");
         }
+        let wasm_per_call = started.elapsed() / calls;
+        println!("message on a warm room: {wasm_per_call:.2?} per call");
+
+        // The same service compiled natively, driven the same way, for the ratio.
+        let native_factory = jamsocket::SimpleJamsocketServiceFactory::<
+            counter_service::SharedCounterServer,
+        >::default();
+        let mut native = native_factory
+            .build("native-room", Counting(replies.clone()))
+            .await
+            .expect("build");
+        let started = Instant::now();
+        for _ in 0..calls {
+            native
+                .message(ClientId::from(1), "increment")
+                .await
+                .expect("message");
+        }
+        let native_per_call = started.elapsed() / calls;
         println!(
-            "message on a warm room: {:.2?} per call",
-            started.elapsed() / calls
+            "same counter native: {native_per_call:.2?} per call; wasm throughput is {:.2}x native \
+             ({:.0} vs {:.0} messages/s, each a broadcast of the new value)",
+            native_per_call.as_secs_f64() / wasm_per_call.as_secs_f64(),
+            1.0 / wasm_per_call.as_secs_f64(),
+            1.0 / native_per_call.as_secs_f64()
         );
 
         let started = Instant::now();
