@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""The benchmark suite: our native server, our WebAssembly server (the same service) and a
+Node.js `ws` baseline, measured in one run by `jamsocket-bench`, in alternating order.
+
+    python3 bench/suite.py            # full sizes, 3 repeats (about 10 minutes on 2 cores)
+    python3 bench/suite.py --quick    # tiny sizes, 1 repeat (a smoke run)
+
+Builds what it needs (release), writes bench/results/latest.md and latest.json.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+BENCH = RELEASE / "jamsocket-bench"
+
+
+def run(cmd, **kw):
+    print("+", " ".join(map(str, cmd)), flush=True)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def build():
+    run(["cargo", "build", "--release", "-p", "jamsocket-bench", "--bins", "--examples",
+         "-p", "jamsocket-cli"], cwd=ROOT)
+    out = subprocess.run([RELEASE / "jamsocket", "build", ROOT / "examples/conformance-service"],
+                         cwd=ROOT, check=True, capture_output=True, text=True)
+    wasm = out.stdout.strip()
+    node_dir = ROOT / "bench" / "node-baseline"
+    run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=node_dir)
+    return wasm
+
+
+def server_commands(wasm):
+    return {
+        "native": lambda port: [RELEASE / "examples" / "serve_conformance", str(port)],
+        "wasm": lambda port: [RELEASE / "jamsocket", "serve", wasm, "--port", str(port),
+                              "--max-rooms", "12000"],
+        "node": lambda port: ["node", ROOT / "bench/node-baseline/server.mjs", str(port)],
+    }
+
+
+class Server:
+    def __init__(self, name, command, port):
+        self.name, self.port = name, port
+        env = dict(os.environ, RUST_LOG="warn")
+        self.proc = subprocess.Popen(command(port), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                import urllib.request
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=1).read() == b"ok":
+                    return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError(f"{name} server did not start on port {port}")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def bench(server, args, timeout=120):
+    cmd = [BENCH, "--url", f"ws://127.0.0.1:{server.port}"] + args + [
+        "--json", "--server-pid", str(server.proc.pid), "--timeout-secs", str(timeout)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode not in (0, 2):
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed: {out.stderr}")
+    result = json.loads(out.stdout)
+    result["server"] = server.name
+    print(f"  {server.name:6} {args[0]:9} {summary(result)}", flush=True)
+    return result
+
+
+def summary(r):
+    if r["scenario"] == "broadcast":
+        return (f"{r['deliveries_per_sec']:>10,.0f} deliveries/s, lost {r['lost_deliveries']}, "
+                f"p50 {r['round_trip']['p50_us']} us, p99 {r['round_trip']['p99_us']} us, "
+                f"server CPU {r['server_cpu_secs']:.2f} s")
+    if r["scenario"] == "idle":
+        return f"{r['held']} held, {r['server_kib_per_connection']:.1f} KiB/connection"
+    return (f"{r['rooms_per_sec']:>8,.0f} rooms/s, first reply p50 {r['first_reply']['p50_us']} us, "
+            f"p99 {r['first_reply']['p99_us']} us, failed {r['failed']}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    opts = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    scale = 10 if opts.quick else 1
+    repeats = 1 if opts.quick else opts.repeats
+    broadcasts = {
+        "1 room x 100 clients x 200 msgs": ["--rooms", "1", "--clients", str(100 // scale), "--messages", str(200 // scale)],
+        "100 rooms x 10 clients x 200 msgs": ["--rooms", str(100 // scale), "--clients", "10", "--messages", str(200 // scale)],
+        "1000 rooms x 2 clients x 100 msgs": ["--rooms", str(1000 // scale), "--clients", "2", "--messages", str(100 // scale)],
+    }
+    wasm = build()
+    commands = server_commands(wasm)
+    names = list(commands)
+    results = []
+    ports = iter(range(9300, 9400))
+
+    def order(rep):  # alternate who goes first
+        return names[rep % 3:] + names[:rep % 3]
+
+    for label, args in broadcasts.items():
+        print(f"broadcast {label}", flush=True)
+        for rep in range(repeats):
+            for name in order(rep):
+                server = Server(name, commands[name], next(ports))
+                try:
+                    r = bench(server, ["broadcast", *args, "--payload-bytes", "64", "--prefix", "all:"])
+                finally:
+                    server.stop()
+                r["label"] = label
+                results.append(r)
+
+    idle_rooms, idle_clients = (1000 // scale, 10)
+    print(f"idle {idle_rooms * idle_clients} connections over {idle_rooms} rooms", flush=True)
+    for rep in range(repeats):
+        for name in order(rep):
+            server = Server(name, commands[name], next(ports))
+            try:
+                r = bench(server, ["idle", "--rooms", str(idle_rooms), "--clients", str(idle_clients), "--hold-secs", "3"])
+            finally:
+                server.stop()
+            r["label"] = f"{idle_rooms * idle_clients} idle connections"
+            results.append(r)
+
+    print("wasm idle rooms (one client each)", flush=True)
+    for rep in range(repeats):
+        for name in order(rep):
+            server = Server(name, commands[name], next(ports))
+            try:
+                r = bench(server, ["idle", "--rooms", str(10000 // scale), "--clients", "1", "--hold-secs", "3"])
+            finally:
+                server.stop()
+            r["label"] = f"{10000 // scale} rooms, 1 client each"
+            results.append(r)
+
+    for concurrency in (1, 16):
+        print(f"churn 2000 rooms at concurrency {concurrency}", flush=True)
+        for rep in range(repeats):
+            for name in order(rep):
+                server = Server(name, commands[name], next(ports))
+                try:
+                    r = bench(server, ["churn", "--rooms", str(2000 // scale), "--concurrency", str(concurrency)])
+                finally:
+                    server.stop()
+                r["label"] = f"churn, concurrency {concurrency}"
+                results.append(r)
+
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=1))
+    (out / "latest.md").write_text(report(results, names, repeats, opts.quick))
+    print((out / "latest.md").read_text())
+
+
+def median(rows, f):
+    values = [f(r) for r in rows]
+    return statistics.median(values) if values else float("nan")
+
+
+def report(results, names, repeats, quick):
+    lines = [f"# Benchmark results ({'quick smoke run' if quick else 'full suite'})", "",
+             f"Medians of {repeats} alternating run(s) per cell, measured in one run on this 2-core machine "
+             "(server and load generator share the cores). Ratios are against the Node.js `ws` "
+             "baseline of the same run. Generated by `python3 bench/suite.py`; raw data in `latest.json`.", ""]
+    labels = list(dict.fromkeys(r["label"] for r in results))
+    for label in labels:
+        rows = [r for r in results if r["label"] == label]
+        kind = rows[0]["scenario"]
+        lines += [f"## {label}", ""]
+        if kind == "broadcast":
+            lines += ["| server | deliveries/s | vs node | lost | p50 / p99 latency (ms) | server CPU-s per million deliveries |",
+                      "|---|---|---|---|---|---|"]
+            base = median([r for r in rows if r["server"] == "node"], lambda r: r["deliveries_per_sec"])
+            for name in names:
+                sr = [r for r in rows if r["server"] == name]
+                dps = median(sr, lambda r: r["deliveries_per_sec"])
+                cpu = median(sr, lambda r: r["server_cpu_secs"] / max(r["received_deliveries"], 1) * 1e6)
+                lines.append(f"| {name} | {dps:,.0f} | {dps / base:.2f}x | {sum(r['lost_deliveries'] for r in sr)} | "
+                             f"{median(sr, lambda r: r['round_trip']['p50_us']) / 1000:.1f} / "
+                             f"{median(sr, lambda r: r['round_trip']['p99_us']) / 1000:.1f} | {cpu:.2f} |")
+        elif kind == "idle":
+            lines += ["| server | held | server KiB per connection |", "|---|---|---|"]
+            for name in names:
+                sr = [r for r in rows if r["server"] == name]
+                lines.append(f"| {name} | {median(sr, lambda r: r['held']):.0f} | "
+                             f"{median(sr, lambda r: r['server_kib_per_connection']):.1f} |")
+        else:
+            lines += ["| server | rooms/s | vs node | first reply p50 / p99 (ms) | failed |", "|---|---|---|---|---|"]
+            base = median([r for r in rows if r["server"] == "node"], lambda r: r["rooms_per_sec"])
+            for name in names:
+                sr = [r for r in rows if r["server"] == name]
+                rps = median(sr, lambda r: r["rooms_per_sec"])
+                lines.append(f"| {name} | {rps:,.0f} | {rps / base:.2f}x | "
+                             f"{median(sr, lambda r: r['first_reply']['p50_us']) / 1000:.2f} / "
+                             f"{median(sr, lambda r: r['first_reply']['p99_us']) / 1000:.2f} | "
+                             f"{sum(r['failed'] for r in sr)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
