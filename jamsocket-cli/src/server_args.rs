@@ -40,6 +40,10 @@ pub struct ServerArgs {
     /// Messages queued for a client that stopped reading before it is closed with 1008
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub outbound_queue_messages: u64,
+    /// Most messages per second one client may send (bursts of one second's worth); more close
+    /// it with 1008. 0 means no limit
+    #[arg(long, default_value_t = 0)]
+    pub max_messages_per_sec: u32,
     /// Memory cap of each room's WebAssembly instance, in MiB
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(2..=4096))]
     pub guest_memory_mib: u64,
@@ -65,6 +69,9 @@ impl ServerArgs {
             .with_max_clients_per_room(saturating_usize(self.max_clients_per_room))
             .with_max_rooms(self.max_rooms as usize)
             .with_outbound_queue_messages(saturating_usize(self.outbound_queue_messages));
+        if self.max_messages_per_sec > 0 {
+            server = server.with_max_messages_per_sec(self.max_messages_per_sec);
+        }
         if let Some(dir) = &self.static_dir {
             server = server.with_static_path(dir);
         }

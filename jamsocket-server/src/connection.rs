@@ -28,6 +28,37 @@ pub(crate) struct Connection {
     pub outbound: mpsc::Receiver<Outbound>,
     pub close: oneshot::Receiver<CloseReason>,
     pub settings: Arc<Settings>,
+    pub rate: Option<RateLimit>,
+}
+
+/// A token bucket: `per_sec` tokens a second, holding at most one second's worth.
+pub(crate) struct RateLimit {
+    per_sec: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl RateLimit {
+    pub fn new(per_sec: u32) -> RateLimit {
+        RateLimit {
+            per_sec: per_sec.into(),
+            tokens: per_sec.into(),
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Takes a token for one message; `false` if the client is over its rate.
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.per_sec);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What ended a connection: the reason logged, and the close frame to send (if any).
@@ -191,6 +222,17 @@ impl Connection {
                 });
             }
         };
+        if let Some(rate) = &mut self.rate {
+            if !rate.take(Instant::now()) {
+                let limit = rate.per_sec;
+                tracing::warn!(room = %self.room_id, client = %self.client, limit, "client over its message rate: closing it");
+                let description = format!("rate limit exceeded ({limit} messages/s)");
+                return Some(End {
+                    reason: Cow::Owned(description.clone()),
+                    close: close(CloseCode::Policy, description),
+                });
+            }
+        }
         // Waits while the room is busy: a flooding client slows itself down, nobody else.
         match self.room.events.send(event).await {
             Ok(()) => None,

@@ -45,7 +45,7 @@
 //! | 1000 | answer to a client's close frame (its own code is echoed) |
 //! | 1001 | the server shuts down, or the client missed heartbeats |
 //! | 1007 | a text message was not valid UTF-8 |
-//! | 1008 | the client stopped reading and its outbound queue filled up |
+//! | 1008 | the client stopped reading and its outbound queue filled up, or sent more than [`Limits::max_messages_per_sec`] |
 //! | 1009 | a message exceeded [`Limits::max_message_bytes`] |
 //! | 1011 | the room's service failed |
 

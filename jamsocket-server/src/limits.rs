@@ -16,6 +16,10 @@ pub struct Limits {
     /// closed with 1008 once its queue is full; the rest of its room is unaffected.
     /// Default 1,024.
     pub outbound_queue_messages: usize,
+    /// Most messages per second one client may send, with bursts of up to one second's worth.
+    /// Over it the client is closed with 1008. Default: no limit (a flooding client is already
+    /// slowed down by backpressure: it waits while its room is busy, and so does its socket).
+    pub max_messages_per_sec: Option<u32>,
 }
 
 impl Default for Limits {
@@ -25,6 +29,7 @@ impl Default for Limits {
             max_clients_per_room: 1_000,
             max_rooms: 100_000,
             outbound_queue_messages: 1_024,
+            max_messages_per_sec: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! HTTP routes: status, WebSocket upgrade, room creation, static files.
 
-use crate::connection::Connection;
+use crate::connection::{Connection, RateLimit};
 use crate::registry::{CreateError, RoomHandle, RoomRegistry};
 use crate::room_actor::run_room;
 use crate::room_context::{Outbound, RoomContext};
@@ -169,6 +169,11 @@ async fn websocket<F: JamsocketServiceFactory<RoomContext>>(
         outbound,
         close,
         settings: state.settings.clone(),
+        rate: state
+            .settings
+            .limits
+            .max_messages_per_sec
+            .map(RateLimit::new),
     };
     actix_web::rt::spawn(connection.run());
     Ok(response)

@@ -124,6 +124,14 @@ impl Server {
         self
     }
 
+    /// Most messages per second one client may send (bursts of one second's worth allowed);
+    /// over it the client is closed with 1008. Default: no limit.
+    #[must_use]
+    pub fn with_max_messages_per_sec(mut self, messages: u32) -> Self {
+        self.settings.limits.max_messages_per_sec = Some(messages.max(1));
+        self
+    }
+
     /// Worker threads for connections and rooms. Default: one per CPU core.
     #[must_use]
     pub fn with_workers(mut self, workers: usize) -> Self {

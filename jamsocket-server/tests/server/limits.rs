@@ -43,6 +43,37 @@ async fn invalid_utf8_text_closes_with_1007() {
 }
 
 #[tokio::test]
+async fn clients_over_the_message_rate_are_closed_with_1008() {
+    let server = start(Server::new().with_max_messages_per_sec(20));
+    let addr = server.local_addr();
+    let (mut watcher, _) = join(addr, "rate").await;
+    let (mut calm, _) = join(addr, "rate").await;
+    let (mut flood, flood_id) = join(addr, "rate").await;
+    // A burst of one second's worth passes.
+    for i in 0..10 {
+        send(&mut calm, &format!("calm {i}")).await;
+        assert_eq!(recv_text(&mut calm).await, format!("echo:calm {i}"));
+    }
+    // Far more than that is cut off.
+    for i in 0..200 {
+        if flood
+            .send(Message::text(format!("flood {i}")))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (code, reason) = recv_close(&mut flood).await;
+    assert_eq!(code, 1008);
+    assert!(reason.contains("20 messages/s"), "{reason}");
+    assert_eq!(recv_text(&mut watcher).await, format!("left {flood_id}"));
+    assert_eq!(recv_text(&mut calm).await, format!("left {flood_id}"));
+    send(&mut calm, "still fine").await;
+    assert_eq!(recv_text(&mut calm).await, "echo:still fine");
+}
+
+#[tokio::test]
 async fn full_rooms_refuse_with_503() {
     let server = start(Server::new().with_max_clients_per_room(2));
     let addr = server.local_addr();
