@@ -228,6 +228,10 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
                 }
             }
         })
+        // After a closing handshake the client waits for us to close the TCP connection (RFC
+        // 6455 7.1.1); actix lingers for the client first, 1 s by default. A short linger frees
+        // the socket at once for well-behaved clients without cutting off our close frame.
+        .client_disconnect_timeout(Duration::from_millis(100))
         .disable_signals()
         .shutdown_timeout(settings.shutdown_grace.as_secs().max(1));
     if let Some(workers) = settings.workers {
