@@ -21,7 +21,7 @@ const MEMORY_GUARD_BYTES: u64 = 2 << 20;
 ///     .with_cpu_time_per_call(Duration::from_millis(200))
 ///     .with_max_rooms(1_000);
 /// assert_eq!(config.max_memory_bytes(), 16 << 20);
-/// assert_eq!(config.time_slice(), Duration::from_millis(10));
+/// assert_eq!(config.time_slice(), Duration::from_millis(2));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WasmHostConfig {
@@ -38,14 +38,16 @@ impl Default for WasmHostConfig {
             max_memory_bytes: 64 << 20,
             cpu_time_per_call: Duration::from_secs(1),
             max_rooms: 10_000,
-            time_slice: Duration::from_millis(10),
+            // 2 ms keeps healthy rooms answering within ~20 ms (p99) while eight guests spin on
+            // two cores; 10 ms let that p99 grow to ~100 ms (jamsocket-bench's spin_latency).
+            time_slice: Duration::from_millis(2),
             max_sent_bytes_per_call: 4 << 20,
         }
     }
 }
 
 impl WasmHostConfig {
-    /// The defaults: 64 MiB of memory per room, 1 s of CPU time per call, 10,000 rooms, 10 ms
+    /// The defaults: 64 MiB of memory per room, 1 s of CPU time per call, 10,000 rooms, 2 ms
     /// time slices, 4 MiB sent per call.
     pub fn new() -> Self {
         Self::default()
@@ -78,7 +80,7 @@ impl WasmHostConfig {
     }
 
     /// How long a guest call runs before it yields to other tasks on its thread (default
-    /// 10 ms). Also the granularity of the CPU limit.
+    /// 2 ms). Also the granularity of the CPU limit.
     #[must_use]
     pub fn with_time_slice(mut self, slice: Duration) -> Self {
         self.time_slice = slice;
