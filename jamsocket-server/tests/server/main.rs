@@ -7,6 +7,7 @@ fn factory() -> jamsocket::SimpleJamsocketServiceFactory<conformance_service::Co
     Default::default()
 }
 
+mod chaos;
 mod lifecycle;
 mod limits;
 mod messaging;

@@ -1,0 +1,91 @@
+//! Hostile and unlucky clients: connection storms, connections reset in the middle of a frame.
+
+use crate::common::*;
+use futures_util::future::join_all;
+use jamsocket_server::{Server, ShutdownPolicy};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Opens a WebSocket by hand and returns the raw socket after the 101 response.
+async fn raw_websocket(addr: SocketAddr, room: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /ws/{room} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(TIMEOUT, tcp.read_exact(&mut byte))
+            .await
+            .expect("handshake timed out")
+            .unwrap();
+        response.push(byte[0]);
+    }
+    assert!(
+        response.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    tcp
+}
+
+#[tokio::test]
+async fn a_connection_reset_in_the_middle_of_a_frame_leaves_once_and_the_room_carries_on() {
+    let server = start(Server::new().with_shutdown_policy(ShutdownPolicy::Never));
+    let addr = server.local_addr();
+    let (mut watcher, _) = join(addr, "reset").await;
+    send(&mut watcher, "count").await;
+    assert_eq!(recv_text(&mut watcher).await, "count 1");
+    for round in 0..3 {
+        let mut tcp = raw_websocket(addr, "reset").await;
+        // A masked text frame announcing 100 bytes, of which only 10 arrive.
+        let mut frame = vec![0x81, 0x80 | 100, 1, 2, 3, 4];
+        frame.extend_from_slice(&[b'x' ^ 1; 10]);
+        tcp.write_all(&frame).await.unwrap();
+        // Reset (RST), not a clean close.
+        tcp.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+        drop(tcp);
+        let left = recv_text(&mut watcher).await;
+        assert!(left.starts_with("left "), "round {round}: {left}");
+    }
+    // Each departure was reported once, and the state is intact.
+    send(&mut watcher, "count").await;
+    assert_eq!(recv_text(&mut watcher).await, "count 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_on_one_room_is_served_up_to_its_limit_and_refused_cleanly_beyond() {
+    let server = start(Server::new().with_max_clients_per_room(300));
+    let addr = server.local_addr();
+    let statuses = join_all((0..600).map(|_| async move {
+        let url = format!("ws://{addr}/ws/storm");
+        match tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url)).await {
+            Ok(Ok((ws, _))) => (101, Some(ws)),
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+                (response.status().as_u16(), None)
+            }
+            other => panic!("connect failed: {:?}", other.map(|r| r.map(|_| ()))),
+        }
+    }))
+    .await;
+    let accepted = statuses.iter().filter(|(s, _)| *s == 101).count();
+    let refused = statuses.iter().filter(|(s, _)| *s == 503).count();
+    assert_eq!((accepted, refused), (300, 300));
+    // The server still serves everyone else.
+    let (mut ws, _) = join(addr, "after-the-storm").await;
+    send(&mut ws, "count").await;
+    assert_eq!(recv_text(&mut ws).await, "count 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_on_many_rooms_creates_them_all() {
+    let server = start(Server::new());
+    let addr = server.local_addr();
+    let clients =
+        join_all((0..1000).map(|i| async move { join(addr, &format!("storm-{i}")).await })).await;
+    assert!(clients.iter().all(|(_, id)| *id == 1));
+    assert_eq!(server.room_count(), 1000);
+}
