@@ -46,7 +46,7 @@ async fn a_connection_reset_in_the_middle_of_a_frame_leaves_once_and_the_room_ca
         frame.extend_from_slice(&[b'x' ^ 1; 10]);
         tcp.write_all(&frame).await.unwrap();
         // Reset (RST), not a clean close.
-        tcp.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+        tcp.set_zero_linger().unwrap();
         drop(tcp);
         let left = recv_text(&mut watcher).await;
         assert!(left.starts_with("left "), "round {round}: {left}");
