@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 #[path = "../../../jamsocket-server/tests/server/messaging.rs"]
 mod messaging;
+mod misbehaving_guests;
 #[path = "../../../jamsocket-server/tests/server/strategies.rs"]
 mod strategies;
 
@@ -25,15 +26,18 @@ use std::sync::OnceLock;
 fn factory() -> WasmHostFactory {
     static FACTORY: OnceLock<WasmHostFactory> = OnceLock::new();
     FACTORY
-        .get_or_init(|| WasmHostFactory::new(build_guest()).expect("the guest loads"))
+        .get_or_init(|| {
+            WasmHostFactory::new(build_guest("conformance-service")).expect("the guest loads")
+        })
         .clone()
 }
 
-fn build_guest() -> PathBuf {
+/// Builds `examples/<name>` for `wasm32-wasip1` with the real `jamsocket build`.
+fn build_guest(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_jamsocket"))
         .arg("build")
-        .arg(root.join("examples/conformance-service"))
+        .arg(root.join("examples").join(name))
         .env("CARGO_TARGET_DIR", root.join("target/cli-tests"))
         .output()
         .expect("cannot run jamsocket build");
