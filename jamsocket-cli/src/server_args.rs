@@ -25,6 +25,9 @@ pub struct ServerArgs {
     /// Seconds of silence after which a client is dropped
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_timeout_secs: u64,
+    /// On SIGINT/SIGTERM, seconds clients get to take their close frames (1001) before exit
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub shutdown_grace_secs: u64,
     /// Folder of static files to serve at `/`
     #[arg(long = "static", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
@@ -65,6 +68,7 @@ impl ServerArgs {
             .with_shutdown_policy(self.shutdown_policy.unwrap_or_default())
             .with_heartbeat_interval(Duration::from_secs(self.heartbeat_interval_secs))
             .with_heartbeat_timeout(Duration::from_secs(self.heartbeat_timeout_secs))
+            .with_shutdown_grace(Duration::from_secs(self.shutdown_grace_secs))
             .with_max_message_bytes(saturating_usize(self.max_message_bytes))
             .with_max_clients_per_room(saturating_usize(self.max_clients_per_room))
             .with_max_rooms(self.max_rooms as usize)

@@ -14,6 +14,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// The last part of the shutdown grace period, left to connections still writing their close
+/// frames after every room has closed.
+const CONNECTION_DRAIN: Duration = Duration::from_secs(1);
+
 /// Configures and runs a Jamsocket server.
 ///
 /// ```no_run
@@ -139,7 +143,9 @@ impl Server {
         self
     }
 
-    /// How long a graceful shutdown waits for clients to take their close frames. Default 5 s.
+    /// How long a graceful shutdown (SIGINT, SIGTERM, [`RunningServer::stop`]) may take: every
+    /// client is sent 1001 at once, and the process exits when they have all gone or the grace
+    /// period is over, whichever is first. Default 5 s; at least 1 s is used.
     #[must_use]
     pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.settings.shutdown_grace = grace;
@@ -203,6 +209,22 @@ impl Server {
                 .unwrap_or_else(|| io::Error::other("server thread ended before starting"))),
         }
     }
+
+    /// The server's routes with a fresh room registry, for `App::configure`. Lets the fuzzer
+    /// (`fuzz/fuzz_targets/http_paths.rs`) call them in-process with `actix_web::test`, without
+    /// a socket; rooms run on the current Actix system.
+    #[doc(hidden)]
+    pub fn routes<F: JamsocketServiceFactory<RoomContext>>(
+        self,
+        factory: F,
+    ) -> impl FnOnce(&mut actix_web::web::ServiceConfig) {
+        let settings = Arc::new(self.settings);
+        configure(AppState {
+            factory: Arc::new(factory),
+            registry: Arc::new(RoomRegistry::new(settings.limits.max_rooms)),
+            settings,
+        })
+    }
 }
 
 async fn run<F: JamsocketServiceFactory<RoomContext>>(
@@ -233,7 +255,9 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
         // the socket at once for well-behaved clients without cutting off our close frame.
         .client_disconnect_timeout(Duration::from_millis(100))
         .disable_signals()
-        .shutdown_timeout(settings.shutdown_grace.as_secs().max(1));
+        // The grace period is spent below, waiting for rooms to close; then connections still
+        // flushing their close frames get one more second.
+        .shutdown_timeout(CONNECTION_DRAIN.as_secs());
     if let Some(workers) = settings.workers {
         http = http.workers(workers);
     }
@@ -255,7 +279,8 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
                 description: Some("server shutting down".to_string()),
             })
             .await;
-        let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
+        let deadline =
+            tokio::time::Instant::now() + settings.shutdown_grace.saturating_sub(CONNECTION_DRAIN);
         while registry.len() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -39,6 +39,14 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
 
+/// Builds `examples/<name>` in place with `jamsocket build`; returns the `.wasm` path.
+pub fn build_example(name: &str) -> String {
+    let dir = workspace_root().join("examples").join(name);
+    let output = run(&["build", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
 /// A temporary folder, removed on drop.
 pub struct TempDir(pub PathBuf);
 
