@@ -56,11 +56,15 @@ async fn a_connection_reset_in_the_middle_of_a_frame_leaves_once_and_the_room_ca
     assert_eq!(recv_text(&mut watcher).await, "count 2");
 }
 
+/// Connections opened at once in a storm.
+const STORM: usize = 5000;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_on_one_room_is_served_up_to_its_limit_and_refused_cleanly_beyond() {
-    let server = start(Server::new().with_max_clients_per_room(300));
+    let _big = THOUSANDS_OF_CONNECTIONS.lock().await;
+    let server = start(Server::new().with_max_clients_per_room(STORM / 2));
     let addr = server.local_addr();
-    let statuses = join_all((0..600).map(|_| async move {
+    let statuses = join_all((0..STORM).map(|_| async move {
         let url = format!("ws://{addr}/ws/storm");
         match tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url)).await {
             Ok(Ok((ws, _))) => (101, Some(ws)),
@@ -73,7 +77,7 @@ async fn a_storm_on_one_room_is_served_up_to_its_limit_and_refused_cleanly_beyon
     .await;
     let accepted = statuses.iter().filter(|(s, _)| *s == 101).count();
     let refused = statuses.iter().filter(|(s, _)| *s == 503).count();
-    assert_eq!((accepted, refused), (300, 300));
+    assert_eq!((accepted, refused), (STORM / 2, STORM / 2));
     // The server still serves everyone else.
     let (mut ws, _) = join(addr, "after-the-storm").await;
     send(&mut ws, "count").await;
@@ -82,10 +86,11 @@ async fn a_storm_on_one_room_is_served_up_to_its_limit_and_refused_cleanly_beyon
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_on_many_rooms_creates_them_all() {
+    let _big = THOUSANDS_OF_CONNECTIONS.lock().await;
     let server = start(Server::new());
     let addr = server.local_addr();
     let clients =
-        join_all((0..1000).map(|i| async move { join(addr, &format!("storm-{i}")).await })).await;
+        join_all((0..STORM).map(|i| async move { join(addr, &format!("storm-{i}")).await })).await;
     assert!(clients.iter().all(|(_, id)| *id == 1));
-    assert_eq!(server.room_count(), 1000);
+    assert_eq!(server.room_count(), STORM);
 }

@@ -16,10 +16,14 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Held by tests that open thousands of connections, so that together they stay within the
+/// open-file limit.
+pub static THOUSANDS_OF_CONNECTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Starts `server` on 127.0.0.1:0 with the test binary's `factory()` (the conformance service,
 /// native or WebAssembly).
 pub fn start(server: Server) -> RunningServer {
-    let _ = rlimit::increase_nofile_limit(16_384);
+    let _ = rlimit::increase_nofile_limit(65_536);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

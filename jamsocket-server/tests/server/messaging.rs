@@ -174,6 +174,7 @@ async fn a_panicking_room_closes_with_1011_and_leaves_other_rooms_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_connections_across_two_hundred_rooms() {
+    let _big = THOUSANDS_OF_CONNECTIONS.lock().await;
     let server = start(Server::new());
     let addr = server.local_addr();
     let mut clients = Vec::new();
