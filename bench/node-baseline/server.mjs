@@ -3,10 +3,9 @@
 //
 //   node server.mjs PORT
 //
-// GET /ws/<room> joins a room. A text message `all:<text>` is broadcast as `<text>` to every
-// client of the room (the conformance service's protocol, so one load generator drives both);
-// any other text is echoed to the sender as `echo:<text>`. On connect a client gets
-// `welcome <room> <n>`.
+// GET /ws/<room> joins a room. Every message is broadcast verbatim to every client of the room,
+// the sender included, text as text and binary as binary: what examples/broadcast-echo does, so
+// one load generator drives both. GET /status answers `ok`.
 import http from "node:http";
 import { WebSocketServer } from "ws";
 
@@ -26,22 +25,14 @@ server.on("upgrade", (req, socket, head) => {
 
 function join(ws, roomId) {
   let room = rooms.get(roomId);
-  if (!room) { room = { clients: new Set(), next: 1 }; rooms.set(roomId, room); }
-  room.clients.add(ws);
-  ws.send(`welcome ${roomId} ${room.next++}`);
+  if (!room) { room = new Set(); rooms.set(roomId, room); }
+  room.add(ws);
   ws.on("message", (data, isBinary) => {
-    if (isBinary) { ws.send(data, { binary: true }); return; }
-    const text = data.toString();
-    if (text.startsWith("all:")) {
-      const out = text.slice(4);
-      for (const client of room.clients) client.send(out);
-    } else {
-      ws.send(`echo:${text}`);
-    }
+    for (const client of room) client.send(data, { binary: isBinary });
   });
   ws.on("close", () => {
-    room.clients.delete(ws);
-    if (room.clients.size === 0) rooms.delete(roomId);
+    room.delete(ws);
+    if (room.size === 0) rooms.delete(roomId);
   });
 }
 

@@ -4,14 +4,18 @@
 //! jamsocket-bench --url ws://127.0.0.1:8080 broadcast --rooms 10 --clients 10 --prefix all:
 //! jamsocket-bench idle --rooms 100 --clients 10 --hold-secs 3 --server-pid 4242
 //! jamsocket-bench churn --rooms 2000 --concurrency 16 --json
+//! jamsocket-bench chart bench/results/latest.json bench/results/latest.svg
 //! ```
 //!
 //! Every run stops by itself within `--timeout-secs` and prints a table, or with `--json` one
 //! JSON object. Exit status: 0 when the run completed, 2 when it was cut short by the timeout
-//! (the report is still printed), 1 when it could not run.
+//! (the report is still printed), 1 when it could not run. `chart` draws the broadcast results
+//! of `bench/suite.py` as an SVG.
 
 mod broadcast;
 mod broadcast_client;
+mod broadcast_summary;
+mod chart;
 mod churn;
 mod connect;
 mod idle;
@@ -63,6 +67,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    #[command(flatten)]
+    Scenario(Scenario),
+    /// Draw the broadcast results of bench/suite.py (its JSON) as an SVG chart: deliveries/s
+    /// and round-trip p50/p99 per scenario and server.
+    Chart(chart::ChartArgs),
+}
+
+/// The load scenarios.
+#[derive(Subcommand, Debug)]
+enum Scenario {
     /// Fill rooms with clients that each send closed-loop messages the service broadcasts to
     /// the room; report deliveries/s, lost deliveries and round-trip latency.
     Broadcast(broadcast::BroadcastArgs),
@@ -87,12 +101,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let scenario = match cli.command {
+        Command::Scenario(scenario) => scenario,
+        Command::Chart(args) => return chart::run(&args).map(|()| ExitCode::SUCCESS),
+    };
     let url = ServerUrl::parse(&cli.url)?;
     let server = cli.server_pid.map(Process::new).transpose()?;
-    let connections = match &cli.command {
-        Command::Broadcast(args) => args.connections(),
-        Command::Idle(args) => args.connections(),
-        Command::Churn(args) => args.concurrency as u64,
+    let connections = match &scenario {
+        Scenario::Broadcast(args) => args.connections(),
+        Scenario::Idle(args) => args.connections(),
+        Scenario::Churn(args) => args.concurrency as u64,
     };
     raise_open_file_limit(connections.saturating_add(SPARE_FILES))?;
 
@@ -102,23 +120,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .context("starting the tokio runtime")?;
     let timeout = Duration::from_secs(cli.timeout_secs);
     let json = cli.json;
+    let connect_concurrency = cli.connect_concurrency;
     let result = runtime.block_on(async move {
         let context = RunContext {
             url,
             run_id: run_context::new_run_id(),
             deadline: tokio::time::Instant::now() + timeout,
-            connect_concurrency: cli.connect_concurrency,
+            connect_concurrency,
             server,
         };
         let run = async {
-            match cli.command {
-                Command::Broadcast(args) => broadcast::run(args, &context)
+            match scenario {
+                Scenario::Broadcast(args) => broadcast::run(args, &context)
                     .await
                     .and_then(|report| emit(&report, report.timed_out, json)),
-                Command::Idle(args) => idle::run(args, &context)
+                Scenario::Idle(args) => idle::run(args, &context)
                     .await
                     .and_then(|report| emit(&report, report.timed_out, json)),
-                Command::Churn(args) => churn::run(args, &context)
+                Scenario::Churn(args) => churn::run(args, &context)
                     .await
                     .and_then(|report| emit(&report, report.timed_out, json)),
             }

@@ -1,11 +1,13 @@
 //! Runs the real `jamsocket-bench` binary, at tiny sizes, against examples/conformance-service
-//! served in this process on 127.0.0.1:0, and checks its JSON reports.
+//! (and examples/broadcast-echo, which the suite measures) served in this process on
+//! 127.0.0.1:0, and checks its JSON reports.
 
 use jamsocket::SimpleJamsocketServiceFactory;
 use jamsocket_server::{RunningServer, Server};
 use serde_json::Value;
 use std::io::Read;
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,8 +41,12 @@ fn bench(server: &RunningServer, args: &[&str]) -> Finished {
 }
 
 fn bench_at(url: &str, args: &[&str]) -> Finished {
+    run_bench(&[&["--url", url], args].concat())
+}
+
+/// Runs the bench with exactly `args` and waits (at most [`WAIT`]) for it to exit.
+fn run_bench(args: &[&str]) -> Finished {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jamsocket-bench"))
-        .args(["--url", url])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -159,6 +165,36 @@ fn broadcast_delivers_everything_to_every_client() {
 }
 
 #[test]
+fn broadcast_echo_needs_no_prefix() {
+    // What bench/suite.py runs: the service broadcasts every message verbatim.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    let server = Server::new()
+        .start(
+            listener,
+            SimpleJamsocketServiceFactory::<broadcast_echo::BroadcastEcho>::default(),
+        )
+        .expect("starting the server");
+    let report = bench_json(
+        &server,
+        &[
+            "broadcast",
+            "--rooms",
+            "2",
+            "--clients",
+            "3",
+            "--messages",
+            "5",
+        ],
+    );
+    assert_eq!(u64_at(&report, "/expected_deliveries"), 90);
+    assert_eq!(u64_at(&report, "/received_deliveries"), 90);
+    assert_eq!(u64_at(&report, "/client_errors"), 0);
+    let report = bench_json(&server, &["churn", "--rooms", "5", "--concurrency", "2"]);
+    assert_eq!(u64_at(&report, "/completed"), 5);
+    assert_eq!(u64_at(&report, "/failed"), 0);
+}
+
+#[test]
 fn broadcast_ends_early_when_the_server_drops_every_client() {
     // Every message is over the limit, so the server closes each client with 1009.
     let server = start_server_with(Server::new().with_max_message_bytes(50));
@@ -265,4 +301,44 @@ fn refuses_servers_off_this_machine() {
     let finished = bench_at("ws://192.0.2.1:8080", &["churn"]);
     assert_eq!(finished.status.code(), Some(1));
     assert!(finished.stderr.contains("loopback"), "{}", finished.stderr);
+}
+
+#[test]
+fn chart_draws_the_suite_results_as_svg() {
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results/latest.json");
+    let output =
+        std::env::temp_dir().join(format!("jamsocket-bench-chart-{}.svg", std::process::id()));
+    let finished = run_bench(&[
+        "chart",
+        input.to_str().expect("a UTF-8 path"),
+        output.to_str().expect("a UTF-8 path"),
+    ]);
+    let svg = std::fs::read_to_string(&output);
+    let _ = std::fs::remove_file(&output);
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let svg = svg.expect("the chart was written");
+    assert!(svg.starts_with("<svg"), "{svg}");
+    for text in [
+        "Deliveries per second",
+        "Round-trip latency",
+        "native",
+        "wasm",
+        "node",
+    ] {
+        assert!(svg.contains(text), "{text} missing from the chart");
+    }
+}
+
+#[test]
+fn chart_names_a_missing_input() {
+    let finished = run_bench(&["chart", "no-such-results.json", "never-written.svg"]);
+    assert_eq!(finished.status.code(), Some(1));
+    assert!(
+        finished
+            .stderr
+            .contains("error: reading no-such-results.json"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!Path::new("never-written.svg").exists());
 }

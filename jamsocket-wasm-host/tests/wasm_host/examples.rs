@@ -94,6 +94,29 @@ async fn binary_echo_returns_the_bytes() {
 }
 
 #[tokio::test]
+async fn broadcast_echo_broadcasts_text_and_binary_verbatim() {
+    let factory = example_factory("broadcast-echo");
+    let (mut echo, sent) = room(&factory, "broadcast-room").await;
+    within(echo.connect(client(1))).await.unwrap();
+    within(echo.message(client(1), "all:hello é"))
+        .await
+        .unwrap();
+    within(echo.message(client(2), "")).await.unwrap();
+    within(echo.binary(client(2), &[0, 255, 7])).await.unwrap();
+    assert_eq!(
+        texts(&sent),
+        vec![
+            (MessageRecipient::Broadcast, "all:hello é".to_string()),
+            (MessageRecipient::Broadcast, String::new()),
+        ]
+    );
+    assert_eq!(
+        sent.take_binaries(),
+        vec![(MessageRecipient::Broadcast, vec![0, 255, 7])]
+    );
+}
+
+#[tokio::test]
 async fn clock_ticks_with_host_time() {
     let factory = example_factory("clock");
     let (mut clock, sent) = room(&factory, "clock-room").await;

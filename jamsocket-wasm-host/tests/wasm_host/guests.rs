@@ -5,10 +5,11 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every example guest crate under `examples/` that the tests build.
-pub const EXAMPLES: [&str; 6] = [
+pub const EXAMPLES: [&str; 7] = [
     "counter-service",
     "echo-server",
     "binary-echo",
+    "broadcast-echo",
     "clock",
     "randomness",
     "cpu-hog",
