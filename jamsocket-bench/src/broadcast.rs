@@ -3,6 +3,7 @@
 
 use crate::broadcast_client::{Client, ClientOutcome, Shared};
 use crate::connect::{connect_all, ConnectReport};
+use crate::flood::{Flood, FloodReport};
 use crate::process::{CpuMeter, CpuSecs};
 use crate::run_context::RunContext;
 use crate::stats::{rate, Percentiles};
@@ -36,6 +37,10 @@ pub struct BroadcastArgs {
     /// How long to wait, once every sender is done, for deliveries still on their way.
     #[arg(long, default_value_t = 500)]
     pub drain_ms: u64,
+    /// Extra clients, each alone in a room of its own, that send as fast as they can for the
+    /// whole run: compare the round trips with and without them.
+    #[arg(long, default_value_t = 0)]
+    pub flooders: u64,
 }
 
 impl BroadcastArgs {
@@ -71,6 +76,8 @@ pub struct BroadcastReport {
     /// CPU used from the first send to the end of the drain.
     #[serde(flatten)]
     pub cpu: CpuSecs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood: Option<FloodReport>,
     pub client_errors: usize,
     pub first_client_error: Option<String>,
     pub timed_out: bool,
@@ -96,6 +103,19 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
             connected.report.first_error.as_deref().unwrap_or("unknown")
         );
     }
+    let flood = if args.flooders > 0 {
+        let urls = (0..args.flooders)
+            .map(|i| context.room_url("flood", i))
+            .collect();
+        let flooders = connect_all(urls, context.connect_concurrency, context.deadline).await;
+        let payload = format!("{}{}", args.prefix, "f".repeat(args.payload_bytes));
+        Some(Flood::start(
+            flooders.sockets.into_iter().flatten().collect(),
+            payload,
+        ))
+    } else {
+        None
+    };
     let cpu = CpuMeter::start(context.server)?;
 
     let shared = Arc::new(Shared {
@@ -135,6 +155,10 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
     .await;
     let cpu = cpu.read()?;
     let _ = stop_tx.send(true);
+    let flood = match flood {
+        Some(flood) => Some(flood.stop().await),
+        None => None,
+    };
 
     let mut outcomes = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -177,6 +201,7 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
         messages_per_sec: rate(sent, elapsed),
         round_trip: Percentiles::from_nanos(round_trips),
         cpu,
+        flood,
         client_errors,
         first_client_error,
         timed_out,
@@ -238,6 +263,19 @@ impl fmt::Display for BroadcastReport {
         )?;
         writeln!(f, "round trip      {}", self.round_trip)?;
         writeln!(f, "{}", self.cpu.over(self.elapsed_secs))?;
+        if let Some(flood) = &self.flood {
+            writeln!(
+                f,
+                "flooders        {} sent {} messages ({:.0}/s); {} closed by the server",
+                flood.flooders,
+                flood.messages_sent,
+                rate(
+                    flood.messages_sent,
+                    Duration::from_secs_f64(self.elapsed_secs)
+                ),
+                flood.closed_by_server
+            )?;
+        }
         if let Some(err) = &self.first_client_error {
             writeln!(f, "client errors   {}, first: {err}", self.client_errors)?;
         }

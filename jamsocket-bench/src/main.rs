@@ -18,6 +18,7 @@ mod broadcast_summary;
 mod chart;
 mod churn;
 mod connect;
+mod flood;
 mod idle;
 mod message;
 mod process;
