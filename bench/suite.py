@@ -134,6 +134,20 @@ def main():
                 r["label"] = label
                 results.append(r)
 
+    # Scenario 2 again, with one client in a room of its own sending as fast as it can.
+    flood_label = "100 rooms x 10 clients x 200 msgs, 1 flooder"
+    print(f"broadcast {flood_label}", flush=True)
+    for rep in range(repeats):
+        for name in order(rep):
+            server = Server(name, commands[name], next(ports))
+            try:
+                r = bench(server, ["broadcast", *broadcasts["100 rooms x 10 clients x 200 msgs"],
+                                   "--payload-bytes", "64", "--flooders", "1"])
+            finally:
+                server.stop()
+            r["label"] = flood_label
+            results.append(r)
+
     idle_rooms, idle_clients = (1000 // scale, 10)
     print(f"idle {idle_rooms * idle_clients} connections over {idle_rooms} rooms", flush=True)
     for rep in range(repeats):
@@ -220,6 +234,25 @@ def report(results, names, repeats, quick):
                              f"{median(sr, lambda r: r['first_reply']['p50_us']) / 1000:.2f} / "
                              f"{median(sr, lambda r: r['first_reply']['p99_us']) / 1000:.2f} | "
                              f"{sum(r['failed'] for r in sr)} |")
+        lines.append("")
+    flooded = [r for r in results if r.get("flood")]
+    if flooded:
+        quiet_label = "100 rooms x 10 clients x 200 msgs"
+        lines += ["## What one flooder costs the other rooms", "",
+                  f"Round-trip p99 of the {quiet_label} scenario with one extra client flooding a room "
+                  "of its own, against the same scenario without it (no rate limit configured; the "
+                  "flooder runs in the load generator's process, so it also takes load-generator CPU).", "",
+                  "| server | p99 without (ms) | p99 with a flooder (ms) | ratio | flood messages/s |",
+                  "|---|---|---|---|---|"]
+        for name in names:
+            quiet = [r for r in results if r["label"] == quiet_label and r["server"] == name]
+            loud = [r for r in flooded if r["server"] == name]
+            if not quiet or not loud:
+                continue
+            p99_quiet = median(quiet, lambda r: r["round_trip"]["p99_us"]) / 1000
+            p99_loud = median(loud, lambda r: r["round_trip"]["p99_us"]) / 1000
+            rate = median(loud, lambda r: r["flood"]["messages_sent"] / max(r["elapsed_secs"], 1e-9))
+            lines.append(f"| {name} | {p99_quiet:.1f} | {p99_loud:.1f} | {p99_loud / p99_quiet:.2f}x | {rate:,.0f} |")
         lines.append("")
     return "\n".join(lines)
 
