@@ -146,3 +146,87 @@ async fn a_client_that_stops_reading_is_closed_and_the_rest_get_everything_in_or
         assert_eq!(code, 1008, "{reason}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_that_never_read_are_dropped_while_fifty_that_read_get_everything_in_order() {
+    const SLEEPERS: usize = 50;
+    const READERS: usize = 50;
+    const QUEUE: usize = 100;
+    const BURSTS: usize = 10;
+    const PER_BURST: usize = QUEUE / 2;
+    // Enough bytes (8 MB per client) to fill the server's socket buffer for each sleeper (on
+    // loopback, Linux lets it grow to megabytes) and then its queue.
+    const PAD: usize = 16 * 1024;
+    let server = start(Server::new().with_outbound_queue_messages(QUEUE));
+    let addr = server.local_addr();
+    let mut sleepers = Vec::new();
+    for _ in 0..SLEEPERS {
+        sleepers.push(connect_with_small_receive_buffer(addr, "fifty").await);
+    }
+    let (mut driver, _) = join(addr, "fifty").await;
+    // Each reader reports every burst it has read completely; the next burst waits for all, so
+    // a reader never has more than half its queue outstanding.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(READERS * BURSTS);
+    let mut readers = Vec::new();
+    for _ in 1..READERS {
+        let (mut ws, _) = join(addr, "fifty").await;
+        let done = done_tx.clone();
+        readers.push(tokio::spawn(async move {
+            for _ in 0..BURSTS {
+                read_burst(&mut ws, PER_BURST).await;
+                done.send(()).await.unwrap();
+            }
+        }));
+    }
+    let mut departures = 0;
+    for _ in 0..BURSTS {
+        send(&mut driver, &format!("burst:{PER_BURST}:{PAD}")).await;
+        departures += read_burst(&mut driver, PER_BURST).await;
+        for _ in 1..READERS {
+            tokio::time::timeout(TIMEOUT, done_rx.recv())
+                .await
+                .expect("a reader fell behind")
+                .unwrap();
+        }
+    }
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    // The server closed every sleeper (its queue overflowed): the room saw each one leave.
+    while departures < SLEEPERS {
+        let text = recv_text(&mut driver).await;
+        assert!(text.starts_with("left "), "unexpected `{text}`");
+        departures += 1;
+    }
+    drop(sleepers);
+}
+
+/// Reads one `burst:<n>` worth of messages in order; returns how many clients left meanwhile.
+async fn read_burst(ws: &mut Ws, n: usize) -> usize {
+    let (mut i, mut departures) = (0, 0);
+    while i < n {
+        let text = recv_text(ws).await;
+        if text.starts_with("left ") {
+            departures += 1;
+            continue;
+        }
+        assert_eq!(text.trim_end(), format!("burst {i}"));
+        i += 1;
+    }
+    departures
+}
+
+/// A client whose kernel buffers hold almost nothing, so what it does not read piles up in
+/// the server's queue for it.
+async fn connect_with_small_receive_buffer(addr: std::net::SocketAddr, room: &str) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/ws/{room}");
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    tokio::time::timeout(TIMEOUT, tokio_tungstenite::client_async(url, stream))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed")
+        .0
+}
