@@ -17,3 +17,42 @@ pub trait JamsocketContext {
     /// A room has at most one pending timer: a new call replaces the pending one.
     fn set_timer(&self, ms_delay: u32);
 }
+
+/// A shared context is a context too, so whoever hands a room an `Arc` of one can keep a handle
+/// to it (a test reading what a [`RecordingContext`](crate::RecordingContext) recorded, say).
+impl<C: JamsocketContext> JamsocketContext for std::sync::Arc<C> {
+    fn send_message(&self, recipient: impl Into<MessageRecipient>, message: &str) {
+        (**self).send_message(recipient, message);
+    }
+
+    fn send_binary(&self, recipient: impl Into<MessageRecipient>, message: &[u8]) {
+        (**self).send_binary(recipient, message);
+    }
+
+    fn set_timer(&self, ms_delay: u32) {
+        (**self).set_timer(ms_delay);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ClientId, RecordingContext};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_shared_context_records_for_every_handle() {
+        let recorder = Arc::new(RecordingContext::default());
+        let given_to_a_room = recorder.clone();
+        given_to_a_room.send_message(ClientId::from(1), "hi");
+        given_to_a_room.set_timer(5);
+        assert_eq!(recorder.timer(), Some(5));
+        assert_eq!(
+            recorder.take_messages(),
+            vec![(
+                MessageRecipient::Client(ClientId::from(1)),
+                "hi".to_string()
+            )]
+        );
+    }
+}

@@ -4,7 +4,7 @@ pub use crate::guests::{example_wasm, EXAMPLES};
 pub use crate::log_capture::LogCapture;
 pub use crate::wat_guest::WatGuest;
 
-use jamsocket::{JamsocketContext, MessageRecipient, RecordingContext, ServiceError};
+use jamsocket::{RecordingContext, ServiceError};
 use jamsocket_wasm_host::{GuestFailure, WasmHost, WasmHostConfig, WasmHostError, WasmHostFactory};
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,27 +37,7 @@ pub fn example_factory(name: &str) -> WasmHostFactory {
 }
 
 /// A context that records what the room sent and stays readable after the room took it.
-#[derive(Clone, Default)]
-pub struct Recorder(Arc<RecordingContext>);
-
-impl std::ops::Deref for Recorder {
-    type Target = RecordingContext;
-    fn deref(&self) -> &RecordingContext {
-        &self.0
-    }
-}
-
-impl JamsocketContext for Recorder {
-    fn send_message(&self, recipient: impl Into<MessageRecipient>, message: &str) {
-        self.0.send_message(recipient, message);
-    }
-    fn send_binary(&self, recipient: impl Into<MessageRecipient>, message: &[u8]) {
-        self.0.send_binary(recipient, message);
-    }
-    fn set_timer(&self, ms_delay: u32) {
-        self.0.set_timer(ms_delay);
-    }
-}
+pub type Recorder = Arc<RecordingContext>;
 
 /// Builds a room with a fresh [`Recorder`].
 pub async fn room(factory: &WasmHostFactory, room_id: &str) -> (WasmHost, Recorder) {
