@@ -39,21 +39,19 @@ impl Flood {
         Flood { tasks, sent, stop }
     }
 
-    pub fn stop(self) -> impl std::future::Future<Output = FloodReport> {
+    pub async fn stop(self) -> FloodReport {
         let _ = self.stop.send(true);
-        async move {
-            let flooders = self.tasks.len();
-            let mut closed_by_server = 0;
-            for task in self.tasks {
-                if task.await.unwrap_or(true) {
-                    closed_by_server += 1;
-                }
+        let flooders = self.tasks.len();
+        let mut closed_by_server = 0;
+        for task in self.tasks {
+            if task.await.unwrap_or(true) {
+                closed_by_server += 1;
             }
-            FloodReport {
-                flooders,
-                messages_sent: self.sent.load(Ordering::Relaxed),
-                closed_by_server,
-            }
+        }
+        FloodReport {
+            flooders,
+            messages_sent: self.sent.load(Ordering::Relaxed),
+            closed_by_server,
         }
     }
 }

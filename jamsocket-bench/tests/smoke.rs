@@ -192,6 +192,25 @@ fn broadcast_echo_needs_no_prefix() {
     let report = bench_json(&server, &["churn", "--rooms", "5", "--concurrency", "2"]);
     assert_eq!(u64_at(&report, "/completed"), 5);
     assert_eq!(u64_at(&report, "/failed"), 0);
+    // A flooder in a room of its own floods; the measured rooms still get everything.
+    let report = bench_json(
+        &server,
+        &[
+            "broadcast",
+            "--rooms",
+            "2",
+            "--clients",
+            "3",
+            "--messages",
+            "50",
+            "--flooders",
+            "1",
+        ],
+    );
+    assert_eq!(u64_at(&report, "/received_deliveries"), 900);
+    assert_eq!(u64_at(&report, "/flood/flooders"), 1);
+    assert!(u64_at(&report, "/flood/messages_sent") > 0);
+    assert_eq!(u64_at(&report, "/flood/closed_by_server"), 0);
 }
 
 #[test]
