@@ -1,30 +1,47 @@
-//! The connection actor: one task per WebSocket that carries frames between its client and its
-//! room.
+//! The connection task: one per WebSocket. It owns the client's TCP stream once the handshake
+//! is done: it reads frames and hands messages to the room, and writes what the room sends
+//! straight to the socket, everything queued at that moment in one write.
+//!
+//! Its buffers are dropped while the connection is idle, so an idle client costs little more
+//! than its socket and its queue.
 
 use crate::registry::RoomHandle;
 use crate::room_context::Outbound;
 use crate::room_event::RoomEvent;
 use crate::settings::Settings;
-use actix_ws::{
-    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
-};
-use futures_util::FutureExt;
+use actix_codec::{Decoder, Encoder};
+use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message, ProtocolError};
+use actix_web::rt::net::TcpStream;
+use bytes::{Buf, BytesMut};
+use bytestring::ByteString;
 use jamsocket::ClientId;
 use std::borrow::Cow;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 
-/// How long a close frame may wait to be written before the connection is simply dropped.
+/// How long the close frame, and what is queued before it, may take to be written before the
+/// connection is simply dropped.
 const CLOSE_FRAME_TIMEOUT: Duration = Duration::from_secs(1);
+/// After our close frame, how long we read (and discard) what the client still sends, so that
+/// closing the socket does not reset the connection before the client has read our frame.
+const LINGER: Duration = Duration::from_millis(100);
+/// Stop taking messages from the room while this much waits to be written: the room's queue
+/// fills up instead, and a full queue is what closes a client that does not read.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Space reserved for each read from the socket.
+const READ_CHUNK: usize = 4 * 1024;
+
+/// Most bytes of a close reason: a control frame carries at most 125 bytes, two of them the code.
+const MAX_CLOSE_REASON_BYTES: usize = 123;
 
 pub(crate) struct Connection {
     pub room_id: Arc<str>,
     pub room: RoomHandle,
     pub client: ClientId,
-    pub session: Session,
-    pub incoming: AggregatedMessageStream,
     pub outbound: mpsc::Receiver<Outbound>,
     pub close: oneshot::Receiver<CloseReason>,
     pub settings: Arc<Settings>,
@@ -67,20 +84,143 @@ struct End {
     close: Option<CloseReason>,
 }
 
-fn close(code: CloseCode, description: impl Into<String>) -> Option<CloseReason> {
-    Some(CloseReason {
-        code,
-        description: Some(description.into()),
-    })
+impl End {
+    fn dropped() -> End {
+        End {
+            reason: Cow::Borrowed("connection dropped"),
+            close: None,
+        }
+    }
+
+    fn closing(reason: impl Into<Cow<'static, str>>, code: CloseCode, description: String) -> End {
+        End {
+            reason: reason.into(),
+            close: Some(CloseReason {
+                code,
+                description: Some(description),
+            }),
+        }
+    }
+
+    fn room_ended() -> End {
+        End::closing(
+            "room ended",
+            CloseCode::Error,
+            "the room ended unexpectedly".to_string(),
+        )
+    }
+}
+
+/// The socket's two buffers and the frame codec.
+struct Wire {
+    stream: TcpStream,
+    codec: Codec,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+}
+
+impl Wire {
+    /// Queues a frame for writing. Encoding the frames we send cannot fail.
+    fn encode(&mut self, message: Message) {
+        if let Err(err) = self.codec.encode(message, &mut self.write_buf) {
+            tracing::error!(error = %err, "could not encode a WebSocket frame");
+        }
+    }
+
+    fn encode_outbound(&mut self, message: Outbound) {
+        self.encode(match message {
+            Outbound::Text(text) => Message::Text(text),
+            Outbound::Binary(data) => Message::Binary(data),
+        });
+    }
+
+    fn encode_close(&mut self, mut reason: CloseReason) {
+        if let Some(description) = reason.description.as_mut() {
+            if description.len() > MAX_CLOSE_REASON_BYTES {
+                let mut end = MAX_CLOSE_REASON_BYTES;
+                while !description.is_char_boundary(end) {
+                    end -= 1;
+                }
+                description.truncate(end);
+            }
+        }
+        self.encode(Message::Close(Some(reason)));
+    }
+
+    /// Writes as much of the write buffer as the socket takes without waiting.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.write_buf.is_empty() {
+            match self.stream.try_write(&self.write_buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.write_buf.advance(written),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the socket has without waiting: `Ok(None)` if it had nothing after all,
+    /// `Ok(Some(0))` if the client closed it.
+    fn read(&mut self) -> io::Result<Option<usize>> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        match self.stream.try_read_buf(&mut self.read_buf) {
+            Ok(read) => Ok(Some(read)),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Frees the buffers of a connection with nothing in flight.
+    fn shrink(&mut self) {
+        if self.read_buf.is_empty() {
+            self.read_buf = BytesMut::new();
+        }
+        if self.write_buf.is_empty() {
+            self.write_buf = BytesMut::new();
+        }
+    }
+
+    /// Writes the rest of the write buffer, then closes the connection gracefully.
+    async fn finish(&mut self) -> io::Result<()> {
+        loop {
+            self.flush()?;
+            if self.write_buf.is_empty() {
+                break;
+            }
+            self.stream.writable().await?;
+        }
+        tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await?;
+        let mut sink = [0u8; 512];
+        let _ = timeout(LINGER, async {
+            while tokio::io::AsyncReadExt::read(&mut self.stream, &mut sink).await? > 0 {}
+            io::Result::Ok(())
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// A text or binary message arriving in fragments.
+struct Fragments {
+    text: bool,
+    data: BytesMut,
 }
 
 impl Connection {
     /// Runs until the client or the room ends the connection, then tells the room.
-    pub async fn run(mut self) {
-        let end = self.pump().await;
-        if let Some(reason) = &end.close {
-            tracing::debug!(room = %self.room_id, client = %self.client, ?reason, "closing connection");
-        }
+    ///
+    /// `read_buf` holds what the client sent after its handshake request, if anything.
+    pub async fn run(mut self, stream: TcpStream, read_buf: BytesMut) {
+        let mut wire = Wire {
+            stream,
+            codec: Codec::new().max_size(self.settings.limits.max_message_bytes),
+            read_buf,
+            write_buf: BytesMut::new(),
+        };
+        let end = self.pump(&mut wire).await;
         let leave = RoomEvent::Leave {
             client: self.client,
             reason: end.reason,
@@ -89,137 +229,185 @@ impl Connection {
         // that reconnects right after closing finds the room already updated. It may have
         // ended already.
         let _ = self.room.events.send(leave).await;
-        // The close frame waits behind what is queued for the client; a client that does not
-        // read gets its connection dropped instead.
-        let close = self.session.clone().close(end.close);
-        if tokio::time::timeout(CLOSE_FRAME_TIMEOUT, close)
-            .await
-            .is_err()
-        {
+        let Some(reason) = end.close else {
+            return;
+        };
+        tracing::debug!(room = %self.room_id, client = %self.client, ?reason, "closing connection");
+        wire.encode_close(reason);
+        // A client that does not read gets its connection dropped instead.
+        if timeout(CLOSE_FRAME_TIMEOUT, wire.finish()).await.is_err() {
             tracing::debug!(room = %self.room_id, client = %self.client, "close frame not taken; dropping the connection");
         }
     }
 
-    async fn pump(&mut self) -> End {
+    async fn pump(&mut self, wire: &mut Wire) -> End {
         let interval = self.settings.heartbeat_interval;
         let mut heartbeat = interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
+        let mut fragments = None;
+        // A message the room had no room for yet; reading waits until it is taken.
+        let mut pending: Option<RoomEvent> = None;
+        let mut room_listening = true;
         loop {
+            while pending.is_none() {
+                let frame = match wire.codec.decode(&mut wire.read_buf) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(err) => return self.protocol_error(err),
+                };
+                match self.frame(frame, wire, &mut fragments) {
+                    Ok(Some(event)) => match self.room.events.try_send(event) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(event)) => pending = Some(event),
+                        Err(TrySendError::Closed(_)) => return End::room_ended(),
+                    },
+                    Ok(None) => {}
+                    Err(end) => return end,
+                }
+            }
+            if wire.flush().is_err() {
+                return End::dropped();
+            }
             tokio::select! {
-                biased;
                 reason = &mut self.close => {
                     let reason = reason.unwrap_or(CloseReason {
                         code: CloseCode::Error,
                         description: Some("the room ended unexpectedly".to_string()),
                     });
+                    // What the room sent before closing the client goes out first.
+                    while wire.write_buf.len() < WRITE_HIGH_WATER {
+                        let Ok(message) = self.outbound.try_recv() else { break };
+                        wire.encode_outbound(message);
+                    }
                     let text = reason.description.clone().unwrap_or_default();
                     return End { reason: Cow::Owned(format!("closed by server: {text}")), close: Some(reason) };
                 }
-                message = self.outbound.recv() => {
+                message = self.outbound.recv(), if room_listening && wire.write_buf.len() < WRITE_HIGH_WATER => {
                     let Some(message) = message else {
                         // The room dropped us; its close reason follows on `close`.
+                        room_listening = false;
                         continue;
                     };
-                    if let Err(end) = self.send(message).await {
-                        return end;
+                    wire.encode_outbound(message);
+                    while wire.write_buf.len() < WRITE_HIGH_WATER {
+                        let Ok(message) = self.outbound.try_recv() else { break };
+                        wire.encode_outbound(message);
                     }
                 }
-                frame = self.incoming.recv() => {
-                    last_heard = Instant::now();
-                    if let Some(end) = self.receive(frame).await {
-                        return end;
+                permit = self.room.events.reserve(), if pending.is_some() => {
+                    let (Ok(permit), Some(event)) = (permit, pending.take()) else {
+                        return End::room_ended();
+                    };
+                    permit.send(event);
+                }
+                ready = wire.stream.readable(), if pending.is_none() => {
+                    if ready.is_err() {
+                        return End::dropped();
+                    }
+                    match wire.read() {
+                        Ok(Some(0)) | Err(_) => return End::dropped(),
+                        Ok(None) => {}
+                        Ok(Some(_)) => last_heard = Instant::now(),
+                    }
+                }
+                ready = wire.stream.writable(), if !wire.write_buf.is_empty() => {
+                    if ready.is_err() {
+                        return End::dropped();
                     }
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > self.settings.heartbeat_timeout {
-                        return End {
-                            reason: Cow::Borrowed("heartbeat timeout"),
-                            close: close(CloseCode::Away, "heartbeat timeout"),
-                        };
+                        return End::closing("heartbeat timeout", CloseCode::Away, "heartbeat timeout".to_string());
                     }
-                    // A client whose write queue is full gets no ping now; its silence still counts.
-                    if let Some(Err(_)) = self.session.ping(b"").now_or_never() {
-                        return End { reason: Cow::Borrowed("connection dropped"), close: None };
+                    // A client with a full write buffer gets no ping now; its silence still counts.
+                    if wire.write_buf.len() < WRITE_HIGH_WATER {
+                        wire.encode(Message::Ping(Default::default()));
                     }
+                    wire.shrink();
                 }
             }
         }
     }
 
-    /// Writes one message, giving up if the room closes the client meanwhile (a client that does
-    /// not read would otherwise hold this task forever).
-    async fn send(&mut self, message: Outbound) -> Result<(), End> {
-        let dropped = || End {
-            reason: Cow::Borrowed("connection dropped"),
-            close: None,
-        };
-        let write = async {
-            match message {
-                Outbound::Text(text) => self.session.text(text).await,
-                Outbound::Binary(data) => self.session.binary(data).await,
-            }
-        };
-        tokio::select! {
-            result = write => result.map_err(|_| dropped()),
-            reason = &mut self.close => {
-                let reason = reason.ok();
-                let text = reason.as_ref().and_then(|r| r.description.clone()).unwrap_or_default();
-                Err(End { reason: Cow::Owned(format!("closed by server: {text}")), close: reason })
-            }
-        }
-    }
-
-    /// Handles one frame from the client; `Some` ends the connection.
-    async fn receive(
+    /// Handles one frame from the client: `Ok(Some(_))` is a message for the room, `Err` ends
+    /// the connection.
+    fn frame(
         &mut self,
-        frame: Option<Result<AggregatedMessage, ProtocolError>>,
-    ) -> Option<End> {
-        let event = match frame {
-            None => {
-                return Some(End {
-                    reason: Cow::Borrowed("connection dropped"),
-                    close: None,
-                })
-            }
-            Some(Err(err)) => return Some(self.protocol_error(err)),
-            Some(Ok(AggregatedMessage::Text(text))) => RoomEvent::Text {
-                client: self.client,
-                text,
-            },
-            Some(Ok(AggregatedMessage::Binary(data))) => RoomEvent::Binary {
-                client: self.client,
-                data,
-            },
-            Some(Ok(AggregatedMessage::Ping(data))) => {
-                // Skipped if the client's write queue is full: it is not reading anyway.
-                return match self.session.pong(&data).now_or_never() {
-                    Some(Err(_)) => Some(End {
-                        reason: Cow::Borrowed("connection dropped"),
-                        close: None,
-                    }),
-                    _ => None,
+        frame: Frame,
+        wire: &mut Wire,
+        fragments: &mut Option<Fragments>,
+    ) -> Result<Option<RoomEvent>, End> {
+        let (text, data) = match frame {
+            Frame::Text(data) => (true, data),
+            Frame::Binary(data) => (false, data),
+            Frame::Continuation(item) => {
+                let (first, last, chunk) = match item {
+                    Item::FirstText(chunk) => (Some(true), false, chunk),
+                    Item::FirstBinary(chunk) => (Some(false), false, chunk),
+                    Item::Continue(chunk) => (None, false, chunk),
+                    Item::Last(chunk) => (None, true, chunk),
                 };
+                // The codec checks that fragments come in order.
+                let message = fragments.get_or_insert_with(|| Fragments {
+                    text: first.unwrap_or(false),
+                    data: BytesMut::new(),
+                });
+                let max = self.settings.limits.max_message_bytes;
+                if message.data.len() + chunk.len() > max {
+                    return Err(self.too_large());
+                }
+                message.data.extend_from_slice(&chunk);
+                if !last {
+                    return Ok(None);
+                }
+                let Some(message) = fragments.take() else {
+                    return Ok(None);
+                };
+                (message.text, message.data.freeze())
             }
-            Some(Ok(AggregatedMessage::Pong(_))) => return None,
-            Some(Ok(AggregatedMessage::Close(reason))) => {
+            Frame::Ping(data) => {
+                // Skipped if the client's write buffer is full: it is not reading anyway.
+                if wire.write_buf.len() < WRITE_HIGH_WATER {
+                    wire.encode(Message::Pong(data));
+                }
+                return Ok(None);
+            }
+            Frame::Pong(_) => return Ok(None),
+            Frame::Close(reason) => {
                 let code = reason.as_ref().map(|r| u16::from(r.code));
                 let text = match code {
                     Some(code) => format!("closed by client ({code})"),
                     None => "closed by client".to_string(),
                 };
                 // Answer with the same code: the closing handshake completes.
-                let echo = reason.map(|r| CloseReason {
-                    code: r.code,
-                    description: None,
-                });
-                return Some(End {
+                let code = reason.map_or(CloseCode::Normal, |r| r.code);
+                return Err(End {
                     reason: Cow::Owned(text),
-                    close: echo.or(Some(CloseReason {
-                        code: CloseCode::Normal,
+                    close: Some(CloseReason {
+                        code,
                         description: None,
-                    })),
+                    }),
                 });
+            }
+        };
+        let event = if text {
+            let Ok(text) = ByteString::try_from(data) else {
+                tracing::warn!(room = %self.room_id, client = %self.client, "closing client: text message is not valid UTF-8");
+                return Err(End::closing(
+                    "text message is not valid UTF-8",
+                    CloseCode::Invalid,
+                    "text message is not valid UTF-8".to_string(),
+                ));
+            };
+            RoomEvent::Text {
+                client: self.client,
+                text,
+            }
+        } else {
+            RoomEvent::Binary {
+                client: self.client,
+                data,
             }
         };
         if let Some(rate) = &mut self.rate {
@@ -227,47 +415,29 @@ impl Connection {
                 let limit = rate.per_sec;
                 tracing::warn!(room = %self.room_id, client = %self.client, limit, "client over its message rate: closing it");
                 let description = format!("rate limit exceeded ({limit} messages/s)");
-                return Some(End {
-                    reason: Cow::Owned(description.clone()),
-                    close: close(CloseCode::Policy, description),
-                });
+                return Err(End::closing(
+                    description.clone(),
+                    CloseCode::Policy,
+                    description,
+                ));
             }
         }
-        // Waits while the room is busy: a flooding client slows itself down, nobody else.
-        match self.room.events.send(event).await {
-            Ok(()) => None,
-            Err(_) => Some(End {
-                reason: Cow::Borrowed("room ended"),
-                close: close(CloseCode::Error, "the room ended unexpectedly"),
-            }),
-        }
+        Ok(Some(event))
+    }
+
+    fn too_large(&self) -> End {
+        let max = self.settings.limits.max_message_bytes;
+        tracing::warn!(room = %self.room_id, client = %self.client, max, "closing client: message too large");
+        let description = format!("message larger than {max} bytes");
+        End::closing(description.clone(), CloseCode::Size, description)
     }
 
     fn protocol_error(&self, err: ProtocolError) -> End {
-        let max = self.settings.limits.max_message_bytes;
-        let (code, description) = match &err {
-            ProtocolError::Overflow => {
-                (CloseCode::Size, format!("message larger than {max} bytes"))
-            }
-            ProtocolError::Io(io) if io.to_string().contains("continuation size") => {
-                (CloseCode::Size, format!("message larger than {max} bytes"))
-            }
-            ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => (
-                CloseCode::Invalid,
-                "text message is not valid UTF-8".to_string(),
-            ),
-            ProtocolError::Io(_) => {
-                return End {
-                    reason: Cow::Borrowed("connection dropped"),
-                    close: None,
-                }
-            }
-            other => (CloseCode::Protocol, format!("protocol error: {other}")),
-        };
-        tracing::warn!(room = %self.room_id, client = %self.client, error = %err, "closing client");
-        End {
-            reason: Cow::Owned(description.clone()),
-            close: close(code, description),
+        if let ProtocolError::Overflow = err {
+            return self.too_large();
         }
+        tracing::warn!(room = %self.room_id, client = %self.client, error = %err, "closing client");
+        let description = format!("protocol error: {err}");
+        End::closing(description.clone(), CloseCode::Protocol, description)
     }
 }

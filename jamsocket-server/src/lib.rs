@@ -62,6 +62,7 @@ mod server;
 mod settings;
 mod shutdown_policy;
 mod static_files;
+mod websocket;
 
 pub use error::{RoomIdError, SettingError};
 pub use limits::Limits;

@@ -1,6 +1,6 @@
 use crate::room_context::lock;
 use crate::room_event::RoomEvent;
-use actix_ws::CloseReason;
+use actix_http::ws::CloseReason;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

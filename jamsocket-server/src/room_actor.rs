@@ -5,7 +5,7 @@ use crate::room_context::{lock, Outbound, Outbox, RoomContext};
 use crate::room_event::{JoinError, RoomEvent};
 use crate::settings::Settings;
 use crate::ShutdownPolicy;
-use actix_ws::{CloseCode, CloseReason};
+use actix_http::ws::{CloseCode, CloseReason};
 use jamsocket::{
     ClientId, JamsocketService, JamsocketServiceFactory, MessageRecipient, ServiceError,
 };

@@ -1,5 +1,5 @@
 use crate::room_context::Outbound;
-use actix_ws::CloseReason;
+use actix_http::ws::CloseReason;
 use bytes::Bytes;
 use bytestring::ByteString;
 use jamsocket::ClientId;

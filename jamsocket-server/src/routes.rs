@@ -1,6 +1,5 @@
 //! HTTP routes: status, WebSocket upgrade, room creation, static files.
 
-use crate::connection::{Connection, RateLimit};
 use crate::registry::{CreateError, RoomHandle, RoomRegistry};
 use crate::room_actor::run_room;
 use crate::room_context::{Outbound, RoomContext};
@@ -8,8 +7,8 @@ use crate::room_event::{JoinError, RoomEvent};
 use crate::room_id::validate_room_id;
 use crate::settings::Settings;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use actix_ws::CloseReason;
+use actix_web::{web, HttpResponse, ResponseError};
+use actix_http::ws::CloseReason;
 use jamsocket::{ClientId, JamsocketServiceFactory};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -35,12 +34,12 @@ impl<F> Clone for AppState<F> {
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub(crate) struct HttpError {
-    status: StatusCode,
-    message: String,
+    pub status: StatusCode,
+    pub message: String,
 }
 
 impl HttpError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         HttpError {
             status,
             message: message.into(),
@@ -94,10 +93,10 @@ async fn status() -> &'static str {
     "ok"
 }
 
-fn room_id(path: &web::Path<String>) -> Result<&str, HttpError> {
-    validate_room_id(path.as_str())
+pub(crate) fn checked_room_id(room_id: &str) -> Result<&str, HttpError> {
+    validate_room_id(room_id)
         .map_err(|err| HttpError::new(StatusCode::BAD_REQUEST, err.to_string()))?;
-    Ok(path.as_str())
+    Ok(room_id)
 }
 
 fn start_room<F: JamsocketServiceFactory<RoomContext>>(
@@ -136,60 +135,41 @@ fn too_many_rooms(max: usize) -> HttpError {
     )
 }
 
+/// `GET /ws/{room_id}` without a WebSocket handshake. Handshakes never get here: the upgrade
+/// service in [`crate::websocket`] takes them.
 async fn websocket<F: JamsocketServiceFactory<RoomContext>>(
-    req: HttpRequest,
-    body: web::Payload,
     path: web::Path<String>,
     state: web::Data<AppState<F>>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let room_id = room_id(&path)?;
+) -> Result<HttpResponse, HttpError> {
+    let room_id = checked_room_id(path.as_str())?;
+    admit(&state, room_id)?;
+    Err(HttpError::new(
+        StatusCode::BAD_REQUEST,
+        "expected a WebSocket handshake (`Connection: Upgrade`, `Upgrade: websocket`)",
+    ))
+}
+
+/// Whether a client may connect to `room_id` under the room-id strategy.
+pub(crate) fn admit<F>(state: &AppState<F>, room_id: &str) -> Result<(), HttpError> {
     if !state.settings.room_id_strategy.creates_on_connect()
         && state.registry.get(room_id).is_none()
     {
-        return Err(no_such_room(room_id).into());
+        return Err(no_such_room(room_id));
     }
-    let (response, session, incoming) = actix_ws::handle(&req, body)?;
-    let max = state.settings.limits.max_message_bytes;
-    let incoming = incoming
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
-    let Joined {
-        room,
-        client,
-        outbound,
-        close,
-    } = join(&state, room_id).await?;
-    let connection = Connection {
-        room_id: Arc::from(room_id),
-        room,
-        client,
-        session,
-        incoming,
-        outbound,
-        close,
-        settings: state.settings.clone(),
-        rate: state
-            .settings
-            .limits
-            .max_messages_per_sec
-            .map(RateLimit::new),
-    };
-    actix_web::rt::spawn(connection.run());
-    Ok(response)
+    Ok(())
 }
 
 /// A client that a room took in.
-struct Joined {
-    room: RoomHandle,
-    client: ClientId,
-    outbound: mpsc::Receiver<Outbound>,
-    close: oneshot::Receiver<CloseReason>,
+pub(crate) struct Joined {
+    pub room: RoomHandle,
+    pub client: ClientId,
+    pub outbound: mpsc::Receiver<Outbound>,
+    pub close: oneshot::Receiver<CloseReason>,
 }
 
 /// Joins the room, creating it if the strategy allows. Retries if the room closed while the
 /// request was on its way (a room that just emptied under the `immediate` policy).
-async fn join<F: JamsocketServiceFactory<RoomContext>>(
+pub(crate) async fn join<F: JamsocketServiceFactory<RoomContext>>(
     state: &AppState<F>,
     room_id: &str,
 ) -> Result<Joined, HttpError> {
@@ -249,7 +229,7 @@ async fn create_room<F: JamsocketServiceFactory<RoomContext>>(
     path: web::Path<String>,
     state: web::Data<AppState<F>>,
 ) -> Result<HttpResponse, HttpError> {
-    let room_id = room_id(&path)?;
+    let room_id = checked_room_id(path.as_str())?;
     if state.settings.room_id_strategy != crate::RoomIdStrategy::Explicit {
         return Err(HttpError::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -3,8 +3,11 @@ use crate::room_context::RoomContext;
 use crate::routes::{configure, AppState};
 use crate::settings::Settings;
 use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
-use actix_web::{App, HttpServer};
-use actix_ws::{CloseCode, CloseReason};
+use actix_http::HttpService;
+use actix_service::map_config;
+use actix_web::dev::{fn_factory, fn_service, AppConfig};
+use actix_web::App;
+use actix_http::ws::{CloseCode, CloseReason};
 use jamsocket::{JamsocketServiceFactory, SimpleJamsocketService, SimpleJamsocketServiceFactory};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -241,19 +244,9 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
         registry: registry.clone(),
         settings: settings.clone(),
     };
-    let mut http = HttpServer::new(move || App::new().configure(configure(state.clone())))
-        .on_connect(|connection, _| {
-            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                // Frames go out at once instead of waiting for the peer's delayed ACK.
-                if let Err(err) = tcp.set_nodelay(true) {
-                    tracing::warn!(error = %err, "could not set TCP_NODELAY");
-                }
-            }
-        })
-        // After a closing handshake the client waits for us to close the TCP connection (RFC
-        // 6455 7.1.1); actix lingers for the client first, 1 s by default. A short linger frees
-        // the socket at once for well-behaved clients without cutting off our close frame.
-        .client_disconnect_timeout(Duration::from_millis(100))
+    // Actix Web's `HttpServer`, plus an upgrade service: WebSocket handshakes go to
+    // `websocket::upgrade`, which then owns the connection.
+    let mut http = actix_web::dev::Server::build()
         .disable_signals()
         // The grace period is spent below, waiting for rooms to close; then connections still
         // flushing their close frames get one more second.
@@ -261,7 +254,28 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
     if let Some(workers) = settings.workers {
         http = http.workers(workers);
     }
-    let http = match http.listen(listener) {
+    let http = http.listen("jamsocket", listener, move || {
+        let upgrade_state = state.clone();
+        let upgrade = fn_factory(move || {
+            let state = upgrade_state.clone();
+            async move {
+                Ok::<_, ()>(fn_service(move |(request, framed)| {
+                    crate::websocket::upgrade(state.clone(), request, framed)
+                }))
+            }
+        });
+        let app = App::new().configure(configure(state.clone()));
+        HttpService::build()
+            // Frames go out at once instead of waiting for the peer's delayed ACK.
+            .tcp_nodelay(true)
+            // Actix lingers 100 ms for a client to close after an HTTP response that closes
+            // the connection, as with WebSocket connections (see `Connection`).
+            .client_disconnect_timeout(Duration::from_millis(100))
+            .upgrade(upgrade)
+            .finish(map_config(app, |_| AppConfig::default()))
+            .tcp()
+    });
+    let http = match http {
         Ok(http) => http.run(),
         Err(err) => {
             let _ = started.send(Err(err));

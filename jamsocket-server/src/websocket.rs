@@ -1,0 +1,105 @@
+//! The WebSocket endpoint, `GET /ws/<room>`.
+//!
+//! Actix hands every HTTP/1.1 upgrade request here, with its connection. After the handshake
+//! the [`Connection`] task owns the TCP stream: frames go between the socket and the room with
+//! no HTTP machinery, and no HTTP buffers, in between.
+
+use crate::connection::{Connection, RateLimit};
+use crate::room_context::RoomContext;
+use crate::routes::{admit, checked_room_id, join, AppState, HttpError, Joined};
+use actix_codec::Framed;
+use actix_http::body::BodySize;
+use actix_http::header::{HeaderValue, CONTENT_TYPE};
+use actix_http::ws::{verify_handshake, HandshakeError};
+use actix_http::{h1, ConnectionType, Request, Response, StatusCode};
+use actix_web::rt::net::TcpStream;
+use bytes::{Bytes, BytesMut};
+use futures_util::SinkExt;
+use jamsocket::JamsocketServiceFactory;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+/// Serves one upgrade request: refuses it with an HTTP error, or completes the handshake and
+/// runs the connection until it ends.
+pub(crate) async fn upgrade<F: JamsocketServiceFactory<RoomContext>>(
+    state: AppState<F>,
+    request: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) -> Result<(), Infallible> {
+    let (room_id, joined) = match accept(&state, &request).await {
+        Ok(accepted) => accepted,
+        Err(err) => {
+            refuse(&mut framed, err).await;
+            return Ok(());
+        }
+    };
+    let response = actix_http::ws::handshake_response(request.head()).finish();
+    // If this fails the connection finds the socket closed and leaves the room.
+    let _ = framed
+        .send((response.drop_body(), BodySize::None).into())
+        .await;
+    let parts = framed.into_parts();
+    // Whatever the client sent after its request; the HTTP buffers themselves are dropped.
+    let early = BytesMut::from(&parts.read_buf[..]);
+    let Joined {
+        room,
+        client,
+        outbound,
+        close,
+    } = joined;
+    let connection = Connection {
+        room_id: Arc::from(room_id),
+        room,
+        client,
+        outbound,
+        close,
+        settings: state.settings.clone(),
+        rate: state
+            .settings
+            .limits
+            .max_messages_per_sec
+            .map(RateLimit::new),
+    };
+    connection.run(parts.io, early).await;
+    Ok(())
+}
+
+/// Checks the request and joins the room it names.
+async fn accept<'r, F: JamsocketServiceFactory<RoomContext>>(
+    state: &AppState<F>,
+    request: &'r Request,
+) -> Result<(&'r str, Joined), HttpError> {
+    let path = request.path();
+    let Some(room_id) = path.strip_prefix("/ws/") else {
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            format!("no WebSocket endpoint at `{path}`: connect to /ws/<room>"),
+        ));
+    };
+    let room_id = checked_room_id(room_id)?;
+    admit(state, room_id)?;
+    verify_handshake(request.head()).map_err(|err| {
+        let status = match err {
+            HandshakeError::GetMethodRequired => StatusCode::METHOD_NOT_ALLOWED,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        HttpError::new(status, format!("not a WebSocket handshake: {err}"))
+    })?;
+    let joined = join(state, room_id).await?;
+    Ok((room_id, joined))
+}
+
+/// Answers with `err` as plain text and closes the connection.
+async fn refuse(framed: &mut Framed<TcpStream, h1::Codec>, err: HttpError) {
+    let body = Bytes::from(format!("{}\n", err.message));
+    let mut response = Response::with_body(err.status, ());
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.head_mut().set_connection_type(ConnectionType::Close);
+    let size = BodySize::Sized(body.len() as u64);
+    if framed.send((response, size).into()).await.is_ok() {
+        let _ = framed.send(actix_http::h1::Message::Chunk(Some(body))).await;
+    }
+}
