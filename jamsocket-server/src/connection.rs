@@ -173,11 +173,8 @@ impl Wire {
         }
     }
 
-    /// Frees the buffers of a connection with nothing in flight.
+    /// Frees the write buffer of a connection with nothing to write.
     fn shrink(&mut self) {
-        if self.read_buf.is_empty() {
-            self.read_buf = BytesMut::new();
-        }
         if self.write_buf.is_empty() {
             self.write_buf = BytesMut::new();
         }
@@ -265,6 +262,10 @@ impl Connection {
                     Ok(None) => {}
                     Err(end) => return end,
                 }
+            }
+            // An idle connection keeps no read buffer (its messages may still hold on to it).
+            if wire.read_buf.is_empty() {
+                wire.read_buf = BytesMut::new();
             }
             if wire.flush().is_err() {
                 return End::dropped();

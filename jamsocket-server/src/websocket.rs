@@ -17,20 +17,60 @@ use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use jamsocket::JamsocketServiceFactory;
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 
 /// Serves one upgrade request: refuses it with an HTTP error, or completes the handshake and
 /// runs the connection until it ends.
-pub(crate) async fn upgrade<F: JamsocketServiceFactory<RoomContext>>(
+pub(crate) fn upgrade<F: JamsocketServiceFactory<RoomContext>>(
+    state: AppState<F>,
+    request: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> impl Future<Output = Result<(), Infallible>> {
+    // The returned future lives as long as the connection, so it holds the handshake's state
+    // only through a box, freed once the handshake is done.
+    let handshake = Box::pin(handshake(state.clone(), request, framed));
+    async move {
+        let Some((stream, early, room_id, joined)) = handshake.await else {
+            return Ok(());
+        };
+        let Joined {
+            room,
+            client,
+            outbound,
+            close,
+        } = joined;
+        let connection = Connection {
+            room_id,
+            room,
+            client,
+            outbound,
+            close,
+            settings: state.settings.clone(),
+            rate: state
+                .settings
+                .limits
+                .max_messages_per_sec
+                .map(RateLimit::new),
+        };
+        // Boxed too: Actix keeps a connection's task as big as its largest state.
+        Box::pin(connection.run(stream, early)).await;
+        Ok(())
+    }
+}
+
+/// Answers the handshake. Returns the socket, what the client sent after its request, and the
+/// room it joined; `None` if the request was refused.
+async fn handshake<F: JamsocketServiceFactory<RoomContext>>(
     state: AppState<F>,
     request: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
-) -> Result<(), Infallible> {
+) -> Option<(TcpStream, BytesMut, Arc<str>, Joined)> {
     let (room_id, joined) = match accept(&state, &request).await {
         Ok(accepted) => accepted,
         Err(err) => {
             refuse(&mut framed, err).await;
-            return Ok(());
+            return None;
         }
     };
     let response = actix_http::ws::handshake_response(request.head()).finish();
@@ -38,37 +78,18 @@ pub(crate) async fn upgrade<F: JamsocketServiceFactory<RoomContext>>(
     let _ = framed
         .send((response.drop_body(), BodySize::None).into())
         .await;
+    // Keep the socket and whatever the client sent after its request. The HTTP buffers, and
+    // the request whose headers share them, are dropped with this future.
     let parts = framed.into_parts();
-    // Whatever the client sent after its request; the HTTP buffers themselves are dropped.
     let early = BytesMut::from(&parts.read_buf[..]);
-    let Joined {
-        room,
-        client,
-        outbound,
-        close,
-    } = joined;
-    let connection = Connection {
-        room_id: Arc::from(room_id),
-        room,
-        client,
-        outbound,
-        close,
-        settings: state.settings.clone(),
-        rate: state
-            .settings
-            .limits
-            .max_messages_per_sec
-            .map(RateLimit::new),
-    };
-    connection.run(parts.io, early).await;
-    Ok(())
+    Some((parts.io, early, room_id, joined))
 }
 
 /// Checks the request and joins the room it names.
-async fn accept<'r, F: JamsocketServiceFactory<RoomContext>>(
+async fn accept<F: JamsocketServiceFactory<RoomContext>>(
     state: &AppState<F>,
-    request: &'r Request,
-) -> Result<(&'r str, Joined), HttpError> {
+    request: &Request,
+) -> Result<(Arc<str>, Joined), HttpError> {
     let path = request.path();
     let Some(room_id) = path.strip_prefix("/ws/") else {
         return Err(HttpError::new(
@@ -86,7 +107,7 @@ async fn accept<'r, F: JamsocketServiceFactory<RoomContext>>(
         HttpError::new(status, format!("not a WebSocket handshake: {err}"))
     })?;
     let joined = join(state, room_id).await?;
-    Ok((room_id, joined))
+    Ok((Arc::from(room_id), joined))
 }
 
 /// Answers with `err` as plain text and closes the connection.
@@ -97,9 +118,13 @@ async fn refuse(framed: &mut Framed<TcpStream, h1::Codec>, err: HttpError) {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response.head_mut().set_connection_type(ConnectionType::Close);
+    response
+        .head_mut()
+        .set_connection_type(ConnectionType::Close);
     let size = BodySize::Sized(body.len() as u64);
     if framed.send((response, size).into()).await.is_ok() {
-        let _ = framed.send(actix_http::h1::Message::Chunk(Some(body))).await;
+        let _ = framed
+            .send(actix_http::h1::Message::Chunk(Some(body)))
+            .await;
     }
 }
