@@ -16,12 +16,18 @@ use bytes::{Buf, BytesMut};
 use bytestring::ByteString;
 use jamsocket::ClientId;
 use std::borrow::Cow;
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::ReadHalf;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
+use tokio_util::io::poll_read_buf;
 
 /// How long the close frame, and what is queued before it, may take to be written before the
 /// connection is simply dropped.
@@ -111,15 +117,14 @@ impl End {
     }
 }
 
-/// The socket's two buffers and the frame codec.
-struct Wire {
-    stream: TcpStream,
+/// The frame codec and the socket's two buffers.
+struct Frames {
     codec: Codec,
     read_buf: BytesMut,
     write_buf: BytesMut,
 }
 
-impl Wire {
+impl Frames {
     /// Queues a frame for writing. Encoding the frames we send cannot fail.
     fn encode(&mut self, message: Message) {
         if let Err(err) = self.codec.encode(message, &mut self.write_buf) {
@@ -148,9 +153,9 @@ impl Wire {
     }
 
     /// Writes as much of the write buffer as the socket takes without waiting.
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self, socket: &TcpStream) -> io::Result<()> {
         while !self.write_buf.is_empty() {
-            match self.stream.try_write(&self.write_buf) {
+            match socket.try_write(&self.write_buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => self.write_buf.advance(written),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
@@ -160,17 +165,21 @@ impl Wire {
         Ok(())
     }
 
-    /// Reads what the socket has without waiting: `Ok(None)` if it had nothing after all,
-    /// `Ok(Some(0))` if the client closed it.
-    fn read(&mut self) -> io::Result<Option<usize>> {
+    /// Reads what the socket has, once it has something: a buffer is only reserved then, so
+    /// an idle connection holds none. `Ok(0)` means the client closed the connection.
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &TcpStream,
+        reader: &mut ReadHalf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        ready!(socket.poll_read_ready(cx))?;
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
-        match self.stream.try_read_buf(&mut self.read_buf) {
-            Ok(read) => Ok(Some(read)),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(err) => Err(err),
-        }
+        // Unlike `try_read`, a short read here marks the socket drained: no extra `recv` that
+        // would only say "would block".
+        poll_read_buf(Pin::new(reader), cx, &mut self.read_buf)
     }
 
     /// Frees the write buffer of a connection with nothing to write.
@@ -181,18 +190,18 @@ impl Wire {
     }
 
     /// Writes the rest of the write buffer, then closes the connection gracefully.
-    async fn finish(&mut self) -> io::Result<()> {
+    async fn finish(&mut self, socket: &mut TcpStream) -> io::Result<()> {
         loop {
-            self.flush()?;
+            self.flush(socket)?;
             if self.write_buf.is_empty() {
                 break;
             }
-            self.stream.writable().await?;
+            socket.writable().await?;
         }
-        tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await?;
+        socket.shutdown().await?;
         let mut sink = [0u8; 512];
         let _ = timeout(LINGER, async {
-            while tokio::io::AsyncReadExt::read(&mut self.stream, &mut sink).await? > 0 {}
+            while socket.read(&mut sink).await? > 0 {}
             io::Result::Ok(())
         })
         .await;
@@ -210,14 +219,13 @@ impl Connection {
     /// Runs until the client or the room ends the connection, then tells the room.
     ///
     /// `read_buf` holds what the client sent after its handshake request, if anything.
-    pub async fn run(mut self, stream: TcpStream, read_buf: BytesMut) {
-        let mut wire = Wire {
-            stream,
+    pub async fn run(mut self, mut socket: TcpStream, read_buf: BytesMut) {
+        let mut frames = Frames {
             codec: Codec::new().max_size(self.settings.limits.max_message_bytes),
             read_buf,
             write_buf: BytesMut::new(),
         };
-        let end = self.pump(&mut wire).await;
+        let end = self.pump(&mut socket, &mut frames).await;
         let leave = RoomEvent::Leave {
             client: self.client,
             reason: end.reason,
@@ -230,14 +238,19 @@ impl Connection {
             return;
         };
         tracing::debug!(room = %self.room_id, client = %self.client, ?reason, "closing connection");
-        wire.encode_close(reason);
+        frames.encode_close(reason);
         // A client that does not read gets its connection dropped instead.
-        if timeout(CLOSE_FRAME_TIMEOUT, wire.finish()).await.is_err() {
+        if timeout(CLOSE_FRAME_TIMEOUT, frames.finish(&mut socket))
+            .await
+            .is_err()
+        {
             tracing::debug!(room = %self.room_id, client = %self.client, "close frame not taken; dropping the connection");
         }
     }
 
-    async fn pump(&mut self, wire: &mut Wire) -> End {
+    async fn pump(&mut self, socket: &mut TcpStream, frames: &mut Frames) -> End {
+        let (mut reader, writer) = socket.split();
+        let socket = writer.as_ref();
         let interval = self.settings.heartbeat_interval;
         let mut heartbeat = interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -248,12 +261,12 @@ impl Connection {
         let mut room_listening = true;
         loop {
             while pending.is_none() {
-                let frame = match wire.codec.decode(&mut wire.read_buf) {
+                let frame = match frames.codec.decode(&mut frames.read_buf) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
                     Err(err) => return self.protocol_error(err),
                 };
-                match self.frame(frame, wire, &mut fragments) {
+                match self.frame(frame, frames, &mut fragments) {
                     Ok(Some(event)) => match self.room.events.try_send(event) {
                         Ok(()) => {}
                         Err(TrySendError::Full(event)) => pending = Some(event),
@@ -264,10 +277,10 @@ impl Connection {
                 }
             }
             // An idle connection keeps no read buffer (its messages may still hold on to it).
-            if wire.read_buf.is_empty() {
-                wire.read_buf = BytesMut::new();
+            if frames.read_buf.is_empty() {
+                frames.read_buf = BytesMut::new();
             }
-            if wire.flush().is_err() {
+            if frames.flush(socket).is_err() {
                 return End::dropped();
             }
             tokio::select! {
@@ -277,23 +290,23 @@ impl Connection {
                         description: Some("the room ended unexpectedly".to_string()),
                     });
                     // What the room sent before closing the client goes out first.
-                    while wire.write_buf.len() < WRITE_HIGH_WATER {
+                    while frames.write_buf.len() < WRITE_HIGH_WATER {
                         let Ok(message) = self.outbound.try_recv() else { break };
-                        wire.encode_outbound(message);
+                        frames.encode_outbound(message);
                     }
                     let text = reason.description.clone().unwrap_or_default();
                     return End { reason: Cow::Owned(format!("closed by server: {text}")), close: Some(reason) };
                 }
-                message = self.outbound.recv(), if room_listening && wire.write_buf.len() < WRITE_HIGH_WATER => {
+                message = self.outbound.recv(), if room_listening && frames.write_buf.len() < WRITE_HIGH_WATER => {
                     let Some(message) = message else {
                         // The room dropped us; its close reason follows on `close`.
                         room_listening = false;
                         continue;
                     };
-                    wire.encode_outbound(message);
-                    while wire.write_buf.len() < WRITE_HIGH_WATER {
+                    frames.encode_outbound(message);
+                    while frames.write_buf.len() < WRITE_HIGH_WATER {
                         let Ok(message) = self.outbound.try_recv() else { break };
-                        wire.encode_outbound(message);
+                        frames.encode_outbound(message);
                     }
                 }
                 permit = self.room.events.reserve(), if pending.is_some() => {
@@ -302,17 +315,13 @@ impl Connection {
                     };
                     permit.send(event);
                 }
-                ready = wire.stream.readable(), if pending.is_none() => {
-                    if ready.is_err() {
-                        return End::dropped();
-                    }
-                    match wire.read() {
-                        Ok(Some(0)) | Err(_) => return End::dropped(),
-                        Ok(None) => {}
-                        Ok(Some(_)) => last_heard = Instant::now(),
+                read = poll_fn(|cx| frames.poll_read(cx, socket, &mut reader)), if pending.is_none() => {
+                    match read {
+                        Ok(0) | Err(_) => return End::dropped(),
+                        Ok(_) => last_heard = Instant::now(),
                     }
                 }
-                ready = wire.stream.writable(), if !wire.write_buf.is_empty() => {
+                ready = socket.writable(), if !frames.write_buf.is_empty() => {
                     if ready.is_err() {
                         return End::dropped();
                     }
@@ -322,10 +331,10 @@ impl Connection {
                         return End::closing("heartbeat timeout", CloseCode::Away, "heartbeat timeout".to_string());
                     }
                     // A client with a full write buffer gets no ping now; its silence still counts.
-                    if wire.write_buf.len() < WRITE_HIGH_WATER {
-                        wire.encode(Message::Ping(Default::default()));
+                    if frames.write_buf.len() < WRITE_HIGH_WATER {
+                        frames.encode(Message::Ping(Default::default()));
                     }
-                    wire.shrink();
+                    frames.shrink();
                 }
             }
         }
@@ -336,7 +345,7 @@ impl Connection {
     fn frame(
         &mut self,
         frame: Frame,
-        wire: &mut Wire,
+        frames: &mut Frames,
         fragments: &mut Option<Fragments>,
     ) -> Result<Option<RoomEvent>, End> {
         let (text, data) = match frame {
@@ -369,8 +378,8 @@ impl Connection {
             }
             Frame::Ping(data) => {
                 // Skipped if the client's write buffer is full: it is not reading anyway.
-                if wire.write_buf.len() < WRITE_HIGH_WATER {
-                    wire.encode(Message::Pong(data));
+                if frames.write_buf.len() < WRITE_HIGH_WATER {
+                    frames.encode(Message::Pong(data));
                 }
                 return Ok(None);
             }
