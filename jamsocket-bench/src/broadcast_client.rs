@@ -71,10 +71,14 @@ impl Client {
         } else {
             outcome.send(&self, &mut ws, &shared).await;
         }
+        // Made once: a timer per received message would cost more than the rest of the loop.
+        let deadline = tokio::time::sleep_until(shared.deadline);
+        let stopped = stop.wait_for(|stop| *stop);
+        tokio::pin!(deadline, stopped);
         while outcome.error.is_none() {
             let frame = tokio::select! {
-                _ = stop.wait_for(|stop| *stop) => break,
-                _ = tokio::time::sleep_until(shared.deadline) => break,
+                _ = &mut stopped => break,
+                _ = &mut deadline => break,
                 frame = ws.next() => frame,
             };
             let text = match frame {

@@ -19,8 +19,8 @@ use std::borrow::Cow;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::ReadHalf;
@@ -182,8 +182,11 @@ impl Frames {
         poll_read_buf(Pin::new(reader), cx, &mut self.read_buf)
     }
 
-    /// Frees the write buffer of a connection with nothing to write.
+    /// Frees the buffers of a connection with nothing in flight.
     fn shrink(&mut self) {
+        if self.read_buf.is_empty() {
+            self.read_buf = BytesMut::new();
+        }
         if self.write_buf.is_empty() {
             self.write_buf = BytesMut::new();
         }
@@ -254,7 +257,10 @@ impl Connection {
         let interval = self.settings.heartbeat_interval;
         let mut heartbeat = interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // When the client was last heard from, to within a heartbeat: reading the clock on
+        // every frame would cost more than the check is worth.
         let mut last_heard = Instant::now();
+        let mut heard = false;
         let mut fragments = None;
         // A message the room had no room for yet; reading waits until it is taken.
         let mut pending: Option<RoomEvent> = None;
@@ -275,10 +281,6 @@ impl Connection {
                     Ok(None) => {}
                     Err(end) => return end,
                 }
-            }
-            // An idle connection keeps no read buffer (its messages may still hold on to it).
-            if frames.read_buf.is_empty() {
-                frames.read_buf = BytesMut::new();
             }
             if frames.flush(socket).is_err() {
                 return End::dropped();
@@ -318,7 +320,7 @@ impl Connection {
                 read = poll_fn(|cx| frames.poll_read(cx, socket, &mut reader)), if pending.is_none() => {
                     match read {
                         Ok(0) | Err(_) => return End::dropped(),
-                        Ok(_) => last_heard = Instant::now(),
+                        Ok(_) => heard = true,
                     }
                 }
                 ready = socket.writable(), if !frames.write_buf.is_empty() => {
@@ -326,8 +328,11 @@ impl Connection {
                         return End::dropped();
                     }
                 }
-                _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > self.settings.heartbeat_timeout {
+                now = heartbeat.tick() => {
+                    if std::mem::take(&mut heard) {
+                        last_heard = now;
+                    }
+                    if now.saturating_duration_since(last_heard) > self.settings.heartbeat_timeout {
                         return End::closing("heartbeat timeout", CloseCode::Away, "heartbeat timeout".to_string());
                     }
                     // A client with a full write buffer gets no ping now; its silence still counts.
