@@ -265,6 +265,8 @@ impl Connection {
         // A message the room had no room for yet; reading waits until it is taken.
         let mut pending: Option<RoomEvent> = None;
         let mut room_listening = true;
+        // Owned here so that a permit to send to the room does not borrow `self`.
+        let events = self.room.events.clone();
         loop {
             while pending.is_none() {
                 let frame = match frames.codec.decode(&mut frames.read_buf) {
@@ -276,7 +278,7 @@ impl Connection {
                     Ok(Some(event)) => match self.room.events.try_send(event) {
                         Ok(()) => {}
                         Err(TrySendError::Full(event)) => pending = Some(event),
-                        Err(TrySendError::Closed(_)) => return End::room_ended(),
+                        Err(TrySendError::Closed(_)) => return self.room_gone(frames),
                     },
                     Ok(None) => {}
                     Err(end) => return end,
@@ -286,19 +288,7 @@ impl Connection {
                 return End::dropped();
             }
             tokio::select! {
-                reason = &mut self.close => {
-                    let reason = reason.unwrap_or(CloseReason {
-                        code: CloseCode::Error,
-                        description: Some("the room ended unexpectedly".to_string()),
-                    });
-                    // What the room sent before closing the client goes out first.
-                    while frames.write_buf.len() < WRITE_HIGH_WATER {
-                        let Ok(message) = self.outbound.try_recv() else { break };
-                        frames.encode_outbound(message);
-                    }
-                    let text = reason.description.clone().unwrap_or_default();
-                    return End { reason: Cow::Owned(format!("closed by server: {text}")), close: Some(reason) };
-                }
+                reason = &mut self.close => return self.closed_by_room(reason.ok(), frames),
                 message = self.outbound.recv(), if room_listening && frames.write_buf.len() < WRITE_HIGH_WATER => {
                     let Some(message) = message else {
                         // The room dropped us; its close reason follows on `close`.
@@ -311,9 +301,9 @@ impl Connection {
                         frames.encode_outbound(message);
                     }
                 }
-                permit = self.room.events.reserve(), if pending.is_some() => {
+                permit = events.reserve(), if pending.is_some() => {
                     let (Ok(permit), Some(event)) = (permit, pending.take()) else {
-                        return End::room_ended();
+                        return self.room_gone(frames);
                     };
                     permit.send(event);
                 }
@@ -343,6 +333,32 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The room closed this client with `reason`, or ended without one.
+    fn closed_by_room(&mut self, reason: Option<CloseReason>, frames: &mut Frames) -> End {
+        let Some(reason) = reason else {
+            return End::room_ended();
+        };
+        // What the room sent before closing the client goes out first.
+        while frames.write_buf.len() < WRITE_HIGH_WATER {
+            let Ok(message) = self.outbound.try_recv() else {
+                break;
+            };
+            frames.encode_outbound(message);
+        }
+        let text = reason.description.clone().unwrap_or_default();
+        End {
+            reason: Cow::Owned(format!("closed by server: {text}")),
+            close: Some(reason),
+        }
+    }
+
+    /// The room stopped taking messages: it closed, and its reason is on `close` (say, 1001 at
+    /// shutdown), unless it ended unexpectedly.
+    fn room_gone(&mut self, frames: &mut Frames) -> End {
+        let reason = self.close.try_recv().ok();
+        self.closed_by_room(reason, frames)
     }
 
     /// Handles one frame from the client: `Ok(Some(_))` is a message for the room, `Err` ends

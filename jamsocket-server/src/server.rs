@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 /// The last part of the shutdown grace period, left to connections still writing their close
 /// frames after every room has closed.
@@ -254,13 +255,16 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
     if let Some(workers) = settings.workers {
         http = http.workers(workers);
     }
+    // Every WebSocket connection, so that shutdown can wait for their close frames.
+    let connections = TaskTracker::new();
+    let tracker = connections.clone();
     let http = http.listen("jamsocket", listener, move || {
-        let upgrade_state = state.clone();
+        let (upgrade_state, tracker) = (state.clone(), tracker.clone());
         let upgrade = fn_factory(move || {
-            let state = upgrade_state.clone();
+            let (state, tracker) = (upgrade_state.clone(), tracker.clone());
             async move {
                 Ok::<_, ()>(fn_service(move |(request, framed)| {
-                    crate::websocket::upgrade(state.clone(), request, framed)
+                    tracker.track_future(crate::websocket::upgrade(state.clone(), request, framed))
                 }))
             }
         });
@@ -298,6 +302,9 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
         while registry.len() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // Actix checks only once a second whether its connections are done: wait for ours here.
+        connections.close();
+        let _ = tokio::time::timeout_at(deadline, connections.wait()).await;
         handle.stop(true).await;
     });
     let _ = started.send(Ok(registry_for_handle));
