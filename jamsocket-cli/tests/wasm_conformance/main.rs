@@ -15,6 +15,8 @@ mod limits;
 #[path = "../../../jamsocket-server/tests/server/messaging.rs"]
 mod messaging;
 mod misbehaving_guests;
+#[path = "../../../jamsocket-server/tests/server/protocol.rs"]
+mod protocol;
 #[path = "../../../jamsocket-server/tests/server/strategies.rs"]
 mod strategies;
 

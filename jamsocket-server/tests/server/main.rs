@@ -11,5 +11,6 @@ mod chaos;
 mod lifecycle;
 mod limits;
 mod messaging;
+mod protocol;
 mod static_files;
 mod strategies;
