@@ -39,6 +39,13 @@
 //!   [`RoomIdStrategy::Short`]; answers `{"room_id": "..."}`.
 //! - Everything else: files from [`Server::with_static_path`], if set.
 //!
+//! # Connections
+//! Actix Web parses each HTTP request. A WebSocket handshake (any HTTP/1.1 upgrade request) is
+//! handed over with its TCP stream to a task of its own, which reads and writes frames itself:
+//! what a room sends is encoded straight into the socket, everything queued at that moment in
+//! one write, and an idle connection holds no buffers. Upgrade requests for other paths get
+//! 404, and invalid handshakes 400, each with a plain-text reason.
+//!
 //! # Close codes
 //! | code | when |
 //! |---|---|

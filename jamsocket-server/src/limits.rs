@@ -12,8 +12,9 @@ pub struct Limits {
     pub max_clients_per_room: usize,
     /// Most rooms on the server. Creating another gets HTTP 503. Default 100,000.
     pub max_rooms: usize,
-    /// Most messages waiting to be written to one client. A client that stops reading is
-    /// closed with 1008 once its queue is full; the rest of its room is unaffected.
+    /// Most messages waiting to be written to one client, besides the up to 64 KiB its
+    /// connection has already encoded for the socket. A client that stops reading is closed
+    /// with 1008 once its queue is full; the rest of its room is unaffected.
     /// Default 1,024.
     pub outbound_queue_messages: usize,
     /// Most messages per second one client may send, with bursts of up to one second's worth.
