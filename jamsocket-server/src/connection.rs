@@ -229,14 +229,9 @@ impl Connection {
             write_buf: BytesMut::new(),
         };
         let end = self.pump(&mut socket, &mut frames).await;
-        let leave = RoomEvent::Leave {
-            client: self.client,
-            reason: end.reason,
-        };
         // The room hears of the departure before the client sees its close frame, so a client
-        // that reconnects right after closing finds the room already updated. It may have
-        // ended already.
-        let _ = self.room.events.send(leave).await;
+        // that reconnects right after closing finds the room already updated.
+        self.leave(end.reason).await;
         let Some(reason) = end.close else {
             return;
         };
@@ -249,6 +244,23 @@ impl Connection {
         {
             tracing::debug!(room = %self.room_id, client = %self.client, "close frame not taken; dropping the connection");
         }
+    }
+
+    /// Like [`run`](Connection::run), with a socket from another worker thread.
+    pub async fn run_std(self, socket: std::net::TcpStream, read_buf: BytesMut) {
+        match TcpStream::from_std(socket) {
+            Ok(socket) => Box::pin(self.run(socket, read_buf)).await,
+            Err(err) => self.leave(format!("connection dropped: {err}")).await,
+        }
+    }
+
+    /// Tells the room the client left (it may have ended already).
+    pub async fn leave(&self, reason: impl Into<Cow<'static, str>>) {
+        let leave = RoomEvent::Leave {
+            client: self.client,
+            reason: reason.into(),
+        };
+        let _ = self.room.events.send(leave).await;
     }
 
     async fn pump(&mut self, socket: &mut TcpStream, frames: &mut Frames) -> End {

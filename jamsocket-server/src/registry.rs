@@ -23,6 +23,24 @@ pub(crate) struct RoomHandle {
     pub events: mpsc::Sender<RoomEvent>,
     /// Tells apart a room from a later room with the same id.
     pub generation: u64,
+    /// The worker thread the room runs on (the one that created it).
+    pub worker: Option<Worker>,
+}
+
+/// An Actix worker thread, to run a connection next to its room.
+#[derive(Clone)]
+pub(crate) struct Worker {
+    pub thread: std::thread::ThreadId,
+    pub arbiter: actix_rt::ArbiterHandle,
+}
+
+impl Worker {
+    pub fn current() -> Option<Worker> {
+        Some(Worker {
+            thread: std::thread::current().id(),
+            arbiter: actix_rt::Arbiter::try_current()?,
+        })
+    }
 }
 
 /// A room that a caller of [`RoomRegistry::create`] must start.
@@ -84,7 +102,11 @@ impl RoomRegistry {
         let id: Arc<str> = Arc::from(id);
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let (events, receiver) = mpsc::channel(ROOM_QUEUE);
-        let handle = RoomHandle { events, generation };
+        let handle = RoomHandle {
+            events,
+            generation,
+            worker: Worker::current(),
+        };
         rooms.insert(id.clone(), handle.clone());
         start(NewRoom {
             id,

@@ -5,7 +5,8 @@
 //! no HTTP machinery, and no HTTP buffers, in between.
 
 use crate::connection::{Connection, RateLimit};
-use crate::room_context::RoomContext;
+use crate::registry::Worker;
+use crate::room_context::{lock, RoomContext};
 use crate::routes::{admit, checked_room_id, join, AppState, HttpError, Joined};
 use actix_codec::Framed;
 use actix_http::body::BodySize;
@@ -18,7 +19,8 @@ use futures_util::SinkExt;
 use jamsocket::JamsocketServiceFactory;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
 /// Serves one upgrade request: refuses it with an HTTP error, or completes the handshake and
 /// runs the connection until it ends.
@@ -53,12 +55,43 @@ pub(crate) fn upgrade<F: JamsocketServiceFactory<RoomContext>>(
                 .max_messages_per_sec
                 .map(RateLimit::new),
         };
-        // Boxed too: Actix keeps a connection's task as big as its largest state.
-        Box::pin(connection.run(stream, early)).await;
+        // A connection accepted by another worker than its room's moves there: then a message
+        // and its broadcast wake no other thread.
+        match connection.room.worker.clone() {
+            Some(worker) if worker.thread != std::thread::current().id() => {
+                run_on(worker, connection, stream, early).await
+            }
+            // Boxed too: Actix keeps a connection's task as big as its largest state.
+            _ => Box::pin(connection.run(stream, early)).await,
+        }
         Ok(())
     }
 }
 
+/// Runs `connection` on `worker`, or here if that worker has stopped; returns when it ends.
+async fn run_on(worker: Worker, connection: Connection, stream: TcpStream, early: BytesMut) {
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(err) => return connection.leave(format!("connection dropped: {err}")).await,
+    };
+    let moving = Arc::new(Mutex::new(Some((connection, stream, early))));
+    let (done_tx, done) = oneshot::channel::<()>();
+    let there = moving.clone();
+    worker.arbiter.spawn_fn(move || {
+        if let Some((connection, stream, early)) = lock(&there).take() {
+            actix_web::rt::spawn(async move {
+                connection.run_std(stream, early).await;
+                let _ = done_tx.send(());
+            });
+        }
+    });
+    // Returns at once if the worker dropped the closure without running it.
+    let _ = done.await;
+    let stayed = lock(&moving).take();
+    if let Some((connection, stream, early)) = stayed {
+        connection.run_std(stream, early).await;
+    }
+}
 /// Answers the handshake. Returns the socket, what the client sent after its request, and the
 /// room it joined; `None` if the request was refused.
 async fn handshake<F: JamsocketServiceFactory<RoomContext>>(
