@@ -249,7 +249,7 @@ impl Connection {
     /// Like [`run`](Connection::run), with a socket from another worker thread.
     pub async fn run_std(self, socket: std::net::TcpStream, read_buf: BytesMut) {
         match TcpStream::from_std(socket) {
-            Ok(socket) => Box::pin(self.run(socket, read_buf)).await,
+            Ok(socket) => self.run(socket, read_buf).await,
             Err(err) => self.leave(format!("connection dropped: {err}")).await,
         }
     }

@@ -264,7 +264,7 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
             let (state, tracker) = (upgrade_state.clone(), tracker.clone());
             async move {
                 Ok::<_, ()>(fn_service(move |(request, framed)| {
-                    tracker.track_future(crate::websocket::upgrade(state.clone(), request, framed))
+                    crate::websocket::upgrade(state.clone(), tracker.clone(), request, framed)
                 }))
             }
         });

@@ -1,8 +1,9 @@
 //! The WebSocket endpoint, `GET /ws/<room>`.
 //!
 //! Actix hands every HTTP/1.1 upgrade request here, with its connection. After the handshake
-//! the [`Connection`] task owns the TCP stream: frames go between the socket and the room with
-//! no HTTP machinery, and no HTTP buffers, in between.
+//! a [`Connection`] task of our own owns the TCP stream, on the worker thread of its room:
+//! frames go between the socket and the room with no HTTP machinery, and no HTTP buffers, in
+//! between.
 
 use crate::connection::{Connection, RateLimit};
 use crate::registry::Worker;
@@ -18,88 +19,94 @@ use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use jamsocket::JamsocketServiceFactory;
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 /// Serves one upgrade request: refuses it with an HTTP error, or completes the handshake and
-/// runs the connection until it ends.
-pub(crate) fn upgrade<F: JamsocketServiceFactory<RoomContext>>(
+/// starts the connection's own task, tracked by `connections`. Actix's task for the request
+/// ends there, and every HTTP buffer with it.
+pub(crate) async fn upgrade<F: JamsocketServiceFactory<RoomContext>>(
     state: AppState<F>,
+    connections: TaskTracker,
     request: Request,
     framed: Framed<TcpStream, h1::Codec>,
-) -> impl Future<Output = Result<(), Infallible>> {
-    // The returned future lives as long as the connection, so it holds the handshake's state
-    // only through a box, freed once the handshake is done.
-    let handshake = Box::pin(handshake(state.clone(), request, framed));
-    async move {
-        let Some((stream, early, room_id, joined)) = handshake.await else {
-            return Ok(());
-        };
-        let Joined {
-            room,
-            client,
-            outbound,
-            close,
-        } = joined;
-        let connection = Connection {
-            room_id,
-            room,
-            client,
-            outbound,
-            close,
-            settings: state.settings.clone(),
-            rate: state
-                .settings
-                .limits
-                .max_messages_per_sec
-                .map(RateLimit::new),
-        };
-        // A connection accepted by another worker than its room's moves there: then a message
-        // and its broadcast wake no other thread.
-        match connection.room.worker.clone() {
-            Some(worker) if worker.thread != std::thread::current().id() => {
-                run_on(worker, connection, stream, early).await
-            }
-            // Boxed too: Actix keeps a connection's task as big as its largest state.
-            _ => Box::pin(connection.run(stream, early)).await,
+) -> Result<(), Infallible> {
+    let Some((stream, early, room_id, joined)) = handshake(&state, request, framed).await else {
+        return Ok(());
+    };
+    let Joined {
+        room,
+        client,
+        outbound,
+        close,
+    } = joined;
+    let connection = Connection {
+        room_id,
+        room,
+        client,
+        outbound,
+        close,
+        settings: state.settings.clone(),
+        rate: state
+            .settings
+            .limits
+            .max_messages_per_sec
+            .map(RateLimit::new),
+    };
+    // The connection runs on its room's worker thread: then a message and its broadcast wake
+    // no other thread.
+    match connection.room.worker.clone() {
+        Some(worker) if worker.thread != std::thread::current().id() => {
+            move_to(worker, connections, connection, stream, early)
         }
-        Ok(())
+        _ => {
+            actix_web::rt::spawn(connections.track_future(connection.run(stream, early)));
+        }
+    }
+    Ok(())
+}
+
+/// Starts `connection` on `worker`, or here if that worker has stopped.
+fn move_to(
+    worker: Worker,
+    connections: TaskTracker,
+    connection: Connection,
+    stream: TcpStream,
+    early: BytesMut,
+) {
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(err) => {
+            let leave = async move { connection.leave(format!("connection dropped: {err}")).await };
+            actix_web::rt::spawn(connections.track_future(leave));
+            return;
+        }
+    };
+    let moving = Arc::new(Mutex::new(Some((connection, stream, early))));
+    let there = (moving.clone(), connections.clone());
+    let sent = worker.arbiter.spawn_fn(move || {
+        let (moving, connections) = there;
+        let arrived = lock(&moving).take();
+        if let Some((connection, stream, early)) = arrived {
+            actix_web::rt::spawn(connections.track_future(connection.run_std(stream, early)));
+        }
+    });
+    // A stopped worker dropped the closure; a stopping one may still drop it unrun, but then
+    // the server is shutting down and the room with it.
+    let stayed = if sent { None } else { lock(&moving).take() };
+    if let Some((connection, stream, early)) = stayed {
+        actix_web::rt::spawn(connections.track_future(connection.run_std(stream, early)));
     }
 }
 
-/// Runs `connection` on `worker`, or here if that worker has stopped; returns when it ends.
-async fn run_on(worker: Worker, connection: Connection, stream: TcpStream, early: BytesMut) {
-    let stream = match stream.into_std() {
-        Ok(stream) => stream,
-        Err(err) => return connection.leave(format!("connection dropped: {err}")).await,
-    };
-    let moving = Arc::new(Mutex::new(Some((connection, stream, early))));
-    let (done_tx, done) = oneshot::channel::<()>();
-    let there = moving.clone();
-    worker.arbiter.spawn_fn(move || {
-        if let Some((connection, stream, early)) = lock(&there).take() {
-            actix_web::rt::spawn(async move {
-                connection.run_std(stream, early).await;
-                let _ = done_tx.send(());
-            });
-        }
-    });
-    // Returns at once if the worker dropped the closure without running it.
-    let _ = done.await;
-    let stayed = lock(&moving).take();
-    if let Some((connection, stream, early)) = stayed {
-        connection.run_std(stream, early).await;
-    }
-}
 /// Answers the handshake. Returns the socket, what the client sent after its request, and the
 /// room it joined; `None` if the request was refused.
 async fn handshake<F: JamsocketServiceFactory<RoomContext>>(
-    state: AppState<F>,
+    state: &AppState<F>,
     request: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
 ) -> Option<(TcpStream, BytesMut, Arc<str>, Joined)> {
-    let (room_id, joined) = match accept(&state, &request).await {
+    let (room_id, joined) = match accept(state, &request).await {
         Ok(accepted) => accepted,
         Err(err) => {
             refuse(&mut framed, err).await;
