@@ -43,8 +43,10 @@
 //! Actix Web parses each HTTP request. A WebSocket handshake (any HTTP/1.1 upgrade request) is
 //! handed over with its TCP stream to a task of its own, which reads and writes frames itself:
 //! what a room sends is encoded straight into the socket, everything queued at that moment in
-//! one write, and an idle connection holds no buffers. Upgrade requests for other paths get
-//! 404, and invalid handshakes 400, each with a plain-text reason.
+//! one write, and an idle connection holds no buffers. The task runs on the worker thread of
+//! its room (the thread that created the room), so a message and its broadcast never wake
+//! another thread; rooms spread over the workers. Upgrade requests for other paths get 404,
+//! and invalid handshakes 400, each with a plain-text reason.
 //!
 //! # Close codes
 //! | code | when |
