@@ -4,7 +4,7 @@ use crate::common::*;
 use futures_util::future::join_all;
 use jamsocket_server::{Server, ShutdownPolicy};
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Opens a WebSocket by hand and returns the raw socket after the 101 response.
@@ -15,20 +15,8 @@ async fn raw_websocket(addr: SocketAddr, room: &str) -> TcpStream {
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    while !response.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tokio::time::timeout(TIMEOUT, tcp.read_exact(&mut byte))
-            .await
-            .expect("handshake timed out")
-            .unwrap();
-        response.push(byte[0]);
-    }
-    assert!(
-        response.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&response)
-    );
+    let response = read_head(&mut tcp).await;
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
     tcp
 }
 

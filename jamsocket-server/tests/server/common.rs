@@ -57,6 +57,21 @@ pub async fn join(addr: SocketAddr, room: &str) -> (Ws, u32) {
     (ws, id)
 }
 
+/// Reads an HTTP response head (status line and headers) byte by byte from a raw socket.
+pub async fn read_head(tcp: &mut TokioTcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(TIMEOUT, tcp.read_exact(&mut byte))
+            .await
+            .expect("response timed out")
+            .unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
 /// The HTTP status a WebSocket handshake to `path` gets (101 when it succeeds).
 pub async fn handshake_status(addr: SocketAddr, path: &str) -> u16 {
     let url = format!("ws://{addr}{path}");

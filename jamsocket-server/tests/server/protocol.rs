@@ -113,16 +113,7 @@ fn upgrade_request(path: &str) -> String {
 /// Sends `request` and reads the response head.
 async fn response_head(tcp: &mut TcpStream, request: &[u8]) -> String {
     tcp.write_all(request).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tokio::time::timeout(TIMEOUT, tcp.read_exact(&mut byte))
-            .await
-            .expect("response timed out")
-            .unwrap();
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
+    read_head(tcp).await
 }
 
 #[tokio::test]
