@@ -7,6 +7,10 @@
 //! a fresh server whose static folder holds files, a sub-folder, and symbolic links to a file
 //! and a folder outside it. Checks: no panic, no 5xx, and no response carries the file outside
 //! the static folder.
+//!
+//! `actix_web::test` has no upgrade hook, so requests asking for an upgrade reach the routes as
+//! plain requests (the real server hands them to `websocket::upgrade`, which the server's
+//! `protocol` tests cover over TCP).
 
 #![no_main]
 
