@@ -20,6 +20,6 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let project = Project::locate(&dir, package.as_deref())?;
     ensure_wasm_target(project.dir())?;
     let wasm = project.build()?;
-    println!("{}", wasm.display());
+    say!("{}", wasm.display());
     Ok(())
 }

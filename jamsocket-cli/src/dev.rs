@@ -51,7 +51,7 @@ pub fn run(mut args: DevArgs) -> Result<()> {
 
     let port = listener.local_addr()?.port();
     let running = args.server.server().start(listener, slot.clone())?;
-    println!(
+    say!(
         "Serving {} ({}) on http://localhost:{port}",
         project.package,
         wasm.display()
@@ -77,7 +77,7 @@ pub fn run(mut args: DevArgs) -> Result<()> {
             }
         }
     })?;
-    println!("Shutting down");
+    say!("Shutting down");
     running.stop()?;
     Ok(())
 }
@@ -114,14 +114,14 @@ impl Reloader<'_> {
                     .with_context(|| format!("cannot watch {}", path.display()))?;
             }
         }
-        println!("Watching {} for changes", crate_dir.display());
+        say!("Watching {} for changes", crate_dir.display());
         while let Some(paths) = changed.recv().await {
             if !paths.iter().any(|p| is_source(p)) {
                 continue;
             }
             // Let a burst of saves settle.
             while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, changed.recv()).await {}
-            println!("Change detected; rebuilding {}", self.project.package);
+            say!("Change detected; rebuilding {}", self.project.package);
             self.rebuild().await;
         }
         Ok(())
@@ -139,13 +139,11 @@ impl Reloader<'_> {
             Ok(factory) => {
                 self.slot.replace(factory);
                 self.running.close_rooms(1012, "service reloaded").await;
-                println!(
-                    "Reloaded: new rooms use the new module; open rooms were closed with 1012"
-                );
+                say!("Reloaded: new rooms use the new module; open rooms were closed with 1012");
             }
             Err(err) => {
                 crate::report(&err);
-                println!("Still serving the previous module");
+                say!("Still serving the previous module");
             }
         }
     }

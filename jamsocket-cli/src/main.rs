@@ -1,5 +1,14 @@
 //! The `jamsocket` command: develop, build and serve Jamsocket services compiled to WebAssembly.
 
+/// Prints a line to stdout, ignoring write errors: unlike `println!`, which panics on them, a
+/// closed stdout (`jamsocket dev | head -3`) must not stop a running server.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod build;
 mod cargo_build;
 mod config;

@@ -40,8 +40,8 @@ pub fn run(args: NewArgs) -> Result<()> {
         std::fs::write(&path, contents)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    println!("Created service `{name}` in {}", dir.display());
-    println!("Next: cd {} && jamsocket dev", dir.display());
+    say!("Created service `{name}` in {}", dir.display());
+    say!("Next: cd {} && jamsocket dev", dir.display());
     Ok(())
 }
 

@@ -23,7 +23,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .server
         .server()
         .start(listener, ModuleSlot::new(factory))?;
-    println!(
+    say!(
         "Serving {} on http://localhost:{port}",
         args.module.display()
     );

@@ -109,9 +109,9 @@ fn saturating_usize(n: u64) -> usize {
 
 /// Prints where the server can be reached.
 pub fn print_urls(port: u16, static_dir: Option<&PathBuf>) {
-    println!("  status:    http://localhost:{port}/status");
-    println!("  websocket: ws://localhost:{port}/ws/<room>");
+    say!("  status:    http://localhost:{port}/status");
+    say!("  websocket: ws://localhost:{port}/ws/<room>");
     if static_dir.is_some() {
-        println!("  page:      http://localhost:{port}/");
+        say!("  page:      http://localhost:{port}/");
     }
 }

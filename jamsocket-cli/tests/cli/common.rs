@@ -117,6 +117,16 @@ pub struct Running {
 impl Running {
     /// Starts the binary and waits (up to `BUILD_TIMEOUT`) until it prints its URLs.
     pub fn start(args: &[&str]) -> Running {
+        Running::launch(args, None)
+    }
+
+    /// Like [`start`](Running::start), then closes the read end of its stdout after the URLs,
+    /// as `jamsocket dev | head -3` would: everything it prints later goes to a closed pipe.
+    pub fn start_then_close_stdout(args: &[&str]) -> Running {
+        Running::launch(args, Some("websocket:"))
+    }
+
+    fn launch(args: &[&str], last_line: Option<&'static str>) -> Running {
         let mut child = jamsocket()
             .args(args)
             .stdout(Stdio::piped())
@@ -128,7 +138,8 @@ impl Running {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
+                let last = last_line.is_some_and(|last| line.contains(last));
+                if tx.send(line).is_err() || last {
                     break;
                 }
             }
@@ -249,8 +260,13 @@ impl Ws {
 
     /// The next text message, or the close code as `close <code>`.
     pub async fn recv(&mut self) -> String {
+        self.recv_within(TIMEOUT).await
+    }
+
+    /// Like [`recv`](Ws::recv), waiting up to `timeout`.
+    pub async fn recv_within(&mut self, timeout: Duration) -> String {
         loop {
-            let message = tokio::time::timeout(TIMEOUT, self.0.next())
+            let message = tokio::time::timeout(timeout, self.0.next())
                 .await
                 .expect("receive timed out")
                 .expect("connection ended")

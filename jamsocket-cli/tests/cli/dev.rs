@@ -47,6 +47,25 @@ async fn dev_serves_rebuilds_on_change_and_keeps_serving_after_a_failed_build() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_keeps_serving_and_reloading_after_its_stdout_is_closed() {
+    let (_temp, dir) = copy_example("counter-service");
+    let dev = Running::start_then_close_stdout(&["dev", dir.to_str().unwrap(), "--port", "0"]);
+    let mut ws = dev.ws("room-1").await;
+    assert_eq!(ws.recv().await, "new value: 0");
+
+    // The rebuild's messages go to the closed pipe; the open room still sees the reload.
+    let lib = dir.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, source.replace("new value: {}", "value is now {}")).unwrap();
+    assert_eq!(ws.recv_within(BUILD_TIMEOUT).await, "close 1012");
+    let mut ws = dev.ws("room-1").await;
+    assert_eq!(ws.recv().await, "value is now 0");
+
+    let status = dev.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_reads_jamsocket_toml_and_serves_the_static_page() {
     let (_temp, dir) = copy_example("counter-service");
     std::fs::write(
