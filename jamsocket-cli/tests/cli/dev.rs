@@ -49,6 +49,13 @@ async fn dev_serves_rebuilds_on_change_and_keeps_serving_after_a_failed_build() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_keeps_serving_and_reloading_after_its_stdout_is_closed() {
     let (_temp, dir) = copy_example("counter-service");
+    // A package name of its own: the other tests build counter-service into the same target
+    // directory at the same time, and its module file would be shared.
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let renamed = text.replace("name = \"counter-service\"", "name = \"stdout-closed\"");
+    assert_ne!(text, renamed);
+    std::fs::write(&manifest, renamed).unwrap();
     let dev = Running::start_then_close_stdout(&["dev", dir.to_str().unwrap(), "--port", "0"]);
     let mut ws = dev.ws("room-1").await;
     assert_eq!(ws.recv().await, "new value: 0");
