@@ -6,12 +6,13 @@ use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
 use actix_http::ws::{CloseCode, CloseReason};
 use actix_http::HttpService;
 use actix_service::map_config;
-use actix_web::dev::{fn_factory, fn_service, AppConfig};
+use actix_web::dev::{fn_factory, fn_service, AppConfig, ServiceFactory};
 use actix_web::App;
 use jamsocket::{JamsocketServiceFactory, SimpleJamsocketService, SimpleJamsocketServiceFactory};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -259,16 +260,23 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
     let connections = TaskTracker::new();
     let tracker = connections.clone();
     let http = http.listen("jamsocket", listener, move || {
-        let (upgrade_state, tracker) = (state.clone(), tracker.clone());
+        let app = || {
+            let app = App::new().configure(configure(state.clone()));
+            map_config(app, |_| AppConfig::default())
+        };
+        // The upgrade service answers upgrades to anything but a WebSocket with the routes.
+        let (upgrade_state, tracker, routes) = (state.clone(), tracker.clone(), app());
         let upgrade = fn_factory(move || {
             let (state, tracker) = (upgrade_state.clone(), tracker.clone());
+            let routes = routes.new_service(());
             async move {
+                let routes = Rc::new(routes.await?);
                 Ok::<_, ()>(fn_service(move |(request, framed)| {
-                    crate::websocket::upgrade(state.clone(), tracker.clone(), request, framed)
+                    let (state, tracker, routes) = (state.clone(), tracker.clone(), routes.clone());
+                    crate::websocket::upgrade(state, tracker, routes, request, framed)
                 }))
             }
         });
-        let app = App::new().configure(configure(state.clone()));
         HttpService::build()
             // Frames go out at once instead of waiting for the peer's delayed ACK.
             .tcp_nodelay(true)
@@ -276,7 +284,7 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
             // the connection, as with WebSocket connections (see `Connection`).
             .client_disconnect_timeout(Duration::from_millis(100))
             .upgrade(upgrade)
-            .finish(map_config(app, |_| AppConfig::default()))
+            .finish(app())
             .tcp()
     });
     let http = match http {

@@ -10,27 +10,42 @@ use crate::registry::Worker;
 use crate::room_context::{lock, RoomContext};
 use crate::routes::{admit, checked_room_id, join, AppState, HttpError, Joined};
 use actix_codec::Framed;
-use actix_http::body::BodySize;
-use actix_http::header::{HeaderValue, CONTENT_TYPE};
+use actix_http::body::{BodySize, BoxBody, MessageBody};
+use actix_http::header::{HeaderValue, CONTENT_TYPE, UPGRADE};
 use actix_http::ws::{verify_handshake, HandshakeError};
 use actix_http::{h1, ConnectionType, Request, Response, StatusCode};
+use actix_service::Service;
+use actix_web::dev::ServiceResponse;
 use actix_web::rt::net::TcpStream;
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use jamsocket::JamsocketServiceFactory;
 use std::convert::Infallible;
+use std::future::poll_fn;
+use std::pin::pin;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use tokio_util::task::TaskTracker;
 
 /// Serves one upgrade request: refuses it with an HTTP error, or completes the handshake and
 /// starts the connection's own task, tracked by `connections`. Actix's task for the request
-/// ends there, and every HTTP buffer with it.
-pub(crate) async fn upgrade<F: JamsocketServiceFactory<RoomContext>>(
+/// ends there, and every HTTP buffer with it. Upgrades to anything but a WebSocket go to
+/// `routes`.
+pub(crate) async fn upgrade<F, R>(
     state: AppState<F>,
     connections: TaskTracker,
+    routes: Rc<R>,
     request: Request,
     framed: Framed<TcpStream, h1::Codec>,
-) -> Result<(), Infallible> {
+) -> Result<(), Infallible>
+where
+    F: JamsocketServiceFactory<RoomContext>,
+    R: Service<Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    if !wants_websocket(&request) {
+        forward(&*routes, request, framed).await;
+        return Ok(());
+    }
     let Some((stream, early, room_id, joined)) = handshake(&state, request, framed).await else {
         return Ok(());
     };
@@ -97,6 +112,40 @@ fn move_to(
     if let Some((connection, stream, early)) = stayed {
         actix_web::rt::spawn(connections.track_future(connection.run_std(stream, early)));
     }
+}
+
+fn wants_websocket(request: &Request) -> bool {
+    request
+        .head()
+        .headers()
+        .get(UPGRADE)
+        .and_then(|upgrade| upgrade.to_str().ok())
+        .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"))
+}
+
+/// Answers an upgrade request that is not for a WebSocket (say, `Upgrade: h2c` from
+/// `curl --http2`) as if it had no `Upgrade` header, then closes the connection.
+async fn forward<R>(routes: &R, request: Request, mut framed: Framed<TcpStream, h1::Codec>)
+where
+    R: Service<Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let response: Response<BoxBody> = match routes.call(request).await {
+        Ok(response) => response.into(),
+        Err(err) => err.error_response().into(),
+    };
+    let (mut head, body) = response.into_parts();
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    let size = body.size();
+    if framed.send((head, size).into()).await.is_err() {
+        return;
+    }
+    let mut body = pin!(body);
+    while let Some(Ok(chunk)) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+        if framed.send(h1::Message::Chunk(Some(chunk))).await.is_err() {
+            return;
+        }
+    }
+    let _ = framed.send(h1::Message::Chunk(None)).await;
 }
 
 /// Answers the handshake. Returns the socket, what the client sent after its request, and the

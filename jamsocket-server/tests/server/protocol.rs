@@ -1,6 +1,6 @@
 //! The WebSocket protocol as the server speaks it once a connection is upgraded: fragmented
 //! messages, pings, frames sent along with the handshake, closing handshakes, and upgrade
-//! requests that are refused.
+//! requests that are refused or are not for a WebSocket.
 
 use crate::common::*;
 use futures_util::SinkExt;
@@ -136,8 +136,9 @@ async fn frames_sent_along_with_the_handshake_are_not_lost() {
     assert_eq!(read_frame(&mut tcp).await, (1, "hi".into()));
 }
 
-/// The status line and body of the answer to an upgrade request for `path`.
-async fn refused(addr: SocketAddr, request: &str) -> (String, String) {
+/// The status line and body of the answer to `request`, after which the server closes the
+/// connection.
+async fn answer(addr: SocketAddr, request: &str) -> (String, String) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let head = response_head(&mut tcp, request.as_bytes()).await;
     let mut body = String::new();
@@ -153,21 +154,33 @@ async fn refused(addr: SocketAddr, request: &str) -> (String, String) {
 async fn upgrade_requests_that_cannot_be_served_get_an_http_error_that_says_why() {
     let server = start(Server::new());
     let addr = server.local_addr();
-    let (status, body) = refused(addr, &upgrade_request("/status")).await;
+    let (status, body) = answer(addr, &upgrade_request("/status")).await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");
     assert_eq!(
         body,
         "no WebSocket endpoint at `/status`: connect to /ws/<room>\n"
     );
-    let (status, body) = refused(addr, &upgrade_request("/ws/no%20spaces")).await;
+    let (status, body) = answer(addr, &upgrade_request("/ws/no%20spaces")).await;
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
     assert!(body.contains("no%20spaces"), "{body}");
     let old_version = upgrade_request("/ws/room").replace("Version: 13", "Version: 8");
-    let (status, body) = refused(addr, &old_version).await;
+    let (status, body) = answer(addr, &old_version).await;
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
     assert!(body.starts_with("not a WebSocket handshake"), "{body}");
     // Without the upgrade headers, the room's path is an ordinary (refused) HTTP request.
     let (status, body) = http(addr, "GET", "/ws/room");
     assert_eq!(status, 400);
     assert!(body.contains("expected a WebSocket handshake"), "{body}");
+}
+
+#[tokio::test]
+async fn other_upgrades_are_answered_as_plain_requests() {
+    let server = start(Server::new());
+    // What `curl --http2 http://...` sends.
+    let h2c = "GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+               Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n";
+    assert_eq!(
+        answer(server.local_addr(), h2c).await,
+        ("HTTP/1.1 200 OK".to_string(), "ok".to_string())
+    );
 }
