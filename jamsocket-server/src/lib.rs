@@ -45,8 +45,9 @@
 //! what a room sends is encoded straight into the socket, everything queued at that moment in
 //! one write, and an idle connection holds no buffers. The task runs on the worker thread of
 //! its room (the thread that created the room), so a message and its broadcast never wake
-//! another thread; rooms spread over the workers. Upgrade requests for other paths get 404,
-//! and invalid handshakes 400, each with a plain-text reason.
+//! another thread; rooms spread over the workers. WebSocket handshakes for other paths get
+//! 404, and invalid ones 400, each with a plain-text reason; other upgrade requests (`Upgrade:
+//! h2c` from `curl --http2`) are answered as plain requests.
 //!
 //! # Close codes
 //! | code | when |
