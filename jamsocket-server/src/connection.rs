@@ -5,6 +5,9 @@
 //! Its buffers are dropped while the connection is idle, so an idle client costs little more
 //! than its socket and its queue.
 
+use crate::admission::ConnectionPermit;
+use crate::frame_header::{self, HeaderError, MAX_HEADER_BYTES};
+use crate::rate_limit::{FrameBudget, OverBudget, RateLimit};
 use crate::registry::RoomHandle;
 use crate::room_context::Outbound;
 use crate::room_event::RoomEvent;
@@ -26,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::ReadHalf;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
+use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 use tokio_util::io::poll_read_buf;
 
 /// How long the close frame, and what is queued before it, may take to be written before the
@@ -51,37 +54,12 @@ pub(crate) struct Connection {
     pub outbound: mpsc::Receiver<Outbound>,
     pub close: oneshot::Receiver<CloseReason>,
     pub settings: Arc<Settings>,
+    /// The client's message rate, if [`Limits::max_messages_per_sec`](crate::Limits) is set.
     pub rate: Option<RateLimit>,
-}
-
-/// A token bucket: `per_sec` tokens a second, holding at most one second's worth.
-pub(crate) struct RateLimit {
-    per_sec: f64,
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl RateLimit {
-    pub fn new(per_sec: u32) -> RateLimit {
-        RateLimit {
-            per_sec: per_sec.into(),
-            tokens: per_sec.into(),
-            refilled: Instant::now(),
-        }
-    }
-
-    /// Takes a token for one message; `false` if the client is over its rate.
-    fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.per_sec);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+    /// Every frame and byte the client sends.
+    pub budget: FrameBudget,
+    /// Holds the connection's place in the server's connection count.
+    pub _permit: ConnectionPermit,
 }
 
 /// What ended a connection: the reason logged, and the close frame to send (if any).
@@ -172,14 +150,19 @@ impl Frames {
         cx: &mut Context<'_>,
         socket: &TcpStream,
         reader: &mut ReadHalf<'_>,
+        limit: usize,
     ) -> Poll<io::Result<usize>> {
         ready!(socket.poll_read_ready(cx))?;
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
+        // Never more than one frame of the largest size: the header of what is already here
+        // has been checked against the limits.
+        let wanted = limit.saturating_sub(self.read_buf.len()).max(1);
+        let mut reader = reader.take(wanted as u64);
         // Unlike `try_read`, a short read here marks the socket drained: no extra `recv` that
         // would only say "would block".
-        poll_read_buf(Pin::new(reader), cx, &mut self.read_buf)
+        poll_read_buf(Pin::new(&mut reader), cx, &mut self.read_buf)
     }
 
     /// Frees the buffers of a connection with nothing in flight.
@@ -279,13 +262,25 @@ impl Connection {
         let mut room_listening = true;
         // Owned here so that a permit to send to the room does not borrow `self`.
         let events = self.room.events.clone();
+        let limits = self.settings.limits;
+        let read_limit = limits.max_message_bytes.saturating_add(MAX_HEADER_BYTES);
+        // Armed while a message is partly received: it must be complete by then.
+        let deadline = sleep(Duration::ZERO);
+        tokio::pin!(deadline);
+        let mut message_started = false;
+        let mut read_bytes = 0;
         loop {
+            let mut decoded = 0;
             while pending.is_none() {
+                if let Err(end) = self.check_header(&frames.read_buf, fragments.as_ref()) {
+                    return end;
+                }
                 let frame = match frames.codec.decode(&mut frames.read_buf) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
                     Err(err) => return self.protocol_error(err),
                 };
+                decoded += 1;
                 match self.frame(frame, frames, &mut fragments) {
                     Ok(Some(event)) => match self.room.events.try_send(event) {
                         Ok(()) => {}
@@ -294,6 +289,25 @@ impl Connection {
                     },
                     Ok(None) => {}
                     Err(end) => return end,
+                }
+            }
+            if decoded > 0 || read_bytes > 0 {
+                let spent = self.budget.spend(decoded, read_bytes, Instant::now());
+                if let Err(over) = spent {
+                    return self.over_budget(over);
+                }
+                read_bytes = 0;
+            }
+            // A message is under way if part of it has arrived and the room is not the one
+            // keeping us from reading the rest.
+            let under_way =
+                pending.is_none() && (!frames.read_buf.is_empty() || fragments.is_some());
+            if under_way != message_started {
+                message_started = under_way;
+                if under_way {
+                    deadline
+                        .as_mut()
+                        .reset(Instant::now() + limits.message_deadline);
                 }
             }
             if frames.flush(socket).is_err() {
@@ -319,11 +333,20 @@ impl Connection {
                     };
                     permit.send(event);
                 }
-                read = poll_fn(|cx| frames.poll_read(cx, socket, &mut reader)), if pending.is_none() => {
+                read = poll_fn(|cx| frames.poll_read(cx, socket, &mut reader, read_limit)), if pending.is_none() => {
                     match read {
                         Ok(0) | Err(_) => return End::dropped(),
-                        Ok(_) => heard = true,
+                        Ok(n) => {
+                            heard = true;
+                            read_bytes = n;
+                        }
                     }
+                }
+                () = &mut deadline, if message_started => {
+                    let secs = limits.message_deadline.as_secs_f64();
+                    tracing::warn!(room = %self.room_id, client = %self.client, secs, "closing client: message not completed in time");
+                    let description = format!("message not completed within {secs} s");
+                    return End::closing(description.clone(), CloseCode::Policy, description);
                 }
                 ready = socket.writable(), if !frames.write_buf.is_empty() => {
                     if ready.is_err() {
@@ -454,8 +477,8 @@ impl Connection {
             }
         };
         if let Some(rate) = &mut self.rate {
-            if !rate.take(Instant::now()) {
-                let limit = rate.per_sec;
+            if !rate.take(1.0, Instant::now()) {
+                let limit = rate.per_sec();
                 tracing::warn!(room = %self.room_id, client = %self.client, limit, "client over its message rate: closing it");
                 let description = format!("rate limit exceeded ({limit} messages/s)");
                 return Err(End::closing(
@@ -466,6 +489,40 @@ impl Connection {
             }
         }
         Ok(Some(event))
+    }
+
+    /// Refuses a frame from its header alone: a control frame longer than 125 bytes, or a
+    /// data frame that would make its message larger than the limit.
+    fn check_header(&self, buf: &[u8], fragments: Option<&Fragments>) -> Result<(), End> {
+        match frame_header::peek(buf) {
+            Ok(None) => Ok(()),
+            Ok(Some(header)) => {
+                let collected = match (header.opcode, fragments) {
+                    (0, Some(fragments)) => fragments.data.len() as u64,
+                    _ => 0,
+                };
+                let max = self.settings.limits.max_message_bytes as u64;
+                if collected.saturating_add(header.payload_len) > max {
+                    return Err(self.too_large());
+                }
+                Ok(())
+            }
+            Err(HeaderError::ControlTooLong(len)) => {
+                tracing::warn!(room = %self.room_id, client = %self.client, len, "closing client: control frame too long");
+                let description = format!("control frame of {len} bytes (at most 125)");
+                Err(End::closing(
+                    description.clone(),
+                    CloseCode::Protocol,
+                    description,
+                ))
+            }
+        }
+    }
+
+    fn over_budget(&self, over: OverBudget) -> End {
+        let description = over.describe();
+        tracing::warn!(room = %self.room_id, client = %self.client, "closing client: {description}");
+        End::closing(description.clone(), CloseCode::Policy, description)
     }
 
     fn too_large(&self) -> End {

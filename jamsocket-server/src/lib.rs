@@ -59,9 +59,12 @@
 //! | 1009 | a message exceeded [`Limits::max_message_bytes`] |
 //! | 1011 | the room's service failed |
 
+mod admission;
 mod connection;
 mod error;
+mod frame_header;
 mod limits;
+mod rate_limit;
 mod registry;
 mod room_actor;
 mod room_context;
@@ -78,7 +81,7 @@ pub use error::{RoomIdError, SettingError};
 pub use limits::Limits;
 pub use room_context::RoomContext;
 pub use room_id::{validate_room_id, RoomIdStrategy, MAX_ROOM_ID_BYTES};
-pub use server::{RunningServer, Server};
+pub use server::{RunningServer, Server, LISTEN_BACKLOG};
 pub use shutdown_policy::ShutdownPolicy;
 
 /// Serves `S` on port 8080 with default settings until SIGINT or SIGTERM.

@@ -1,7 +1,7 @@
 use crate::room_context::lock;
 use crate::room_event::RoomEvent;
 use actix_http::ws::CloseReason;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -12,9 +12,34 @@ const ROOM_QUEUE: usize = 256;
 
 /// The rooms of one server, by id.
 pub(crate) struct RoomRegistry {
-    rooms: Mutex<HashMap<Arc<str>, RoomHandle>>,
+    rooms: Mutex<Rooms>,
     next_generation: AtomicU64,
     max_rooms: usize,
+}
+
+#[derive(Default)]
+struct Rooms {
+    by_id: HashMap<Arc<str>, Entry>,
+    /// Empty rooms waiting out their grace period, oldest first: the ones to close when the
+    /// table is full. Keyed by a sequence number stored in their entry.
+    idle: BTreeMap<u64, Arc<str>>,
+    next_idle: u64,
+}
+
+struct Entry {
+    handle: RoomHandle,
+    idle: Option<u64>,
+}
+
+impl Rooms {
+    /// The room, no longer counted as idle: someone is joining it.
+    fn claim(&mut self, id: &str) -> Option<RoomHandle> {
+        let entry = self.by_id.get_mut(id)?;
+        if let Some(seq) = entry.idle.take() {
+            self.idle.remove(&seq);
+        }
+        Some(entry.handle.clone())
+    }
 }
 
 /// A way to reach a room actor.
@@ -58,45 +83,55 @@ pub(crate) enum CreateError {
 impl RoomRegistry {
     pub fn new(max_rooms: usize) -> Self {
         RoomRegistry {
-            rooms: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(Rooms::default()),
             next_generation: AtomicU64::new(1),
             max_rooms,
         }
     }
 
     pub fn get(&self, id: &str) -> Option<RoomHandle> {
-        lock(&self.rooms).get(id).cloned()
+        lock(&self.rooms)
+            .by_id
+            .get(id)
+            .map(|entry| entry.handle.clone())
+    }
+
+    /// The room with this id, for a client about to join it: it is no longer a candidate for
+    /// [`evict_idle`](RoomRegistry::evict_idle).
+    pub fn claim(&self, id: &str) -> Option<RoomHandle> {
+        lock(&self.rooms).claim(id)
     }
 
     /// Registers a new room; `start` runs under the registry lock and must only spawn.
     pub fn create(&self, id: &str, start: impl FnOnce(NewRoom)) -> Result<RoomHandle, CreateError> {
         let mut rooms = lock(&self.rooms);
-        if rooms.contains_key(id) {
+        if rooms.by_id.contains_key(id) {
             return Err(CreateError::Exists);
         }
         self.insert(&mut rooms, id, start)
     }
 
-    /// The room with this id, created (and started with `start`) if there is none.
+    /// The room with this id, created (and started with `start`) if there is none, for a
+    /// client about to join it (see [`claim`](RoomRegistry::claim)).
     pub fn get_or_create(
         &self,
         id: &str,
         start: impl FnOnce(NewRoom),
     ) -> Result<RoomHandle, CreateError> {
         let mut rooms = lock(&self.rooms);
-        if let Some(room) = rooms.get(id) {
-            return Ok(room.clone());
+        if let Some(room) = rooms.claim(id) {
+            return Ok(room);
         }
         self.insert(&mut rooms, id, start)
     }
 
     fn insert(
         &self,
-        rooms: &mut HashMap<Arc<str>, RoomHandle>,
+        rooms: &mut Rooms,
         id: &str,
         start: impl FnOnce(NewRoom),
     ) -> Result<RoomHandle, CreateError> {
-        if rooms.len() >= self.max_rooms {
+        if rooms.by_id.len() >= self.max_rooms {
             return Err(CreateError::TooManyRooms(self.max_rooms));
         }
         let id: Arc<str> = Arc::from(id);
@@ -107,7 +142,11 @@ impl RoomRegistry {
             generation,
             worker: Worker::current(),
         };
-        rooms.insert(id.clone(), handle.clone());
+        let entry = Entry {
+            handle: handle.clone(),
+            idle: None,
+        };
+        rooms.by_id.insert(id.clone(), entry);
         start(NewRoom {
             id,
             generation,
@@ -119,21 +158,66 @@ impl RoomRegistry {
     /// Forgets the room, if the entry for `id` is still this generation.
     pub fn remove(&self, id: &str, generation: u64) {
         let mut rooms = lock(&self.rooms);
-        if rooms
-            .get(id)
-            .is_some_and(|room| room.generation == generation)
-        {
-            rooms.remove(id);
+        let Some(entry) = rooms.by_id.get(id) else {
+            return;
+        };
+        if entry.handle.generation != generation {
+            return;
+        }
+        if let Some(seq) = entry.idle {
+            rooms.idle.remove(&seq);
+        }
+        rooms.by_id.remove(id);
+    }
+
+    /// Notes that the room is empty and waiting out its grace period.
+    pub fn mark_idle(&self, id: &str, generation: u64) {
+        let rooms = &mut *lock(&self.rooms);
+        let seq = rooms.next_idle;
+        let Some((key, entry)) = rooms.by_id.get_key_value(id) else {
+            return;
+        };
+        if entry.handle.generation != generation || entry.idle.is_some() {
+            return;
+        }
+        rooms.idle.insert(seq, key.clone());
+        rooms.next_idle += 1;
+        if let Some(entry) = rooms.by_id.get_mut(id) {
+            entry.idle = Some(seq);
         }
     }
 
+    /// Notes that the room has a client again.
+    pub fn mark_busy(&self, id: &str, generation: u64) {
+        let mut rooms = lock(&self.rooms);
+        if rooms
+            .by_id
+            .get(id)
+            .is_some_and(|entry| entry.handle.generation == generation)
+        {
+            rooms.claim(id);
+        }
+    }
+
+    /// Forgets the empty room that has waited longest, and returns it for the caller to close;
+    /// `None` if no room is idle.
+    pub fn evict_idle(&self) -> Option<RoomHandle> {
+        let rooms = &mut *lock(&self.rooms);
+        let (_, id) = rooms.idle.pop_first()?;
+        rooms.by_id.remove(&id).map(|entry| entry.handle)
+    }
+
     pub fn len(&self) -> usize {
-        lock(&self.rooms).len()
+        lock(&self.rooms).by_id.len()
     }
 
     /// Asks every room to close its clients with `reason` and end.
     pub async fn close_all(&self, reason: CloseReason) {
-        let rooms: Vec<RoomHandle> = lock(&self.rooms).values().cloned().collect();
+        let rooms: Vec<RoomHandle> = lock(&self.rooms)
+            .by_id
+            .values()
+            .map(|entry| entry.handle.clone())
+            .collect();
         for room in rooms {
             let close = RoomEvent::Close {
                 reason: reason.clone(),

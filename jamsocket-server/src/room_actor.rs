@@ -39,6 +39,8 @@ impl ClientSlot {
 
 struct Room<S> {
     id: Arc<str>,
+    generation: u64,
+    registry: Arc<RoomRegistry>,
     service: S,
     outbox: Arc<Mutex<Outbox>>,
     /// Reused between flushes so delivering messages allocates nothing.
@@ -50,6 +52,8 @@ struct Room<S> {
     timer_armed: bool,
     empty_deadline: Pin<Box<Sleep>>,
     empty_armed: bool,
+    /// Whether the registry counts the room as idle (empty, so it may be evicted).
+    marked_idle: bool,
 }
 
 /// Why a room ended, as told to its clients.
@@ -95,6 +99,8 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
 
     let mut room = Room {
         id: id.clone(),
+        generation,
+        registry: registry.clone(),
         service,
         outbox,
         scratch: Vec::new(),
@@ -105,12 +111,16 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         timer_armed: false,
         empty_deadline: Box::pin(sleep(Duration::ZERO)),
         empty_armed: false,
+        marked_idle: false,
     };
     let ending = room.run(&mut events).await;
     registry.remove(&id, generation);
     let reason = match ending {
         Ending::Empty => {
             tracing::info!(room = %id, "room closed: empty");
+            // The service goes first (a WebAssembly room frees its instance), so that whoever
+            // waits for this room to end can create another in its place.
+            drop(room);
             return refuse_pending(
                 &mut events,
                 JoinError::Closed {
@@ -134,6 +144,7 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
     for slot in room.clients.values_mut() {
         slot.close(reason.clone());
     }
+    drop(room);
     refuse_pending(
         &mut events,
         JoinError::Closed {
@@ -236,6 +247,9 @@ impl<S: JamsocketService> Room<S> {
                 };
                 self.clients.insert(client, slot);
                 self.empty_armed = false;
+                if std::mem::take(&mut self.marked_idle) {
+                    self.registry.mark_busy(&self.id, self.generation);
+                }
                 tracing::info!(room = %self.id, %client, "client connected");
                 self.service.connect(client).await?;
             }
@@ -271,9 +285,13 @@ impl<S: JamsocketService> Room<S> {
         Ok(None)
     }
 
+    /// Starts the grace period of an empty room; until a client joins, the room may also be
+    /// closed early to make space for another (see [`RoomRegistry::evict_idle`]).
     fn arm_empty_deadline(&mut self, after: Duration) {
         self.empty_deadline.as_mut().reset(Instant::now() + after);
         self.empty_armed = true;
+        self.registry.mark_idle(&self.id, self.generation);
+        self.marked_idle = true;
     }
 
     /// Delivers what the service sent during the last handler and applies its timer request.

@@ -1,23 +1,30 @@
 //! HTTP routes: status, WebSocket upgrade, room creation, static files.
 
+use crate::admission::Admission;
 use crate::registry::{CreateError, RoomHandle, RoomRegistry};
 use crate::room_actor::run_room;
 use crate::room_context::{Outbound, RoomContext};
 use crate::room_event::{JoinError, RoomEvent};
 use crate::room_id::validate_room_id;
 use crate::settings::Settings;
-use actix_http::ws::CloseReason;
+use actix_http::ws::{CloseCode, CloseReason};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use jamsocket::{ClientId, JamsocketServiceFactory};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// How long making space for a new room waits for the evicted room to end.
+const EVICTION_WAIT: Duration = Duration::from_secs(2);
 
 /// What every request handler shares.
 pub(crate) struct AppState<F> {
     pub factory: Arc<F>,
     pub registry: Arc<RoomRegistry>,
     pub settings: Arc<Settings>,
+    pub admission: Arc<Admission>,
 }
 
 impl<F> Clone for AppState<F> {
@@ -26,6 +33,7 @@ impl<F> Clone for AppState<F> {
             factory: self.factory.clone(),
             registry: self.registry.clone(),
             settings: self.settings.clone(),
+            admission: self.admission.clone(),
         }
     }
 }
@@ -167,25 +175,32 @@ pub(crate) struct Joined {
     pub close: oneshot::Receiver<CloseReason>,
 }
 
-/// Joins the room, creating it if the strategy allows. Retries if the room closed while the
-/// request was on its way (a room that just emptied under the `immediate` policy).
+/// Joins the room, creating it if the strategy allows (for a client at `ip`, whose room
+/// creations may be rate-limited). Retries if the room closed while the request was on its way
+/// (a room that just emptied under the `immediate` policy), and makes space when the room table
+/// is full.
 pub(crate) async fn join<F: JamsocketServiceFactory<RoomContext>>(
     state: &AppState<F>,
     room_id: &str,
+    ip: Option<IpAddr>,
 ) -> Result<Joined, HttpError> {
-    for _ in 0..3 {
+    for _ in 0..8 {
         let room = if state.settings.room_id_strategy.creates_on_connect() {
-            state
-                .registry
-                .get_or_create(room_id, start_room(state))
-                .map_err(|err| match err {
-                    CreateError::TooManyRooms(max) => too_many_rooms(max),
-                    CreateError::Exists => unreachable!("get_or_create never reports Exists"),
-                })?
+            if state.registry.get(room_id).is_none() {
+                state.admission.create_room(ip)?;
+            }
+            match state.registry.get_or_create(room_id, start_room(state)) {
+                Ok(room) => room,
+                Err(CreateError::TooManyRooms(max)) => {
+                    make_space(state, max).await?;
+                    continue;
+                }
+                Err(CreateError::Exists) => unreachable!("get_or_create never reports Exists"),
+            }
         } else {
             state
                 .registry
-                .get(room_id)
+                .claim(room_id)
                 .ok_or_else(|| no_such_room(room_id))?
         };
         let (outbound_tx, outbound) = mpsc::channel(state.settings.limits.outbound_queue_messages);
@@ -224,8 +239,32 @@ pub(crate) async fn join<F: JamsocketServiceFactory<RoomContext>>(
     ))
 }
 
+/// The room table is full: closes the empty room that has waited longest in its grace period
+/// and waits until it has ended. 503 if every room has clients.
+async fn make_space<F>(state: &AppState<F>, max: usize) -> Result<(), HttpError> {
+    let Some(victim) = state.registry.evict_idle() else {
+        return Err(too_many_rooms(max));
+    };
+    tracing::info!(
+        max,
+        "room limit reached: closing the longest-idle empty room"
+    );
+    let close = RoomEvent::Close {
+        reason: CloseReason {
+            code: CloseCode::Away,
+            description: Some("room closed to make space for another".to_string()),
+        },
+    };
+    // A full queue means the room is busy ending or being joined; it is gone from the table
+    // either way, and `closed` below says when it has ended.
+    let _ = victim.events.try_send(close);
+    let _ = tokio::time::timeout(EVICTION_WAIT, victim.events.closed()).await;
+    Ok(())
+}
+
 /// `POST /ws/{room_id}`: creates a room under the `api` strategy.
 async fn create_room<F: JamsocketServiceFactory<RoomContext>>(
+    request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState<F>>,
 ) -> Result<HttpResponse, HttpError> {
@@ -236,25 +275,43 @@ async fn create_room<F: JamsocketServiceFactory<RoomContext>>(
             "rooms are created with POST /ws/<room> only under the `api` room-id strategy",
         ));
     }
-    let room = match state.registry.create(room_id, start_room(&state)) {
-        Ok(room) => room,
-        Err(CreateError::Exists) => {
-            return Err(HttpError::new(
-                StatusCode::CONFLICT,
-                format!("room `{room_id}` already exists"),
-            ))
+    check_creation(&state, &request)?;
+    for _ in 0..8 {
+        match state.registry.create(room_id, start_room(&state)) {
+            Ok(room) => {
+                wait_ready(&room, room_id).await?;
+                return Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })));
+            }
+            Err(CreateError::Exists) => {
+                return Err(HttpError::new(
+                    StatusCode::CONFLICT,
+                    format!("room `{room_id}` already exists"),
+                ))
+            }
+            Err(CreateError::TooManyRooms(max)) => make_space(&state, max).await?,
         }
-        Err(CreateError::TooManyRooms(max)) => return Err(too_many_rooms(max)),
-    };
-    wait_ready(&room, room_id).await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })))
+    }
+    Err(too_many_rooms(state.settings.limits.max_rooms))
+}
+
+/// Whether the client of `request` may create a room now.
+fn check_creation<F>(state: &AppState<F>, request: &HttpRequest) -> Result<(), HttpError> {
+    state.admission.check_running()?;
+    let ip = state
+        .admission
+        .client_ip(request.peer_addr(), request.headers());
+    state.admission.create_room(ip)
 }
 
 /// `POST /new_room`: creates a room with a generated id under the `uuid` / `short` strategies.
 async fn new_room<F: JamsocketServiceFactory<RoomContext>>(
+    request: HttpRequest,
     state: web::Data<AppState<F>>,
 ) -> Result<HttpResponse, HttpError> {
     let strategy = state.settings.room_id_strategy;
+    if strategy.generate().is_some() {
+        check_creation(&state, &request)?;
+    }
     for _ in 0..16 {
         let Some(room_id) = strategy.generate() else {
             return Err(HttpError::new(
@@ -268,7 +325,7 @@ async fn new_room<F: JamsocketServiceFactory<RoomContext>>(
                 return Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })));
             }
             Err(CreateError::Exists) => continue,
-            Err(CreateError::TooManyRooms(max)) => return Err(too_many_rooms(max)),
+            Err(CreateError::TooManyRooms(max)) => make_space(&state, max).await?,
         }
     }
     Err(HttpError::new(

@@ -1,3 +1,4 @@
+use crate::admission::Admission;
 use crate::registry::RoomRegistry;
 use crate::room_context::RoomContext;
 use crate::routes::{configure, AppState};
@@ -10,7 +11,7 @@ use actix_web::dev::{fn_factory, fn_service, AppConfig, ServiceFactory};
 use actix_web::App;
 use jamsocket::{JamsocketServiceFactory, SimpleJamsocketService, SimpleJamsocketServiceFactory};
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,6 +19,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
+
+/// The listen backlog: how many connections may wait to be accepted. The kernel caps it at
+/// `net.core.somaxconn` (4096 by default).
+pub const LISTEN_BACKLOG: i32 = 1024;
 
 /// The last part of the shutdown grace period, left to connections still writing their close
 /// frames after every room has closed.
@@ -54,8 +59,15 @@ impl Server {
         Server::default()
     }
 
-    /// The port [`serve`](Server::serve) listens on (all interfaces). Default 8080; 0 picks a
-    /// free port.
+    /// The address [`serve`](Server::serve) listens on. Default `0.0.0.0` (all interfaces);
+    /// `127.0.0.1` keeps the server to this machine.
+    #[must_use]
+    pub fn with_host(mut self, host: IpAddr) -> Self {
+        self.settings.host = host;
+        self
+    }
+
+    /// The port [`serve`](Server::serve) listens on. Default 8080; 0 picks a free port.
     #[must_use]
     pub fn with_port(mut self, port: u16) -> Self {
         self.settings.port = port;
@@ -141,6 +153,77 @@ impl Server {
         self
     }
 
+    /// How long a message may take to arrive once it has begun; see
+    /// [`Limits::message_deadline`]. Default 10 s.
+    #[must_use]
+    pub fn with_message_deadline(mut self, deadline: Duration) -> Self {
+        self.settings.limits.message_deadline = deadline.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Most WebSocket connections at once; more get HTTP 503. Default: derived from the
+    /// open-file limit (see [`Limits::max_connections`]).
+    #[must_use]
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.settings.limits.max_connections = Some(connections.max(1));
+        self
+    }
+
+    /// Most WebSocket connections at once from one client address; more get HTTP 429. Default:
+    /// no limit. Behind a reverse proxy, also set
+    /// [`with_trusted_proxies`](Server::with_trusted_proxies).
+    #[must_use]
+    pub fn with_max_connections_per_ip(mut self, connections: usize) -> Self {
+        self.settings.limits.max_connections_per_ip = Some(connections.max(1));
+        self
+    }
+
+    /// Most rooms one client address may create per second (bursts of one second's worth);
+    /// more get HTTP 429. Default: no limit.
+    #[must_use]
+    pub fn with_max_new_rooms_per_ip_per_sec(mut self, rooms: u32) -> Self {
+        self.settings.limits.max_new_rooms_per_ip_per_sec = Some(rooms.max(1));
+        self
+    }
+
+    /// Most frames per second one client may send, of any kind; see
+    /// [`Limits::max_frames_per_sec`]. Default 1,000.
+    #[must_use]
+    pub fn with_max_frames_per_sec(mut self, frames: u32) -> Self {
+        self.settings.limits.max_frames_per_sec = frames.max(1);
+        self
+    }
+
+    /// Most bytes per second one client may send; see [`Limits::max_bytes_per_sec`].
+    /// Default 8 MiB.
+    #[must_use]
+    pub fn with_max_bytes_per_sec(mut self, bytes: usize) -> Self {
+        self.settings.limits.max_bytes_per_sec = bytes.max(1);
+        self
+    }
+
+    /// Proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For` header
+    /// names the client: per-address limits then count the client's address, not the proxy's.
+    /// Default: none (`X-Forwarded-For` is ignored).
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.settings.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// Origins whose pages may open a WebSocket (`https://app.example`; `http://localhost:*`
+    /// for any port; `*` for all). A handshake from a browser page of another origin gets
+    /// HTTP 403; requests without an `Origin` header (from no browser) are not affected.
+    /// Default: every origin.
+    #[must_use]
+    pub fn with_allowed_origins(
+        mut self,
+        origins: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.settings.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Worker threads for connections and rooms. Default: one per CPU core.
     #[must_use]
     pub fn with_workers(mut self, workers: usize) -> Self {
@@ -169,10 +252,11 @@ impl Server {
     /// (filtered by `RUST_LOG`, default `info`) is installed.
     pub fn serve<F: JamsocketServiceFactory<RoomContext>>(self, factory: F) -> io::Result<()> {
         install_default_logging();
-        let listener = TcpListener::bind(("0.0.0.0", self.settings.port)).map_err(|err| {
+        let (host, port) = (self.settings.host, self.settings.port);
+        let listener = TcpListener::bind((host, port)).map_err(|err| {
             io::Error::new(
                 err.kind(),
-                format!("cannot listen on port {}: {err}", self.settings.port),
+                format!("cannot listen on {host} port {port}: {err}"),
             )
         })?;
         let running = self.start(listener, factory)?;
@@ -183,13 +267,20 @@ impl Server {
     /// Starts serving on `listener` in background threads and returns at once.
     ///
     /// Tests bind `127.0.0.1:0` and read [`RunningServer::local_addr`]; programs that embed the
-    /// server keep the handle and call [`RunningServer::stop`].
+    /// server keep the handle and call [`RunningServer::stop`]. The listener's backlog is raised
+    /// to [`LISTEN_BACKLOG`], and the process's open-file limit to its hard limit (each
+    /// connection is a file).
     pub fn start<F: JamsocketServiceFactory<RoomContext>>(
         self,
         listener: TcpListener,
         factory: F,
     ) -> io::Result<RunningServer> {
         let addr = listener.local_addr()?;
+        // `listen` again on a listening socket only changes its backlog (std uses 128).
+        socket2::SockRef::from(&listener).listen(LISTEN_BACKLOG)?;
+        if let Ok((_, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+            let _ = rlimit::increase_nofile_limit(hard);
+        }
         let settings = Arc::new(self.settings);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -227,6 +318,7 @@ impl Server {
         configure(AppState {
             factory: Arc::new(factory),
             registry: Arc::new(RoomRegistry::new(settings.limits.max_rooms)),
+            admission: Arc::new(Admission::new(&settings)),
             settings,
         })
     }
@@ -241,10 +333,16 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
 ) -> io::Result<()> {
     let registry = Arc::new(RoomRegistry::new(settings.limits.max_rooms));
     let registry_for_handle = registry.clone();
+    let admission = Arc::new(Admission::new(&settings));
+    tracing::debug!(
+        max_connections = admission.max_connections(),
+        "connection limit"
+    );
     let state = AppState {
         factory: Arc::new(factory),
         registry: registry.clone(),
         settings: settings.clone(),
+        admission: admission.clone(),
     };
     // Actix Web's `HttpServer`, plus an upgrade service: WebSocket handshakes go to
     // `websocket::upgrade`, which then owns the connection.
@@ -299,6 +397,7 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
         // Either an explicit stop or the handle being dropped ends the server.
         let _ = stop.await;
         tracing::info!("shutting down: closing every client with 1001");
+        admission.shut_down();
         registry
             .close_all(CloseReason {
                 code: CloseCode::Away,

@@ -1,10 +1,13 @@
 use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything configurable about a server; [`Server`](crate::Server) is its builder.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    pub host: IpAddr,
     pub port: u16,
     pub room_id_strategy: RoomIdStrategy,
     pub shutdown_policy: ShutdownPolicy,
@@ -14,11 +17,16 @@ pub(crate) struct Settings {
     pub limits: Limits,
     pub workers: Option<usize>,
     pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins whose pages may open a WebSocket; `None` allows every origin.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 8080,
             room_id_strategy: RoomIdStrategy::default(),
             shutdown_policy: ShutdownPolicy::default(),
@@ -28,6 +36,8 @@ impl Default for Settings {
             limits: Limits::default(),
             workers: None,
             shutdown_grace: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
+            allowed_origins: None,
         }
     }
 }

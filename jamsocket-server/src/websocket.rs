@@ -5,7 +5,9 @@
 //! frames go between the socket and the room with no HTTP machinery, and no HTTP buffers, in
 //! between.
 
-use crate::connection::{Connection, RateLimit};
+use crate::admission::ConnectionPermit;
+use crate::connection::Connection;
+use crate::rate_limit::{FrameBudget, RateLimit};
 use crate::registry::Worker;
 use crate::room_context::{lock, RoomContext};
 use crate::routes::{admit, checked_room_id, join, AppState, HttpError, Joined};
@@ -46,9 +48,11 @@ where
         forward(&*routes, request, framed).await;
         return Ok(());
     }
-    let Some((stream, early, room_id, joined)) = handshake(&state, request, framed).await else {
+    let Some((stream, early, room_id, joined, permit)) = handshake(&state, request, framed).await
+    else {
         return Ok(());
     };
+    let limits = &state.settings.limits;
     let Joined {
         room,
         client,
@@ -62,11 +66,15 @@ where
         outbound,
         close,
         settings: state.settings.clone(),
-        rate: state
-            .settings
-            .limits
+        rate: limits
             .max_messages_per_sec
-            .map(RateLimit::new),
+            .map(|rate| RateLimit::new(rate, tokio::time::Instant::now())),
+        budget: FrameBudget::new(
+            limits.max_frames_per_sec,
+            limits.max_bytes_per_sec,
+            limits.max_message_bytes,
+        ),
+        _permit: permit,
     };
     // The connection runs on its room's worker thread: then a message and its broadcast wake
     // no other thread.
@@ -148,14 +156,14 @@ where
     let _ = framed.send(h1::Message::Chunk(None)).await;
 }
 
-/// Answers the handshake. Returns the socket, what the client sent after its request, and the
-/// room it joined; `None` if the request was refused.
+/// Answers the handshake. Returns the socket, what the client sent after its request, the room
+/// it joined and its place in the connection count; `None` if the request was refused.
 async fn handshake<F: JamsocketServiceFactory<RoomContext>>(
     state: &AppState<F>,
     request: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
-) -> Option<(TcpStream, BytesMut, Arc<str>, Joined)> {
-    let (room_id, joined) = match accept(state, &request).await {
+) -> Option<(TcpStream, BytesMut, Arc<str>, Joined, ConnectionPermit)> {
+    let (room_id, joined, permit) = match accept(state, &request).await {
         Ok(accepted) => accepted,
         Err(err) => {
             refuse(&mut framed, err).await;
@@ -171,14 +179,15 @@ async fn handshake<F: JamsocketServiceFactory<RoomContext>>(
     // the request whose headers share them, are dropped with this future.
     let parts = framed.into_parts();
     let early = BytesMut::from(&parts.read_buf[..]);
-    Some((parts.io, early, room_id, joined))
+    Some((parts.io, early, room_id, joined, permit))
 }
 
 /// Checks the request and joins the room it names.
 async fn accept<F: JamsocketServiceFactory<RoomContext>>(
     state: &AppState<F>,
     request: &Request,
-) -> Result<(Arc<str>, Joined), HttpError> {
+) -> Result<(Arc<str>, Joined, ConnectionPermit), HttpError> {
+    state.admission.check_running()?;
     let path = request.path();
     let Some(room_id) = path.strip_prefix("/ws/") else {
         return Err(HttpError::new(
@@ -195,8 +204,12 @@ async fn accept<F: JamsocketServiceFactory<RoomContext>>(
         };
         HttpError::new(status, format!("not a WebSocket handshake: {err}"))
     })?;
-    let joined = join(state, room_id).await?;
-    Ok((Arc::from(room_id), joined))
+    let headers = request.head().headers();
+    state.admission.check_origin(headers)?;
+    let ip = state.admission.client_ip(request.peer_addr(), headers);
+    let permit = state.admission.connect(ip)?;
+    let joined = join(state, room_id, ip).await?;
+    Ok((Arc::from(room_id), joined, permit))
 }
 
 /// Answers with `err` as plain text and closes the connection.

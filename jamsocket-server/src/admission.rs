@@ -1,0 +1,308 @@
+//! Who may open a connection or create a room: the server-wide connection cap, per-address
+//! caps, allowed origins and shutdown. Checked before the WebSocket handshake is answered, so a
+//! refused client gets an HTTP status with a reason.
+
+use crate::rate_limit::RateLimit;
+use crate::room_context::lock;
+use crate::routes::HttpError;
+use crate::settings::Settings;
+use actix_http::header::{HeaderMap, ORIGIN};
+use actix_web::http::StatusCode;
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+
+/// Per-address room-creation buckets are swept once the table holds this many addresses.
+const SWEEP_AT: usize = 4_096;
+
+pub(crate) struct Admission {
+    connections: AtomicUsize,
+    max_connections: usize,
+    per_ip: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
+    new_rooms: Option<(u32, Mutex<HashMap<IpAddr, RateLimit>>)>,
+    trusted_proxies: Vec<IpNet>,
+    allowed_origins: Option<Vec<String>>,
+    shutting_down: AtomicBool,
+}
+
+/// A counted WebSocket connection; dropping it frees its place.
+pub(crate) struct ConnectionPermit {
+    admission: Arc<Admission>,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.admission.connections.fetch_sub(1, Ordering::Relaxed);
+        if let (Some((_, counts)), Some(ip)) = (&self.admission.per_ip, self.ip) {
+            let mut counts = lock(counts);
+            if let Some(count) = counts.get_mut(&ip) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+impl Admission {
+    pub fn new(settings: &Settings) -> Admission {
+        let limits = &settings.limits;
+        Admission {
+            connections: AtomicUsize::new(0),
+            max_connections: limits.effective_max_connections(),
+            per_ip: limits
+                .max_connections_per_ip
+                .map(|max| (max, Mutex::new(HashMap::new()))),
+            new_rooms: limits
+                .max_new_rooms_per_ip_per_sec
+                .map(|rate| (rate, Mutex::new(HashMap::new()))),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            allowed_origins: settings.allowed_origins.clone(),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// From now on every handshake and room creation gets 503.
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn check_running(&self) -> Result<(), HttpError> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return Err(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The client's address: the peer's, or, when the peer is a trusted proxy, the last
+    /// address in `X-Forwarded-For` that is not one of the trusted proxies.
+    pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let mut ip = peer?.ip();
+        if !self.is_trusted(ip) {
+            return Some(ip);
+        }
+        let forwarded: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .collect();
+        for hop in forwarded.iter().rev() {
+            let Ok(hop) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            ip = hop;
+            if !self.is_trusted(ip) {
+                break;
+            }
+        }
+        Some(ip)
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Refuses a browser page from an origin that is not allowed (403). Requests without an
+    /// `Origin` header come from no browser and pass.
+    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), HttpError> {
+        let (Some(allowed), Some(origin)) = (&self.allowed_origins, headers.get(ORIGIN)) else {
+            return Ok(());
+        };
+        let origin = origin.to_str().unwrap_or("");
+        if allowed
+            .iter()
+            .any(|pattern| origin_matches(pattern, origin))
+        {
+            return Ok(());
+        }
+        tracing::warn!(origin, "refused a WebSocket from a page of another origin");
+        Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            format!("origin `{origin}` is not allowed to connect"),
+        ))
+    }
+
+    /// Counts a new WebSocket connection from `ip`, or refuses it: 503 when the server holds
+    /// its limit, 429 when `ip` does.
+    pub fn connect(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<ConnectionPermit, HttpError> {
+        let count = self.connections.fetch_add(1, Ordering::Relaxed);
+        // From here on, dropping the permit undoes the count.
+        let mut permit = ConnectionPermit {
+            admission: self.clone(),
+            ip: None,
+        };
+        if count >= self.max_connections {
+            tracing::warn!(
+                max = self.max_connections,
+                "connection limit reached: refused a WebSocket"
+            );
+            return Err(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the server holds its limit of {} connections",
+                    self.max_connections
+                ),
+            ));
+        }
+        if let (Some((max, counts)), Some(ip)) = (&self.per_ip, ip) {
+            let mut counts = lock(counts);
+            let count = counts.entry(ip).or_insert(0);
+            if *count >= *max {
+                tracing::warn!(%ip, max, "per-address connection limit reached");
+                return Err(HttpError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many connections from {ip} (limit {max})"),
+                ));
+            }
+            *count += 1;
+            permit.ip = Some(ip);
+        }
+        Ok(permit)
+    }
+
+    /// Counts a room created by `ip`, or refuses it with 429 when `ip` creates rooms faster
+    /// than allowed.
+    pub fn create_room(&self, ip: Option<IpAddr>) -> Result<(), HttpError> {
+        let (Some((rate, buckets)), Some(ip)) = (&self.new_rooms, ip) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut buckets = lock(buckets);
+        if buckets.len() >= SWEEP_AT {
+            buckets.retain(|_, bucket| !bucket.is_full(now));
+        }
+        let bucket = buckets
+            .entry(ip)
+            .or_insert_with(|| RateLimit::new(*rate, now));
+        if bucket.take(1.0, now) {
+            return Ok(());
+        }
+        tracing::warn!(%ip, rate, "room creation rate limit reached");
+        Err(HttpError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{ip} creates rooms too fast (limit {rate} new rooms per second)"),
+        ))
+    }
+}
+
+/// Whether `origin` (`scheme://host[:port]`) matches `pattern`: the same origin, ignoring
+/// case; `*` matches every origin and a pattern ending in `:*` any port (or none).
+pub(crate) fn origin_matches(pattern: &str, origin: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let pattern = pattern.trim_end_matches('/');
+    match pattern.strip_suffix(":*") {
+        Some(base) => {
+            let Some(rest) = origin.get(..base.len()) else {
+                return false;
+            };
+            let port = &origin[base.len()..];
+            rest.eq_ignore_ascii_case(base)
+                && (port.is_empty()
+                    || port
+                        .strip_prefix(':')
+                        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+        }
+        None => pattern.eq_ignore_ascii_case(origin),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_http::header::{HeaderName, HeaderValue};
+
+    fn admission(trusted: &[&str]) -> Admission {
+        let mut settings = Settings::default();
+        settings.trusted_proxies = trusted.iter().map(|net| net.parse().unwrap()).collect();
+        Admission::new(&settings)
+    }
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                HeaderName::from_static("x-forwarded-for"),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let peer: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let headers = forwarded(&["1.2.3.4, 10.0.0.7"]);
+        let untrusting = admission(&[]);
+        assert_eq!(untrusting.client_ip(Some(peer), &headers), Some(peer.ip()));
+        let trusting = admission(&["10.0.0.0/8"]);
+        assert_eq!(
+            trusting.client_ip(Some(peer), &headers),
+            Some("1.2.3.4".parse().unwrap())
+        );
+        // A client cannot pretend to be someone else by adding hops before the proxy's.
+        let spoofed = forwarded(&["6.6.6.6", "1.2.3.4"]);
+        assert_eq!(
+            trusting.client_ip(Some(peer), &spoofed),
+            Some("1.2.3.4".parse().unwrap())
+        );
+        // A malformed hop stops the walk at the last good address.
+        let garbage = forwarded(&["1.2.3.4, nonsense"]);
+        assert_eq!(trusting.client_ip(Some(peer), &garbage), Some(peer.ip()));
+    }
+
+    #[test]
+    fn origins_match_exactly_or_by_port_wildcard() {
+        assert!(origin_matches("https://app.example", "https://APP.example"));
+        assert!(!origin_matches(
+            "https://app.example",
+            "https://app.example.evil"
+        ));
+        assert!(!origin_matches("https://app.example", "null"));
+        assert!(origin_matches(
+            "http://localhost:*",
+            "http://localhost:5173"
+        ));
+        assert!(origin_matches("http://localhost:*", "http://localhost"));
+        assert!(!origin_matches(
+            "http://localhost:*",
+            "http://localhost.evil.example"
+        ));
+        assert!(!origin_matches(
+            "http://localhost:*",
+            "http://localhost:80x"
+        ));
+        assert!(origin_matches("*", "https://anything.example"));
+    }
+
+    #[test]
+    fn connections_are_counted_and_freed() {
+        let mut settings = Settings::default();
+        settings.limits.max_connections = Some(2);
+        settings.limits.max_connections_per_ip = Some(1);
+        let admission = Arc::new(Admission::new(&settings));
+        let a: IpAddr = "1.1.1.1".parse().unwrap();
+        let b: IpAddr = "2.2.2.2".parse().unwrap();
+        let first = admission.connect(Some(a)).unwrap();
+        assert_eq!(admission.connect(Some(a)).err().unwrap().status, 429);
+        let second = admission.connect(Some(b)).unwrap();
+        assert_eq!(admission.connect(None).err().unwrap().status, 503);
+        drop(first);
+        drop(second);
+        let _again = admission.connect(Some(a)).unwrap();
+        let _other = admission.connect(Some(b)).unwrap();
+    }
+}
