@@ -60,3 +60,32 @@ fn never_serves_anything_outside_the_folder() {
         assert!(status >= 400, "{path} answered {status}");
     }
 }
+
+/// A folder whose `index.html` is a link to a file outside the static folder: the folder, with
+/// or without its slash, and a link to the same file are all 404. Links that stay inside still
+/// work.
+#[cfg(unix)]
+#[test]
+fn index_files_linked_from_outside_the_folder_are_not_served() {
+    use std::os::unix::fs::symlink;
+    let dir = folder("index-link");
+    std::fs::write(dir.join("outside.html"), "outside secret").unwrap();
+    std::fs::remove_file(dir.join("public/sub/index.html")).unwrap();
+    symlink("../../outside.html", dir.join("public/sub/index.html")).unwrap();
+    symlink("../outside.html", dir.join("public/direct.html")).unwrap();
+    std::fs::create_dir_all(dir.join("public/inside")).unwrap();
+    symlink("../index.html", dir.join("public/inside/index.html")).unwrap();
+    symlink("app.js", dir.join("public/alias.js")).unwrap();
+
+    let server = start(Server::new().with_static_path(dir.join("public")));
+    let addr = server.local_addr();
+    for path in ["/sub/", "/sub", "/sub/index.html", "/direct.html"] {
+        let (status, body) = get(addr, path);
+        assert_eq!(status, 404, "{path} answered {status}: {body}");
+        assert!(!body.contains("outside secret"), "{path} leaked the file");
+    }
+    assert_eq!(get(addr, "/inside/"), (200, "<h1>home</h1>".to_string()));
+    assert_eq!(get(addr, "/inside"), (200, "<h1>home</h1>".to_string()));
+    assert_eq!(get(addr, "/alias.js"), (200, "console.log(1)".to_string()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
