@@ -30,6 +30,8 @@ pub struct WasmHostConfig {
     max_rooms: u32,
     time_slice: Duration,
     max_sent_bytes_per_call: usize,
+    guest_output_lines_per_sec: u32,
+    max_guest_output_line_bytes: usize,
 }
 
 impl Default for WasmHostConfig {
@@ -42,13 +44,18 @@ impl Default for WasmHostConfig {
             // two cores; 10 ms let that p99 grow to ~100 ms (jamsocket-bench's spin_latency).
             time_slice: Duration::from_millis(2),
             max_sent_bytes_per_call: 4 << 20,
+            // The echo example logging each message turned 56 MB of input into 235 MB of log
+            // in 10 s; this bounds a room's log to about 100 KiB/s.
+            guest_output_lines_per_sec: 100,
+            max_guest_output_line_bytes: 1024,
         }
     }
 }
 
 impl WasmHostConfig {
     /// The defaults: 64 MiB of memory per room, 1 s of CPU time per call, 10,000 rooms, 2 ms
-    /// time slices, 4 MiB sent per call.
+    /// time slices, 4 MiB sent per call, 100 lines of guest output per second per room cut at
+    /// 1 KiB.
     pub fn new() -> Self {
         Self::default()
     }
@@ -96,6 +103,24 @@ impl WasmHostConfig {
         self
     }
 
+    /// Lines of guest output (stdout and stderr together) each room may log per second
+    /// (default 100), with bursts of up to two seconds' worth (200). Lines beyond it are
+    /// dropped and counted; one warning per room, at most once a second, says how many:
+    /// before the room's next logged line, and when the room ends.
+    #[must_use]
+    pub fn with_guest_output_lines_per_sec(mut self, lines: u32) -> Self {
+        self.guest_output_lines_per_sec = lines;
+        self
+    }
+
+    /// The longest line of guest output logged, in bytes (default 1 KiB). The rest of a longer
+    /// line is left out and the logged line ends with `… (N bytes cut)`.
+    #[must_use]
+    pub fn with_max_guest_output_line_bytes(mut self, bytes: usize) -> Self {
+        self.max_guest_output_line_bytes = bytes;
+        self
+    }
+
     /// See [`with_max_memory_bytes`](Self::with_max_memory_bytes).
     pub fn max_memory_bytes(&self) -> usize {
         self.max_memory_bytes
@@ -119,6 +144,16 @@ impl WasmHostConfig {
     /// See [`with_max_sent_bytes_per_call`](Self::with_max_sent_bytes_per_call).
     pub fn max_sent_bytes_per_call(&self) -> usize {
         self.max_sent_bytes_per_call
+    }
+
+    /// See [`with_guest_output_lines_per_sec`](Self::with_guest_output_lines_per_sec).
+    pub fn guest_output_lines_per_sec(&self) -> u32 {
+        self.guest_output_lines_per_sec
+    }
+
+    /// See [`with_max_guest_output_line_bytes`](Self::with_max_guest_output_line_bytes).
+    pub fn max_guest_output_line_bytes(&self) -> usize {
+        self.max_guest_output_line_bytes
     }
 
     /// The memory limit, rounded up to whole pages.
@@ -160,6 +195,20 @@ impl WasmHostConfig {
                 "with_cpu_time_per_call",
                 format!("{:?}", self.cpu_time_per_call),
                 "must be more than zero",
+            );
+        }
+        if self.guest_output_lines_per_sec == 0 {
+            return invalid(
+                "with_guest_output_lines_per_sec",
+                self.guest_output_lines_per_sec.to_string(),
+                "must be at least 1",
+            );
+        }
+        if self.max_guest_output_line_bytes == 0 {
+            return invalid(
+                "with_max_guest_output_line_bytes",
+                self.max_guest_output_line_bytes.to_string(),
+                "must be at least 1",
             );
         }
         Ok(())
@@ -215,6 +264,14 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("with_max_rooms"), "{err}");
+        let err = WasmHostConfig::default()
+            .with_guest_output_lines_per_sec(0)
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("with_guest_output_lines_per_sec"),
+            "{err}"
+        );
         assert!(WasmHostConfig::default().validate().is_ok());
     }
 }

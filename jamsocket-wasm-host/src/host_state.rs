@@ -4,6 +4,7 @@ use crate::call_budget::{CpuBudget, SendBudget};
 use crate::erased_context::ErasedContext;
 use crate::guest_limiter::GuestLimiter;
 use crate::guest_log::{GuestLog, Stream};
+use crate::output_budget::OutputBudget;
 use crate::WasmHostConfig;
 use std::sync::Arc;
 use wasmtime::Memory;
@@ -28,10 +29,15 @@ impl HostState {
         config: &WasmHostConfig,
     ) -> Self {
         // Defaults kept: no args, env, files or sockets; host clocks; a CSPRNG seeded from the
-        // OS for `random_get`.
+        // OS for `random_get`. Stdout and stderr share one output budget.
+        let output = Arc::new(OutputBudget::new(
+            room_id,
+            config.guest_output_lines_per_sec(),
+        ));
+        let line_bytes = config.max_guest_output_line_bytes();
         let wasi = WasiCtxBuilder::new()
-            .stdout(GuestLog::new(room_id.clone(), Stream::Stdout))
-            .stderr(GuestLog::new(room_id, Stream::Stderr))
+            .stdout(GuestLog::new(output.clone(), Stream::Stdout, line_bytes))
+            .stderr(GuestLog::new(output, Stream::Stderr, line_bytes))
             .build_p1();
         HostState {
             context,

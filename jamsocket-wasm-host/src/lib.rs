@@ -10,7 +10,8 @@
 //! (long calls yield to other rooms every time slice), bytes sent per call, and the number of
 //! rooms. Whatever a guest does, the host does not panic: a trap or a broken limit fails that
 //! room only, with an error naming the room, the export and the cause. Guest stdout and
-//! stderr lines go to the `tracing` log (target `jamsocket_wasm_host::guest`, with the room id).
+//! stderr lines go to the `tracing` log (target `jamsocket_wasm_host::guest`, with the room id),
+//! rate-limited per room and cut at a length limit.
 //!
 //! ```
 //! use jamsocket::{ClientId, JamsocketContext, JamsocketService, JamsocketServiceFactory, MessageRecipient};
@@ -72,6 +73,7 @@ mod guest_limiter;
 mod guest_log;
 mod host_state;
 mod imports;
+mod output_budget;
 mod wasm_host;
 mod wasm_host_factory;
 
