@@ -73,6 +73,9 @@ pub(crate) struct NewRoom {
     pub id: Arc<str>,
     pub generation: u64,
     pub events: mpsc::Receiver<RoomEvent>,
+    /// The idle room whose place this one takes (the table was full): it must be closed, and
+    /// have ended, before this one starts.
+    pub evicted: Option<RoomHandle>,
 }
 
 pub(crate) enum CreateError {
@@ -131,8 +134,13 @@ impl RoomRegistry {
         id: &str,
         start: impl FnOnce(NewRoom),
     ) -> Result<RoomHandle, CreateError> {
+        let mut evicted = None;
         if rooms.by_id.len() >= self.max_rooms {
-            return Err(CreateError::TooManyRooms(self.max_rooms));
+            // The empty room that has waited longest in its grace period makes way.
+            let Some((_, oldest)) = rooms.idle.pop_first() else {
+                return Err(CreateError::TooManyRooms(self.max_rooms));
+            };
+            evicted = rooms.by_id.remove(&oldest).map(|entry| entry.handle);
         }
         let id: Arc<str> = Arc::from(id);
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -151,6 +159,7 @@ impl RoomRegistry {
             id,
             generation,
             events: receiver,
+            evicted,
         });
         Ok(handle)
     }
@@ -197,14 +206,6 @@ impl RoomRegistry {
         {
             rooms.claim(id);
         }
-    }
-
-    /// Forgets the empty room that has waited longest, and returns it for the caller to close;
-    /// `None` if no room is idle.
-    pub fn evict_idle(&self) -> Option<RoomHandle> {
-        let rooms = &mut *lock(&self.rooms);
-        let (_, id) = rooms.idle.pop_first()?;
-        rooms.by_id.remove(&id).map(|entry| entry.handle)
     }
 
     pub fn len(&self) -> usize {

@@ -17,6 +17,9 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, Instant, Sleep};
 
+/// How long a new room waits for the idle room it replaces to end.
+const EVICTION_WAIT: Duration = Duration::from_secs(2);
+
 /// How long a room created by `POST` waits for its first client under the `immediate` policy.
 pub(crate) const FIRST_JOIN_WINDOW: Duration = Duration::from_secs(60);
 
@@ -74,7 +77,21 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         id,
         generation,
         mut events,
+        evicted,
     } = new_room;
+    if let Some(evicted) = evicted {
+        tracing::info!(room = %id, "room limit reached: closing the longest-idle empty room for this one");
+        let close = RoomEvent::Close {
+            reason: CloseReason {
+                code: CloseCode::Away,
+                description: Some("room closed to make space for another".to_string()),
+            },
+        };
+        // A full queue means the room is being joined or is ending; it has left the table
+        // either way, and `closed` says when it is gone (and its resources with it).
+        let _ = evicted.events.try_send(close);
+        let _ = tokio::time::timeout(EVICTION_WAIT, evicted.events.closed()).await;
+    }
     let (context, outbox) = RoomContext::new();
     let service = match factory.build(&id, context).await {
         Ok(service) => service,

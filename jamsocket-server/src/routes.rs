@@ -7,17 +7,13 @@ use crate::room_context::{Outbound, RoomContext};
 use crate::room_event::{JoinError, RoomEvent};
 use crate::room_id::validate_room_id;
 use crate::settings::Settings;
-use actix_http::ws::{CloseCode, CloseReason};
+use actix_http::ws::CloseReason;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use jamsocket::{ClientId, JamsocketServiceFactory};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-
-/// How long making space for a new room waits for the evicted room to end.
-const EVICTION_WAIT: Duration = Duration::from_secs(2);
 
 /// What every request handler shares.
 pub(crate) struct AppState<F> {
@@ -177,26 +173,24 @@ pub(crate) struct Joined {
 
 /// Joins the room, creating it if the strategy allows (for a client at `ip`, whose room
 /// creations may be rate-limited). Retries if the room closed while the request was on its way
-/// (a room that just emptied under the `immediate` policy), and makes space when the room table
-/// is full.
+/// (a room that just emptied under the `immediate` policy).
 pub(crate) async fn join<F: JamsocketServiceFactory<RoomContext>>(
     state: &AppState<F>,
     room_id: &str,
     ip: Option<IpAddr>,
 ) -> Result<Joined, HttpError> {
-    for _ in 0..8 {
+    for _ in 0..3 {
         let room = if state.settings.room_id_strategy.creates_on_connect() {
             if state.registry.get(room_id).is_none() {
                 state.admission.create_room(ip)?;
             }
-            match state.registry.get_or_create(room_id, start_room(state)) {
-                Ok(room) => room,
-                Err(CreateError::TooManyRooms(max)) => {
-                    make_space(state, max).await?;
-                    continue;
-                }
-                Err(CreateError::Exists) => unreachable!("get_or_create never reports Exists"),
-            }
+            state
+                .registry
+                .get_or_create(room_id, start_room(state))
+                .map_err(|err| match err {
+                    CreateError::TooManyRooms(max) => too_many_rooms(max),
+                    CreateError::Exists => unreachable!("get_or_create never reports Exists"),
+                })?
         } else {
             state
                 .registry
@@ -239,29 +233,6 @@ pub(crate) async fn join<F: JamsocketServiceFactory<RoomContext>>(
     ))
 }
 
-/// The room table is full: closes the empty room that has waited longest in its grace period
-/// and waits until it has ended. 503 if every room has clients.
-async fn make_space<F>(state: &AppState<F>, max: usize) -> Result<(), HttpError> {
-    let Some(victim) = state.registry.evict_idle() else {
-        return Err(too_many_rooms(max));
-    };
-    tracing::info!(
-        max,
-        "room limit reached: closing the longest-idle empty room"
-    );
-    let close = RoomEvent::Close {
-        reason: CloseReason {
-            code: CloseCode::Away,
-            description: Some("room closed to make space for another".to_string()),
-        },
-    };
-    // A full queue means the room is busy ending or being joined; it is gone from the table
-    // either way, and `closed` below says when it has ended.
-    let _ = victim.events.try_send(close);
-    let _ = tokio::time::timeout(EVICTION_WAIT, victim.events.closed()).await;
-    Ok(())
-}
-
 /// `POST /ws/{room_id}`: creates a room under the `api` strategy.
 async fn create_room<F: JamsocketServiceFactory<RoomContext>>(
     request: HttpRequest,
@@ -276,22 +247,18 @@ async fn create_room<F: JamsocketServiceFactory<RoomContext>>(
         ));
     }
     check_creation(&state, &request)?;
-    for _ in 0..8 {
-        match state.registry.create(room_id, start_room(&state)) {
-            Ok(room) => {
-                wait_ready(&room, room_id).await?;
-                return Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })));
-            }
-            Err(CreateError::Exists) => {
-                return Err(HttpError::new(
-                    StatusCode::CONFLICT,
-                    format!("room `{room_id}` already exists"),
-                ))
-            }
-            Err(CreateError::TooManyRooms(max)) => make_space(&state, max).await?,
+    let room = match state.registry.create(room_id, start_room(&state)) {
+        Ok(room) => room,
+        Err(CreateError::Exists) => {
+            return Err(HttpError::new(
+                StatusCode::CONFLICT,
+                format!("room `{room_id}` already exists"),
+            ))
         }
-    }
-    Err(too_many_rooms(state.settings.limits.max_rooms))
+        Err(CreateError::TooManyRooms(max)) => return Err(too_many_rooms(max)),
+    };
+    wait_ready(&room, room_id).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })))
 }
 
 /// Whether the client of `request` may create a room now.
@@ -325,7 +292,7 @@ async fn new_room<F: JamsocketServiceFactory<RoomContext>>(
                 return Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })));
             }
             Err(CreateError::Exists) => continue,
-            Err(CreateError::TooManyRooms(max)) => make_space(&state, max).await?,
+            Err(CreateError::TooManyRooms(max)) => return Err(too_many_rooms(max)),
         }
     }
     Err(HttpError::new(

@@ -398,16 +398,17 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
         let _ = stop.await;
         tracing::info!("shutting down: closing every client with 1001");
         admission.shut_down();
-        registry
-            .close_all(CloseReason {
-                code: CloseCode::Away,
-                description: Some("server shutting down".to_string()),
-            })
-            .await;
+        registry.close_all(away()).await;
         let deadline =
             tokio::time::Instant::now() + settings.shutdown_grace.saturating_sub(CONNECTION_DRAIN);
+        let mut polls = 0u32;
         while registry.len() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
+            polls += 1;
+            if polls == 10 {
+                // A handshake admitted just before shutdown began may have created a room since.
+                registry.close_all(away()).await;
+            }
         }
         // Actix checks only once a second whether its connections are done: wait for ours here.
         connections.close();
@@ -500,6 +501,13 @@ async fn wait_for_signal() -> io::Result<()> {
     #[cfg(not(unix))]
     {
         tokio::signal::ctrl_c().await
+    }
+}
+
+fn away() -> CloseReason {
+    CloseReason {
+        code: CloseCode::Away,
+        description: Some("server shutting down".to_string()),
     }
 }
 

@@ -3,22 +3,7 @@
 use crate::common::*;
 use futures_util::future::join_all;
 use jamsocket_server::{Server, ShutdownPolicy};
-use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
-/// Opens a WebSocket by hand and returns the raw socket after the 101 response.
-async fn raw_websocket(addr: SocketAddr, room: &str) -> TcpStream {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET /ws/{room} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let response = read_head(&mut tcp).await;
-    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
-    tcp
-}
 
 #[tokio::test]
 async fn a_connection_reset_in_the_middle_of_a_frame_leaves_once_and_the_room_carries_on() {

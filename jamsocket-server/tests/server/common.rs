@@ -160,3 +160,94 @@ pub fn http_raw(addr: SocketAddr, method: &str, path: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+/// Opens a WebSocket by hand and returns the raw socket after the 101 response.
+pub async fn raw_websocket(addr: SocketAddr, room: &str) -> TokioTcpStream {
+    let (tcp, head) = raw_handshake(addr, &format!("/ws/{room}"), "").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tcp
+}
+
+/// Sends a WebSocket handshake for `path` with `extra_headers` (each ending in `\r\n`) and
+/// returns the socket and the response head.
+pub async fn raw_handshake(
+    addr: SocketAddr,
+    path: &str,
+    extra_headers: &str,
+) -> (TokioTcpStream, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::time::timeout(TIMEOUT, TokioTcpStream::connect(addr))
+        .await
+        .expect("connect timed out")
+        .unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut tcp).await;
+    (tcp, head)
+}
+
+/// The header of a masked client frame announcing `len` payload bytes (mask 0).
+pub fn client_frame_header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+    let first = if fin { 0x80 } else { 0 } | opcode;
+    let mut header = vec![first];
+    match len {
+        0..=125 => header.push(0x80 | len as u8),
+        126..=0xFFFF => {
+            header.push(0x80 | 126);
+            header.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            header.push(0x80 | 127);
+            header.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    // A zero mask leaves the payload as it is.
+    header.extend_from_slice(&[0, 0, 0, 0]);
+    header
+}
+
+/// A whole masked client frame (mask 0).
+pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = client_frame_header(fin, opcode, payload.len() as u64);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Reads server frames until a close frame arrives within `within`; returns its code and
+/// reason. Panics if the connection ends or nothing comes in time.
+pub async fn raw_close(tcp: &mut TokioTcpStream, within: Duration) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        loop {
+            let mut header = [0u8; 2];
+            tcp.read_exact(&mut header).await?;
+            let len = match header[1] & 0x7f {
+                126 => {
+                    let mut len = [0u8; 2];
+                    tcp.read_exact(&mut len).await?;
+                    u64::from(u16::from_be_bytes(len))
+                }
+                127 => {
+                    let mut len = [0u8; 8];
+                    tcp.read_exact(&mut len).await?;
+                    u64::from_be_bytes(len)
+                }
+                len => u64::from(len),
+            };
+            let mut payload = vec![0u8; len as usize];
+            tcp.read_exact(&mut payload).await?;
+            if header[0] & 0x0f == 0x8 {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                let reason = String::from_utf8_lossy(&payload[2..]).into_owned();
+                return std::io::Result::Ok((code, reason));
+            }
+        }
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .expect("no close frame in time")
+        .expect("connection ended without a close frame")
+}

@@ -7,6 +7,7 @@ fn factory() -> jamsocket::SimpleJamsocketServiceFactory<conformance_service::Co
     Default::default()
 }
 
+mod attacks;
 mod chaos;
 mod lifecycle;
 mod limits;
