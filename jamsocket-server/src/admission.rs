@@ -226,8 +226,10 @@ mod tests {
     use actix_http::header::{HeaderName, HeaderValue};
 
     fn admission(trusted: &[&str]) -> Admission {
-        let mut settings = Settings::default();
-        settings.trusted_proxies = trusted.iter().map(|net| net.parse().unwrap()).collect();
+        let settings = Settings {
+            trusted_proxies: trusted.iter().map(|net| net.parse().unwrap()).collect(),
+            ..Settings::default()
+        };
         Admission::new(&settings)
     }
 

@@ -4,6 +4,8 @@
 //! here every room is a wasmtime instance of `examples/conformance-service` built for
 //! `wasm32-wasip1` by the real `jamsocket build`.
 
+#[path = "../../../jamsocket-server/tests/server/attacks.rs"]
+mod attacks;
 #[path = "../../../jamsocket-server/tests/server/chaos.rs"]
 mod chaos;
 #[path = "../../../jamsocket-server/tests/server/common.rs"]
