@@ -143,6 +143,9 @@ fn to_toml(config: &ServiceConfig) -> String {
     if let Some(policy) = config.shutdown_policy {
         table.insert("shutdown-policy".into(), policy_text(policy).into());
     }
+    if let Some(host) = config.host {
+        table.insert("host".into(), host.to_string().into());
+    }
     if let Some(port) = config.port {
         table.insert("port".into(), i64::from(port).into());
     }
@@ -164,6 +167,7 @@ fn check_config_file(text: &str) {
     assert_eq!(again.static_dir, config.static_dir, "{written}");
     assert_eq!(again.rooms, config.rooms, "{written}");
     assert_eq!(again.shutdown_policy, config.shutdown_policy, "{written}");
+    assert_eq!(again.host, config.host, "{written}");
     assert_eq!(again.port, config.port, "{written}");
 }
 

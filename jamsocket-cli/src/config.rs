@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use jamsocket_server::{RoomIdStrategy, ShutdownPolicy};
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "jamsocket.toml";
@@ -20,6 +21,8 @@ pub struct Config {
     pub rooms: Option<String>,
     /// Empty-room policy: `never`, `immediate`, `<n>sec`.
     pub shutdown_policy: Option<String>,
+    /// Address to listen on (`jamsocket dev` defaults to `127.0.0.1`).
+    pub host: Option<IpAddr>,
     /// Port to serve on.
     pub port: Option<u16>,
 }
@@ -31,6 +34,7 @@ pub struct ServiceConfig {
     pub static_dir: Option<PathBuf>,
     pub rooms: Option<RoomIdStrategy>,
     pub shutdown_policy: Option<ShutdownPolicy>,
+    pub host: Option<IpAddr>,
     pub port: Option<u16>,
 }
 
@@ -53,6 +57,7 @@ impl ServiceConfig {
             static_dir: config.static_dir.map(|d| dir.join(d)),
             rooms: config.rooms.map(|r| r.parse()).transpose()?,
             shutdown_policy: config.shutdown_policy.map(|p| p.parse()).transpose()?,
+            host: config.host,
             port: config.port,
         })
     }
@@ -65,7 +70,7 @@ mod tests {
     #[test]
     fn parses_every_key() {
         let config = ServiceConfig::parse(
-            "package = \"svc\"\nstatic = \"www\"\nrooms = \"short6\"\nshutdown-policy = \"10sec\"\nport = 9000\n",
+            "package = \"svc\"\nstatic = \"www\"\nrooms = \"short6\"\nshutdown-policy = \"10sec\"\nhost = \"0.0.0.0\"\nport = 9000\n",
             Path::new("/crate"),
         )
         .unwrap();
@@ -76,6 +81,7 @@ mod tests {
             config.shutdown_policy,
             Some(ShutdownPolicy::After(std::time::Duration::from_secs(10)))
         );
+        assert_eq!(config.host, Some(std::net::Ipv4Addr::UNSPECIFIED.into()));
         assert_eq!(config.port, Some(9000));
     }
 
@@ -88,5 +94,7 @@ mod tests {
         );
         let err = ServiceConfig::parse("rooms = \"lots\"\n", Path::new(".")).unwrap_err();
         assert!(format!("{err:#}").contains("`lots`"), "{err:#}");
+        let err = ServiceConfig::parse("host = \"localhost\"\n", Path::new(".")).unwrap_err();
+        assert!(format!("{err:#}").contains("host"), "{err:#}");
     }
 }

@@ -4,7 +4,7 @@ use crate::cargo_build::{ensure_wasm_target, Project};
 use crate::config::{ServiceConfig, CONFIG_FILE};
 use crate::module_slot::ModuleSlot;
 use crate::serve::{load_module, raise_file_limit};
-use crate::server_args::{print_urls, ServerArgs};
+use crate::server_args::{base_url, ServerArgs};
 use anyhow::{Context, Result};
 use jamsocket_server::RunningServer;
 use notify::{RecursiveMode, Watcher};
@@ -35,10 +35,12 @@ pub fn run(mut args: DevArgs) -> Result<()> {
     let config = ServiceConfig::load(&dir)?;
     // Flags win over jamsocket.toml.
     let server_args = &mut args.server;
+    server_args.host = server_args.host.or(config.host);
     server_args.port = server_args.port.or(config.port);
     server_args.rooms = server_args.rooms.or(config.rooms);
     server_args.shutdown_policy = server_args.shutdown_policy.or(config.shutdown_policy);
     server_args.static_dir = server_args.static_dir.take().or(config.static_dir);
+    server_args.default_to_this_machine();
     let package = args.package.clone().or(config.package);
 
     let project = Project::locate(&dir, package.as_deref())?;
@@ -49,14 +51,15 @@ pub fn run(mut args: DevArgs) -> Result<()> {
     let host_config = args.server.host_config();
     let slot = ModuleSlot::new(load_module(&wasm, host_config.clone())?);
 
-    let port = listener.local_addr()?.port();
+    let addr = listener.local_addr()?;
     let running = args.server.server().start(listener, slot.clone())?;
     say!(
-        "Serving {} ({}) on http://localhost:{port}",
+        "Serving {} ({}) on {}",
         project.package,
-        wasm.display()
+        wasm.display(),
+        base_url(addr)
     );
-    print_urls(port, args.server.static_dir.as_ref());
+    args.server.print_urls(addr);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,5 +1,5 @@
 use crate::module_slot::ModuleSlot;
-use crate::server_args::{print_urls, ServerArgs};
+use crate::server_args::{base_url, ServerArgs};
 use crate::user_error::UserError;
 use anyhow::Result;
 use jamsocket_wasm_host::{WasmHostConfig, WasmHostError, WasmHostFactory};
@@ -18,16 +18,19 @@ pub fn run(args: ServeArgs) -> Result<()> {
     raise_file_limit();
     let factory = load_module(&args.module, args.server.host_config())?;
     let listener = args.server.bind()?;
-    let port = listener.local_addr()?.port();
+    let addr = listener.local_addr()?;
+    if args.server.allowed_origins.is_none() {
+        tracing::warn!(
+            "pages from any site may open a WebSocket to this server; restrict them with \
+             --allowed-origins (https://app.example,http://localhost:*)"
+        );
+    }
     let running = args
         .server
         .server()
         .start(listener, ModuleSlot::new(factory))?;
-    say!(
-        "Serving {} on http://localhost:{port}",
-        args.module.display()
-    );
-    print_urls(port, args.server.static_dir.as_ref());
+    say!("Serving {} on {}", args.module.display(), base_url(addr));
+    args.server.print_urls(addr);
     running.stop_on_signal()?;
     Ok(())
 }

@@ -2,14 +2,34 @@
 
 use crate::user_error::UserError;
 use anyhow::Result;
-use jamsocket_server::{RoomIdStrategy, Server, ShutdownPolicy};
+use ipnet::IpNet;
+use jamsocket_server::{Limits, RoomIdStrategy, Server, ShutdownPolicy};
 use jamsocket_wasm_host::WasmHostConfig;
-use std::net::TcpListener;
+use std::fmt::Display;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where `jamsocket serve` listens unless told: every interface, as servers do.
+pub const SERVE_HOST: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+/// Where `jamsocket dev` listens unless told: this machine only.
+pub const DEV_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// The pages `jamsocket dev` lets open a WebSocket unless told: pages served from this machine.
+pub const DEV_ORIGINS: [&str; 3] = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
+
+// Limits whose defaults live in `jamsocket_server::Limits` are `Option`s, passed to the builder
+// only when given, so that those defaults are written down once; help texts read them there.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServerArgs {
+    #[arg(
+        long,
+        value_name = "IP",
+        help = format!(
+            "Address to listen on: 0.0.0.0 for every interface, 127.0.0.1 for this machine \
+             only [default: {SERVE_HOST} with serve, {DEV_HOST} with dev]"
+        )
+    )]
+    pub host: Option<IpAddr>,
     /// Port to listen on; 0 picks a free port [default: 8080]
     #[arg(long)]
     pub port: Option<u16>,
@@ -47,6 +67,86 @@ pub struct ServerArgs {
     /// it with 1008. 0 means no limit
     #[arg(long, default_value_t = 0)]
     pub max_messages_per_sec: u32,
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = "Most WebSocket connections at once; more get HTTP 503 [default: the open-file \
+                limit less a tenth of it, at least 64 files kept for everything else]"
+    )]
+    pub max_connections: Option<u64>,
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "Most WebSocket connections at once from one client address; more get HTTP 429. \
+             Behind a proxy, see --trusted-proxies",
+            off(Limits::default().max_connections_per_ip),
+        )
+    )]
+    pub max_connections_per_ip: Option<u64>,
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..),
+        help = with_default(
+            "Most rooms one client address may create per second (bursts of one second's \
+             worth); more get HTTP 429",
+            off(Limits::default().max_new_rooms_per_ip_per_sec),
+        )
+    )]
+    pub max_new_rooms_per_ip_per_sec: Option<u32>,
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "Seconds a message may take to arrive once it has begun (fragments, or a payload \
+             that trickles in); slower ones close the client with 1008",
+            Limits::default().message_deadline.as_secs_f64(),
+        )
+    )]
+    pub message_deadline_secs: Option<u64>,
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..),
+        help = with_default(
+            "Most frames per second one client may send, pings and continuations included \
+             (bursts of two seconds' worth); more close it with 1008",
+            Limits::default().max_frames_per_sec,
+        )
+    )]
+    pub max_frames_per_sec: Option<u32>,
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "Most bytes per second one client may send (bursts of two seconds' worth); more \
+             close it with 1008",
+            bytes(Limits::default().max_bytes_per_sec),
+        )
+    )]
+    pub max_bytes_per_sec: Option<u64>,
+    /// Proxies (IP addresses or networks such as 10.0.0.0/8) whose X-Forwarded-For header
+    /// names the client, for the per-address limits [default: none]
+    #[arg(long, value_name = "IP|NET,...", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+    #[arg(
+        long,
+        value_name = "ORIGIN,...",
+        value_delimiter = ',',
+        value_parser = parse_origin,
+        help = format!(
+            "Origins whose pages may open a WebSocket (https://app.example; http://localhost:* \
+             for any port; * for all); pages of other origins get HTTP 403 [default: any with \
+             serve; {} with dev]",
+            DEV_ORIGINS.join(",")
+        )
+    )]
+    pub allowed_origins: Option<Vec<String>>,
     /// Memory cap of each room's WebAssembly instance, in MiB
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(2..=4096))]
     pub guest_memory_mib: u64,
@@ -56,13 +156,26 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
+    pub fn host(&self) -> IpAddr {
+        self.host.unwrap_or(SERVE_HOST)
+    }
+
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(8080)
+    }
+
+    /// `jamsocket dev`'s defaults: listen on this machine only, for pages served from it.
+    /// Flags and `jamsocket.toml` merged in before still win.
+    pub fn default_to_this_machine(&mut self) {
+        self.host.get_or_insert(DEV_HOST);
+        self.allowed_origins
+            .get_or_insert_with(|| DEV_ORIGINS.map(String::from).to_vec());
     }
 
     /// The server these flags describe.
     pub fn server(&self) -> Server {
         let mut server = Server::new()
+            .with_host(self.host())
             .with_port(self.port())
             .with_room_id_strategy(self.rooms.unwrap_or_default())
             .with_shutdown_policy(self.shutdown_policy.unwrap_or_default())
@@ -79,6 +192,30 @@ impl ServerArgs {
         if let Some(dir) = &self.static_dir {
             server = server.with_static_path(dir);
         }
+        if let Some(connections) = self.max_connections {
+            server = server.with_max_connections(saturating_usize(connections));
+        }
+        if let Some(connections) = self.max_connections_per_ip {
+            server = server.with_max_connections_per_ip(saturating_usize(connections));
+        }
+        if let Some(rooms) = self.max_new_rooms_per_ip_per_sec {
+            server = server.with_max_new_rooms_per_ip_per_sec(rooms);
+        }
+        if let Some(secs) = self.message_deadline_secs {
+            server = server.with_message_deadline(Duration::from_secs(secs));
+        }
+        if let Some(frames) = self.max_frames_per_sec {
+            server = server.with_max_frames_per_sec(frames);
+        }
+        if let Some(bytes) = self.max_bytes_per_sec {
+            server = server.with_max_bytes_per_sec(saturating_usize(bytes));
+        }
+        if !self.trusted_proxies.is_empty() {
+            server = server.with_trusted_proxies(self.trusted_proxies.iter().copied());
+        }
+        if let Some(origins) = &self.allowed_origins {
+            server = server.with_allowed_origins(origins.iter().cloned());
+        }
         server
     }
 
@@ -90,16 +227,54 @@ impl ServerArgs {
             .with_max_rooms(self.max_rooms)
     }
 
-    /// Binds the port on all interfaces, with a clear error when it is taken.
+    /// Binds the host and port, with a clear error when the port is taken or the address is
+    /// not this machine's.
     pub fn bind(&self) -> Result<TcpListener> {
-        let port = self.port();
-        TcpListener::bind(("0.0.0.0", port)).map_err(|err| {
-            if err.kind() == std::io::ErrorKind::AddrInUse {
-                UserError::PortInUse(port).into()
-            } else {
-                anyhow::Error::new(err).context(format!("cannot listen on port {port}"))
-            }
+        let (host, port) = (self.host(), self.port());
+        TcpListener::bind((host, port)).map_err(|err| match err.kind() {
+            std::io::ErrorKind::AddrInUse => UserError::PortInUse(port).into(),
+            std::io::ErrorKind::AddrNotAvailable => UserError::HostNotAvailable(host).into(),
+            _ => anyhow::Error::new(err).context(format!("cannot listen on {host} port {port}")),
         })
+    }
+
+    /// Prints where the server can be reached, from where, and by which pages.
+    pub fn print_urls(&self, addr: SocketAddr) {
+        let base = base_url(addr);
+        say!("  status:    {base}/status");
+        say!(
+            "  websocket: ws{}/ws/<room>",
+            base.trim_start_matches("http")
+        );
+        if self.static_dir.is_some() {
+            say!("  page:      {base}/");
+        }
+        let ip = addr.ip();
+        if ip.is_unspecified() {
+            say!("  listening: {addr}, every network interface: other machines can connect (--host 127.0.0.1 for this machine only)");
+        } else if ip.is_loopback() {
+            say!("  listening: {addr}, this machine only (--host 0.0.0.0 to let other machines connect)");
+        } else {
+            say!("  listening: {addr}");
+        }
+        match &self.allowed_origins {
+            Some(origins) => say!(
+                "  origins:   pages from {} (--allowed-origins to change)",
+                origins.join(", ")
+            ),
+            None => say!("  origins:   pages from any site (--allowed-origins to restrict)"),
+        }
+    }
+}
+
+/// `http://` and where a client on this machine reaches a server listening on `addr`:
+/// `localhost` for 127.0.0.1 and for every interface, otherwise the address itself.
+pub fn base_url(addr: SocketAddr) -> String {
+    let ip = addr.ip();
+    if ip.is_unspecified() || ip == IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
     }
 }
 
@@ -107,11 +282,103 @@ fn saturating_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-/// Prints where the server can be reached.
-pub fn print_urls(port: u16, static_dir: Option<&PathBuf>) {
-    say!("  status:    http://localhost:{port}/status");
-    say!("  websocket: ws://localhost:{port}/ws/<room>");
-    if static_dir.is_some() {
-        say!("  page:      http://localhost:{port}/");
+/// A help text ending in the default, as clap writes it.
+fn with_default(text: &str, default: impl Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
+/// A number of bytes, with its size in MiB when it is a whole number of them.
+fn bytes(n: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if n >= MIB && n % MIB == 0 {
+        format!("{n} = {} MiB", n / MIB)
+    } else {
+        n.to_string()
+    }
+}
+
+/// A limit's default as a help text says it: `off` when there is none.
+fn off(limit: Option<impl Display>) -> String {
+    limit.map_or_else(|| "off".to_string(), |limit| limit.to_string())
+}
+
+/// A trusted proxy: a network (`10.0.0.0/8`) or one address.
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is not an IP address or a network such as 10.0.0.0/8"))
+}
+
+/// An allowed origin: `*`, or `scheme://host[:port]` with `:*` for any port. Origins have no
+/// path, so a pattern with one could never match: it is refused here rather than ignored.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let well_formed = text == "*"
+        || text.split_once("://").is_some_and(|(scheme, rest)| {
+            let host = rest.strip_suffix('/').unwrap_or(rest);
+            !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && !host.is_empty()
+                && !host.contains(['/', '?', '#', '@', ' '])
+        });
+    if well_formed {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not an origin: write scheme://host[:port] (https://app.example; \
+             http://localhost:* for any port) or * for every origin"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxies_are_addresses_or_networks() {
+        assert_eq!(parse_proxy("10.0.0.0/8"), Ok("10.0.0.0/8".parse().unwrap()));
+        assert_eq!(parse_proxy("10.0.0.5"), Ok("10.0.0.5/32".parse().unwrap()));
+        assert_eq!(parse_proxy(" ::1 "), Ok("::1/128".parse().unwrap()));
+        assert!(parse_proxy("proxy.internal")
+            .unwrap_err()
+            .contains("`proxy.internal`"));
+    }
+
+    #[test]
+    fn origins_are_schemes_and_hosts_without_paths() {
+        for origin in [
+            "*",
+            "https://app.example",
+            "https://app.example/",
+            "http://localhost:*",
+            "http://[::1]:*",
+            "http://127.0.0.1:8080",
+        ] {
+            assert_eq!(parse_origin(origin).as_deref(), Ok(origin), "{origin}");
+        }
+        for bad in [
+            "",
+            "app.example",
+            "https://",
+            "https://app.example/page",
+            "://x",
+        ] {
+            let err = parse_origin(bad).unwrap_err();
+            assert!(err.contains(&format!("`{bad}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn urls_name_localhost_only_where_it_reaches_the_server() {
+        let url = |addr: &str| base_url(addr.parse().unwrap());
+        assert_eq!(url("0.0.0.0:80"), "http://localhost:80");
+        assert_eq!(url("[::]:80"), "http://localhost:80");
+        assert_eq!(url("127.0.0.1:80"), "http://localhost:80");
+        assert_eq!(url("[::1]:80"), "http://[::1]:80");
+        assert_eq!(url("192.0.2.7:80"), "http://192.0.2.7:80");
     }
 }

@@ -1,3 +1,4 @@
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Failures a user can fix, each with its next step.
@@ -26,6 +27,8 @@ pub enum UserError {
     MissingTarget,
     #[error("port {0} is already in use")]
     PortInUse(u16),
+    #[error("cannot listen on {0}: it is not an address of this machine")]
+    HostNotAvailable(IpAddr),
     #[error("cannot load {path}")]
     BadModule { path: PathBuf, abi_mismatch: bool },
     #[error("{0} already exists")]
@@ -48,6 +51,7 @@ impl UserError {
             UserError::UnknownPackage { .. } => "check the name given with --package or in jamsocket.toml".to_string(),
             UserError::MissingTarget => "install it with: rustup target add wasm32-wasip1".to_string(),
             UserError::PortInUse(_) => "stop the other server, or pick another port with --port <n> (--port 0 picks a free one)".to_string(),
+            UserError::HostNotAvailable(_) => "pass one of this machine's addresses with --host: 127.0.0.1 for this machine only, 0.0.0.0 for every interface".to_string(),
             UserError::BadModule { abi_mismatch: true, .. } => "rebuild the service against this version of jamsocket-wasm (`cargo update -p jamsocket-wasm`, then `jamsocket build`)".to_string(),
             UserError::BadModule { .. } => "pass a module built with `jamsocket build` (a wasm32-wasip1 cdylib using #[jamsocket_wasm])".to_string(),
             UserError::AlreadyExists(_) => "pick another name, or remove the existing folder".to_string(),

@@ -15,8 +15,9 @@
 //! ```
 //!
 //! Then connect two WebSocket clients to `ws://localhost:8080/ws/my-room` (for example
-//! `websocat`, or `new WebSocket(...)` in two browser consoles): whatever either sends, both
-//! receive, unchanged. Clients of other rooms receive nothing.
+//! `websocat`, or `new WebSocket(...)` in the browser consoles of two pages on localhost, the
+//! only pages `jamsocket dev` accepts): whatever either sends, both receive, unchanged. Clients
+//! of other rooms receive nothing.
 
 use jamsocket_wasm::prelude::*;
 

@@ -165,10 +165,12 @@ impl Running {
             stderr,
         };
         let line = running.wait_for_line("status:", BUILD_TIMEOUT);
+        // `http://localhost:8080/status`, `http://[::1]:8080/status`, ...
         let port = line
-            .rsplit_once("localhost:")
+            .split_once("://")
             .and_then(|(_, rest)| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
+            .and_then(|authority| authority.rsplit_once(':'))
+            .and_then(|(_, port)| port.parse().ok())
             .unwrap_or_else(|| panic!("no port in `{line}`"));
         running.port = port;
         running
@@ -229,6 +231,40 @@ impl Running {
         (status, body)
     }
 
+    /// Sends a WebSocket handshake for `/ws/<room>` from a page of `origin` (none: from no
+    /// browser) and returns the status of the answer: 101 when the server accepted it.
+    pub fn handshake(&self, room: &str, origin: Option<&str>) -> u16 {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+        write!(
+            stream,
+            "GET /ws/{room} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{origin}\r\n",
+            self.port
+        )
+        .unwrap();
+        // The status line is all we need; a 101 keeps the connection open, so read no further.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n") {
+            let n = stream.read(&mut byte).expect("no answer to the handshake");
+            assert_eq!(
+                n,
+                1,
+                "connection closed after {:?}",
+                String::from_utf8_lossy(&head)
+            );
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        head.get(9..12)
+            .and_then(|status| status.parse().ok())
+            .unwrap_or_else(|| panic!("no status in `{head}`"))
+    }
+
     pub async fn ws(&self, room: &str) -> Ws {
         let url = format!("ws://127.0.0.1:{}/ws/{room}", self.port);
         let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
@@ -237,6 +273,21 @@ impl Running {
             .expect("connect failed");
         Ws(ws)
     }
+}
+
+/// An address of this machine that is not loopback (the one its default route leaves from),
+/// if it has one.
+pub fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    // Connecting a UDP socket sends nothing; it only picks the route and the source address.
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("203.0.113.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// Whether a TCP connection to `ip:port` is accepted (within [`TIMEOUT`]).
+pub fn accepts_connections(ip: std::net::IpAddr, port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&(ip, port).into(), TIMEOUT).is_ok()
 }
 
 impl Drop for Running {

@@ -1,4 +1,21 @@
 use crate::common::*;
+use std::path::PathBuf;
+
+/// A copy of counter-service under a package name of its own: the other tests build
+/// counter-service into the same target directory at the same time, and its module file would
+/// be shared.
+fn copy_counter_as(package: &str) -> (TempDir, PathBuf) {
+    let (temp, dir) = copy_example("counter-service");
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let renamed = text.replace(
+        "name = \"counter-service\"",
+        &format!("name = \"{package}\""),
+    );
+    assert_ne!(text, renamed);
+    std::fs::write(&manifest, renamed).unwrap();
+    (temp, dir)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_serves_rebuilds_on_change_and_keeps_serving_after_a_failed_build() {
@@ -48,14 +65,7 @@ async fn dev_serves_rebuilds_on_change_and_keeps_serving_after_a_failed_build() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_keeps_serving_and_reloading_after_its_stdout_is_closed() {
-    let (_temp, dir) = copy_example("counter-service");
-    // A package name of its own: the other tests build counter-service into the same target
-    // directory at the same time, and its module file would be shared.
-    let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let renamed = text.replace("name = \"counter-service\"", "name = \"stdout-closed\"");
-    assert_ne!(text, renamed);
-    std::fs::write(&manifest, renamed).unwrap();
+    let (_temp, dir) = copy_counter_as("stdout-closed");
     let dev = Running::start_then_close_stdout(&["dev", dir.to_str().unwrap(), "--port", "0"]);
     let mut ws = dev.ws("room-1").await;
     assert_eq!(ws.recv().await, "new value: 0");
@@ -77,17 +87,78 @@ async fn dev_reads_jamsocket_toml_and_serves_the_static_page() {
     let (_temp, dir) = copy_example("counter-service");
     std::fs::write(
         dir.join("jamsocket.toml"),
-        "static = \"static\"\nrooms = \"api\"\nport = 1\n",
+        "static = \"static\"\nrooms = \"api\"\nhost = \"0.0.0.0\"\nport = 1\n",
     )
     .unwrap();
     std::fs::create_dir_all(dir.join("static")).unwrap();
     std::fs::write(dir.join("static/index.html"), "<h1>counter page</h1>").unwrap();
     // --port overrides the file's port.
-    let dev = Running::start(&["dev", dir.to_str().unwrap(), "--port", "0", "--no-watch"]);
+    let mut dev = Running::start(&["dev", dir.to_str().unwrap(), "--port", "0", "--no-watch"]);
+    let listening = dev.wait_for_line("listening:", TIMEOUT);
+    assert!(listening.contains("every network interface"), "{listening}");
     let (status, body) = dev.http_get("/");
     assert_eq!(status, 200);
     assert!(body.contains("counter page"), "{body}");
     // rooms = "api": unknown rooms are not created by connecting.
     let (status, _) = dev.http_get("/ws/nowhere");
     assert_eq!(status, 404);
+}
+
+#[test]
+fn dev_listens_on_this_machine_only_unless_given_a_host() {
+    let (_temp, dir) = copy_counter_as("dev-loopback");
+    let dir = dir.to_str().unwrap();
+    let mut dev = Running::start(&["dev", dir, "--port", "0", "--no-watch"]);
+    let listening = dev.wait_for_line("listening:", TIMEOUT);
+    assert!(
+        listening.contains(&format!("127.0.0.1:{}", dev.port))
+            && listening.contains("this machine only"),
+        "{listening}"
+    );
+    assert_eq!(dev.http_get("/status"), (200, "ok".to_string()));
+    let outside = non_loopback_ip();
+    match outside {
+        Some(ip) => assert!(!accepts_connections(ip, dev.port), "reachable at {ip}"),
+        None => eprintln!("this machine has no address but loopback: not tried from outside"),
+    }
+    drop(dev);
+
+    let mut dev = Running::start(&["dev", dir, "--port", "0", "--no-watch", "--host", "0.0.0.0"]);
+    let listening = dev.wait_for_line("listening:", TIMEOUT);
+    assert!(listening.contains("every network interface"), "{listening}");
+    if let Some(ip) = outside {
+        assert!(accepts_connections(ip, dev.port), "unreachable at {ip}");
+    }
+}
+
+#[test]
+fn dev_accepts_websockets_only_from_pages_of_this_machine_unless_told() {
+    let (_temp, dir) = copy_counter_as("dev-origins");
+    let dir = dir.to_str().unwrap();
+    let dev = Running::start(&["dev", dir, "--port", "0", "--no-watch"]);
+    for (origin, status) in [
+        (Some("https://evil.example"), 403),
+        (Some("null"), 403),
+        (Some("http://localhost.evil.example"), 403),
+        (Some("http://localhost:1234"), 101),
+        (Some("http://127.0.0.1:5173"), 101),
+        (Some("http://[::1]:8080"), 101),
+        (None, 101),
+    ] {
+        assert_eq!(dev.handshake("room", origin), status, "{origin:?}");
+    }
+    drop(dev);
+
+    // --allowed-origins replaces the local pages.
+    let dev = Running::start(&[
+        "dev",
+        dir,
+        "--port",
+        "0",
+        "--no-watch",
+        "--allowed-origins",
+        "https://app.example",
+    ]);
+    assert_eq!(dev.handshake("room", Some("https://app.example")), 101);
+    assert_eq!(dev.handshake("room", Some("http://localhost:1234")), 403);
 }

@@ -3,8 +3,14 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn bad_flag_values_list_the_accepted_forms() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--rooms", "lots"], "implicit"),
+        (&["--host", "localhost"], "--host"),
+        (&["--trusted-proxies", "10.0.0.0/8,proxy"], "10.0.0.0/8"),
+        (
+            &["--allowed-origins", "https://app.example/page"],
+            "scheme://host",
+        ),
         (&["--shutdown-policy", "5min"], "immediate"),
         (
             &["--heartbeat-interval-secs", "0"],
@@ -45,6 +51,15 @@ fn every_subcommand_has_help_and_there_is_a_version() {
         "--max-clients-per-room",
         "--guest-memory-mib",
         "--guest-cpu-ms-per-call",
+        "--host",
+        "--max-connections",
+        "--max-connections-per-ip",
+        "--max-new-rooms-per-ip-per-sec",
+        "--message-deadline-secs",
+        "--max-frames-per-sec",
+        "--max-bytes-per-sec",
+        "--trusted-proxies",
+        "--allowed-origins",
     ] {
         assert!(help.contains(flag), "serve --help lacks {flag}");
     }
@@ -135,4 +150,94 @@ async fn sigterm_during_heavy_broadcast_closes_every_client_with_1001_within_the
             .unwrap();
         assert_eq!(close, "close 1001", "after {received} messages");
     }
+}
+
+#[test]
+fn serve_listens_on_every_interface_for_every_origin_by_default_and_says_so() {
+    let wasm = build_example("conformance-service");
+    let mut server = Running::start(&["serve", &wasm, "--port", "0"]);
+    let listening = server.wait_for_line("listening:", TIMEOUT);
+    assert!(
+        listening.contains(&format!("0.0.0.0:{}", server.port))
+            && listening.contains("every network interface"),
+        "{listening}"
+    );
+    match non_loopback_ip() {
+        Some(ip) => assert!(accepts_connections(ip, server.port), "unreachable at {ip}"),
+        None => eprintln!("this machine has no address but loopback: not tried from outside"),
+    }
+    let origins = server.wait_for_line("origins:", TIMEOUT);
+    assert!(origins.contains("any site"), "{origins}");
+    assert_eq!(server.handshake("open", Some("https://evil.example")), 101);
+    // The log warns once (stderr is collected by a thread of its own: give it time).
+    let deadline = Instant::now() + TIMEOUT;
+    while !server.stderr().contains("--allowed-origins") {
+        assert!(Instant::now() < deadline, "no warning: {}", server.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let warnings = server.stderr().matches("--allowed-origins").count();
+    assert_eq!(warnings, 1, "{}", server.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_listens_only_on_the_host_it_is_given() {
+    let wasm = build_example("conformance-service");
+    let mut server = Running::start(&["serve", &wasm, "--port", "0", "--host", "127.0.0.1"]);
+    let listening = server.wait_for_line("listening:", TIMEOUT);
+    assert!(
+        listening.contains(&format!("127.0.0.1:{}", server.port))
+            && listening.contains("this machine only"),
+        "{listening}"
+    );
+    let mut ws = server.ws("local").await;
+    assert_eq!(ws.recv().await, "welcome local 1");
+    match non_loopback_ip() {
+        Some(ip) => assert!(!accepts_connections(ip, server.port), "reachable at {ip}"),
+        None => eprintln!("this machine has no address but loopback: not tried from outside"),
+    }
+}
+
+#[test]
+fn serve_refuses_pages_of_origins_not_allowed_with_403() {
+    let wasm = build_example("conformance-service");
+    let mut server = Running::start(&[
+        "serve",
+        &wasm,
+        "--port",
+        "0",
+        "--allowed-origins",
+        "https://app.example,http://localhost:*",
+    ]);
+    let origins = server.wait_for_line("origins:", TIMEOUT);
+    assert!(origins.contains("https://app.example"), "{origins}");
+    for (origin, status) in [
+        (Some("https://evil.example"), 403),
+        (Some("null"), 403),
+        (Some("https://app.example.evil.example"), 403),
+        (Some("https://app.example"), 101),
+        (Some("http://localhost:5173"), 101),
+        (None, 101),
+    ] {
+        assert_eq!(server.handshake("shop", origin), status, "{origin:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_websockets_over_max_connections_with_503() {
+    let wasm = build_example("conformance-service");
+    let server = Running::start(&["serve", &wasm, "--port", "0", "--max-connections", "2"]);
+    let mut first = server.ws("full").await;
+    assert_eq!(first.recv().await, "welcome full 1");
+    let mut second = server.ws("other").await;
+    assert_eq!(second.recv().await, "welcome other 1");
+    assert_eq!(server.handshake("third", None), 503);
+    // A place that frees up is given to the next client.
+    drop(first);
+    let deadline = Instant::now() + TIMEOUT;
+    while server.handshake("third", None) != 101 {
+        assert!(Instant::now() < deadline, "the first place was never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    second.send("still here").await;
+    assert_eq!(second.recv().await, "echo:still here");
 }
