@@ -1,5 +1,6 @@
 //! Tests of the real `jamsocket` binary.
 
+mod attacks;
 mod browser;
 mod common;
 mod dev;

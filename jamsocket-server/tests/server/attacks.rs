@@ -280,24 +280,13 @@ async fn handshakes_after_shutdown_began_get_503_or_a_close_frame() {
     let mut refused = 0;
     let started = Instant::now();
     while started.elapsed() < TIMEOUT {
-        let Ok(tcp) = TcpStream::connect(addr).await else {
-            break; // The listener has closed.
-        };
-        drop(tcp);
-        let Ok((mut tcp, head)) = tokio::time::timeout(
-            Duration::from_secs(3),
-            raw_handshake(addr, "/ws/during", ""),
-        )
-        .await
-        else {
+        // `None` once the listener has closed.
+        let Some((mut tcp, head)) = try_handshake(addr).await else {
             break;
         };
         if head.starts_with("HTTP/1.1 503") {
             refused += 1;
             continue;
-        }
-        if head.is_empty() {
-            break;
         }
         // Accepted before shutdown began: it must be closed properly.
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
@@ -306,4 +295,25 @@ async fn handshakes_after_shutdown_began_get_503_or_a_close_frame() {
     }
     stopping.join().unwrap().unwrap();
     assert!(refused > 0, "no handshake was refused while shutting down");
+}
+
+/// A handshake to a server that may be closing: `None` if the connection is refused or ends
+/// before a response head.
+async fn try_handshake(addr: std::net::SocketAddr) -> Option<(TcpStream, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut tcp = TcpStream::connect(addr).await.ok()?;
+    let request = "GET /ws/during HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\n\r\n";
+    tcp.write_all(request.as_bytes()).await.ok()?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(TIMEOUT, tcp.read_exact(&mut byte))
+            .await
+            .ok()?
+            .ok()?;
+        head.push(byte[0]);
+    }
+    Some((tcp, String::from_utf8_lossy(&head).into_owned()))
 }
