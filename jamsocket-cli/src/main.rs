@@ -21,17 +21,6 @@ mod user_error;
 
 use clap::{Parser, Subcommand};
 
-/// jemalloc, with a background thread that gives freed memory back to the system within a
-/// second: glibc's allocator kept a third of a burst of slow connections' buffers, mimalloc
-/// all of it (see `tests/cli/attacks.rs`).
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's settings: dirty pages are returned after a second, by a background thread so that
-/// idle workers return theirs too.
-#[allow(non_upper_case_globals)]
-#[export_name = "_rjem_malloc_conf"]
-pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 use std::process::ExitCode;
 use user_error::UserError;
 

@@ -49,17 +49,39 @@
 //! 404, and invalid ones 400, each with a plain-text reason; other upgrade requests (`Upgrade:
 //! h2c` from `curl --http2`) are answered as plain requests.
 //!
+//! # Refusals
+//! A handshake that cannot be served gets an HTTP status with a plain-text reason, before any
+//! WebSocket exists:
+//!
+//! | status | when |
+//! |---|---|
+//! | 400 | the room id is invalid, or the request is not a valid WebSocket handshake |
+//! | 403 | the page's `Origin` is not in [`Server::with_allowed_origins`] |
+//! | 404 | no such room (under [`RoomIdStrategy::Explicit`]) or no WebSocket at that path |
+//! | 429 | the client's address holds [`Limits::max_connections_per_ip`] connections, or creates rooms faster than [`Limits::max_new_rooms_per_ip_per_sec`] |
+//! | 503 | the server holds [`Limits::max_connections`], the room is full, every room of a full table has clients, or the server is shutting down |
+//!
 //! # Close codes
 //! | code | when |
 //! |---|---|
 //! | 1000 | answer to a client's close frame (its own code is echoed) |
-//! | 1001 | the server shuts down, or the client missed heartbeats |
+//! | 1001 | the server shuts down, the client missed heartbeats, or its empty room was closed to make space for another |
+//! | 1002 | a protocol error (a control frame announcing more than 125 bytes, from its header alone) |
 //! | 1007 | a text message was not valid UTF-8 |
-//! | 1008 | the client stopped reading and its outbound queue filled up, or sent more than [`Limits::max_messages_per_sec`] |
-//! | 1009 | a message exceeded [`Limits::max_message_bytes`] |
+//! | 1008 | the client stopped reading and its outbound queue filled up; sent more than [`Limits::max_messages_per_sec`], [`Limits::max_frames_per_sec`] or [`Limits::max_bytes_per_sec`]; or did not finish a message within [`Limits::message_deadline`] |
+//! | 1009 | a message exceeded [`Limits::max_message_bytes`], or a frame header announced more: closed after the header, before the payload is read |
 //! | 1011 | the room's service failed |
+//!
+//! # Memory
+//! What a client can make the server hold is bounded: one frame of the largest message size
+//! being read, its outbound queue, and its connection, for at most [`Limits::max_connections`]
+//! connections. Binaries that serve the open internet should enable the `jemalloc` feature,
+//! which returns freed memory to the system within a second (glibc's allocator keeps much of a
+//! burst, so a server's size after an attack stays near its peak).
 
 mod admission;
+#[cfg(feature = "jemalloc")]
+mod allocator;
 mod connection;
 mod error;
 mod frame_header;

@@ -261,9 +261,10 @@ async fn create_room<F: JamsocketServiceFactory<RoomContext>>(
     Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })))
 }
 
-/// Whether the client of `request` may create a room now.
+/// Whether the client of `request` may create a room now (a page of another origin may not).
 fn check_creation<F>(state: &AppState<F>, request: &HttpRequest) -> Result<(), HttpError> {
     state.admission.check_running()?;
+    state.admission.check_origin(request.headers())?;
     let ip = state
         .admission
         .client_ip(request.peer_addr(), request.headers());

@@ -60,7 +60,8 @@ impl Server {
     }
 
     /// The address [`serve`](Server::serve) listens on. Default `0.0.0.0` (all interfaces);
-    /// `127.0.0.1` keeps the server to this machine.
+    /// `127.0.0.1` keeps the server to this machine. ([`start`](Server::start) serves the
+    /// listener it is given.)
     #[must_use]
     pub fn with_host(mut self, host: IpAddr) -> Self {
         self.settings.host = host;
@@ -130,7 +131,9 @@ impl Server {
         self
     }
 
-    /// Most rooms on the server; creating more gets HTTP 503.
+    /// Most rooms on the server. When the table is full, the empty room that has waited
+    /// longest in its grace period is closed to make space; if every room has clients, creating
+    /// another gets HTTP 503.
     #[must_use]
     pub fn with_max_rooms(mut self, rooms: usize) -> Self {
         self.settings.limits.max_rooms = rooms;
