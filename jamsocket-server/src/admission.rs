@@ -15,17 +15,24 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
-/// Per-address room-creation buckets are swept once the table holds this many addresses.
-const SWEEP_AT: usize = 4_096;
+/// Per-address room-creation buckets are swept when the table has grown to this many
+/// addresses, and then each time it has doubled since the last sweep.
+const FIRST_SWEEP_AT: usize = 4_096;
 
 pub(crate) struct Admission {
     connections: AtomicUsize,
     max_connections: usize,
     per_ip: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
-    new_rooms: Option<(u32, Mutex<HashMap<IpAddr, RateLimit>>)>,
+    new_rooms: Option<(u32, Mutex<RoomBuckets>)>,
     trusted_proxies: Vec<IpNet>,
     allowed_origins: Option<Vec<String>>,
     shutting_down: AtomicBool,
+}
+
+/// How fast each address has been creating rooms.
+struct RoomBuckets {
+    by_ip: HashMap<IpAddr, RateLimit>,
+    sweep_at: usize,
 }
 
 /// A counted WebSocket connection; dropping it frees its place.
@@ -58,9 +65,13 @@ impl Admission {
             per_ip: limits
                 .max_connections_per_ip
                 .map(|max| (max, Mutex::new(HashMap::new()))),
-            new_rooms: limits
-                .max_new_rooms_per_ip_per_sec
-                .map(|rate| (rate, Mutex::new(HashMap::new()))),
+            new_rooms: limits.max_new_rooms_per_ip_per_sec.map(|rate| {
+                let buckets = RoomBuckets {
+                    by_ip: HashMap::new(),
+                    sweep_at: FIRST_SWEEP_AT,
+                };
+                (rate, Mutex::new(buckets))
+            }),
             trusted_proxies: settings.trusted_proxies.clone(),
             allowed_origins: settings.allowed_origins.clone(),
             shutting_down: AtomicBool::new(false),
@@ -86,12 +97,17 @@ impl Admission {
         Ok(())
     }
 
-    /// The client's address: the peer's, or, when the peer is a trusted proxy, the last
-    /// address in `X-Forwarded-For` that is not one of the trusted proxies.
+    /// The client's address, as per-address limits count it: the peer's, or, when the peer
+    /// is a trusted proxy, the last address in `X-Forwarded-For` that is not one of the trusted
+    /// proxies. An IPv6 address counts as its /64 network, which one client usually holds whole.
     pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-        let mut ip = peer?.ip();
+        Some(network_of(self.forwarded_ip(peer?.ip(), headers)))
+    }
+
+    fn forwarded_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let mut ip = peer;
         if !self.is_trusted(ip) {
-            return Some(ip);
+            return ip;
         }
         let forwarded: Vec<&str> = headers
             .get_all("x-forwarded-for")
@@ -107,7 +123,7 @@ impl Admission {
                 break;
             }
         }
-        Some(ip)
+        ip
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -179,11 +195,14 @@ impl Admission {
             return Ok(());
         };
         let now = Instant::now();
-        let mut buckets = lock(buckets);
-        if buckets.len() >= SWEEP_AT {
-            buckets.retain(|_, bucket| !bucket.is_full(now));
+        let buckets = &mut *lock(buckets);
+        if buckets.by_ip.len() >= buckets.sweep_at {
+            // Addresses whose buckets have refilled are as good as new: forget them.
+            buckets.by_ip.retain(|_, bucket| !bucket.is_full(now));
+            buckets.sweep_at = (2 * buckets.by_ip.len()).max(FIRST_SWEEP_AT);
         }
         let bucket = buckets
+            .by_ip
             .entry(ip)
             .or_insert_with(|| RateLimit::new(*rate, now));
         if bucket.take(1.0, now) {
@@ -194,6 +213,21 @@ impl Admission {
             StatusCode::TOO_MANY_REQUESTS,
             format!("{ip} creates rooms too fast (limit {rate} new rooms per second)"),
         ))
+    }
+}
+
+/// The address per-address limits count: IPv4 addresses as they are (IPv4-mapped IPv6 ones as
+/// IPv4), IPv6 addresses as their /64 network.
+fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(network.into())
+            }
+        },
     }
 }
 
@@ -264,6 +298,19 @@ mod tests {
         // A malformed hop stops the walk at the last good address.
         let garbage = forwarded(&["1.2.3.4, nonsense"]);
         assert_eq!(trusting.client_ip(Some(peer), &garbage), Some(peer.ip()));
+    }
+
+    #[test]
+    fn ipv6_clients_count_as_their_64_bit_network() {
+        let admission = admission(&[]);
+        let peer = |ip: &str| Some(SocketAddr::new(ip.parse().unwrap(), 1));
+        let headers = HeaderMap::new();
+        let a = admission.client_ip(peer("2001:db8:1:2:aaaa::1"), &headers);
+        let b = admission.client_ip(peer("2001:db8:1:2:bbbb::2"), &headers);
+        assert_eq!(a, b);
+        assert_eq!(a, Some("2001:db8:1:2::".parse().unwrap()));
+        let mapped = admission.client_ip(peer("::ffff:1.2.3.4"), &headers);
+        assert_eq!(mapped, Some("1.2.3.4".parse().unwrap()));
     }
 
     #[test]
