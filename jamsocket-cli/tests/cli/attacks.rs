@@ -3,6 +3,7 @@
 //! hold, and that it is given back afterwards.
 
 use crate::common::*;
+use crate::raw_frames::{client_frame, client_frame_header, raw_close};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -45,48 +46,6 @@ async fn raw_websocket(port: u16, room: &str) -> TcpStream {
     tcp
 }
 
-/// The header of a masked client frame (mask 0) announcing `len` payload bytes.
-fn frame_header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
-    let mut header = vec![if fin { 0x80 } else { 0 } | opcode];
-    match len {
-        0..=125 => header.push(0x80 | len as u8),
-        126..=0xFFFF => {
-            header.push(0x80 | 126);
-            header.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            header.push(0x80 | 127);
-            header.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    header.extend_from_slice(&[0; 4]);
-    header
-}
-
-/// Reads server frames until a close frame; returns its code.
-async fn close_code(reader: &mut tokio::net::tcp::OwnedReadHalf, within: Duration) -> u16 {
-    let read = async {
-        loop {
-            let mut header = [0u8; 2];
-            reader.read_exact(&mut header).await?;
-            let len = match header[1] & 0x7f {
-                126 => u64::from(reader.read_u16().await?),
-                127 => reader.read_u64().await?,
-                len => u64::from(len),
-            };
-            let mut payload = vec![0u8; len as usize];
-            reader.read_exact(&mut payload).await?;
-            if header[0] & 0x0f == 0x8 {
-                return std::io::Result::Ok(u16::from_be_bytes([payload[0], payload[1]]));
-            }
-        }
-    };
-    tokio::time::timeout(within, read)
-        .await
-        .expect("no close frame in time")
-        .expect("connection ended without a close frame")
-}
-
 fn serve_echo(extra: &[&str]) -> Running {
     let wasm = build_example("echo-server");
     let mut args = vec!["serve", wasm.as_str(), "--port", "0"];
@@ -105,7 +64,9 @@ async fn a_frame_announcing_a_terabyte_is_closed_with_1009_and_costs_no_memory()
         let tcp = raw_websocket(server.port, "room").await;
         let (mut reader, mut writer) = tcp.into_split();
         let flood = tokio::spawn(async move {
-            writer.write_all(&frame_header(true, 2, announced)).await?;
+            writer
+                .write_all(&client_frame_header(true, 2, announced))
+                .await?;
             let chunk = vec![0u8; 64 * 1024];
             loop {
                 writer.write_all(&chunk).await?;
@@ -114,7 +75,7 @@ async fn a_frame_announcing_a_terabyte_is_closed_with_1009_and_costs_no_memory()
             std::io::Result::Ok(())
         });
         let started = Instant::now();
-        assert_eq!(close_code(&mut reader, Duration::from_secs(1)).await, 1009);
+        assert_eq!(raw_close(&mut reader, Duration::from_secs(1)).await.0, 1009);
         assert!(started.elapsed() < Duration::from_secs(1));
         flood.abort();
     }
@@ -148,9 +109,8 @@ async fn unfinished_messages_are_closed_at_their_deadline_and_their_memory_comes
                 let (mut reader, mut writer) = tcp.into_split();
                 // A first fragment of 60 KiB, then a continuation of 4 KiB of which 2 KiB
                 // arrive, then a byte every half second: never silent, never finished.
-                let mut start = frame_header(false, 2, 60 * 1024);
-                start.extend(vec![7u8; 60 * 1024]);
-                start.extend(frame_header(true, 0, 4 * 1024));
+                let mut start = client_frame(false, 2, &[7u8; 60 * 1024]);
+                start.extend(client_frame_header(true, 0, 4 * 1024));
                 start.extend(vec![7u8; 2 * 1024]);
                 writer.write_all(&start).await.unwrap();
                 let trickle = tokio::spawn(async move {
@@ -161,7 +121,7 @@ async fn unfinished_messages_are_closed_at_their_deadline_and_their_memory_comes
                         }
                     }
                 });
-                let code = close_code(&mut reader, TIMEOUT).await;
+                let (code, _) = raw_close(&mut reader, TIMEOUT).await;
                 trickle.abort();
                 code
             })

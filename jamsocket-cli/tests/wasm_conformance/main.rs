@@ -19,6 +19,8 @@ mod messaging;
 mod misbehaving_guests;
 #[path = "../../../jamsocket-server/tests/server/protocol.rs"]
 mod protocol;
+#[path = "../../../jamsocket-server/tests/server/raw_frames.rs"]
+mod raw_frames;
 #[path = "../../../jamsocket-server/tests/server/strategies.rs"]
 mod strategies;
 

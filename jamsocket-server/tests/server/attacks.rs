@@ -3,6 +3,7 @@
 //! handshakes during shutdown. Each test would succeed as an attack without its protection.
 
 use crate::common::*;
+use crate::raw_frames::*;
 use jamsocket_server::{Server, ShutdownPolicy};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;

@@ -13,5 +13,6 @@ mod lifecycle;
 mod limits;
 mod messaging;
 mod protocol;
+mod raw_frames;
 mod static_files;
 mod strategies;
