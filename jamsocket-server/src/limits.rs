@@ -75,11 +75,14 @@ impl Limits {
     /// open-file limit (`RLIMIT_NOFILE`).
     pub fn effective_max_connections(&self) -> usize {
         self.max_connections.unwrap_or_else(|| {
-            let files = rlimit::getrlimit(rlimit::Resource::NOFILE)
-                .map(|(soft, _)| soft)
-                .unwrap_or(1024);
-            let files = usize::try_from(files).unwrap_or(usize::MAX);
+            let files = open_file_limit();
             files.saturating_sub((files / 10).max(64)).max(1)
         })
     }
+}
+
+/// How many files this process may have open (`RLIMIT_NOFILE`, soft).
+pub(crate) fn open_file_limit() -> usize {
+    let files = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(files).unwrap_or(usize::MAX)
 }

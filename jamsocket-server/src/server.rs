@@ -1,4 +1,5 @@
 use crate::admission::Admission;
+use crate::limits::open_file_limit;
 use crate::registry::RoomRegistry;
 use crate::room_context::RoomContext;
 use crate::routes::{configure, AppState};
@@ -354,9 +355,17 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
         // The grace period is spent below, waiting for rooms to close; then connections still
         // flushing their close frames get one more second.
         .shutdown_timeout(CONNECTION_DRAIN.as_secs());
-    if let Some(workers) = settings.workers {
-        http = http.workers(workers);
-    }
+    let workers = settings.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    // Connections still speaking HTTP belong to Actix until their handshake. Capping them at
+    // half the files WebSockets leave keeps the process from running out: Actix then stops
+    // accepting and connections wait in the backlog, instead of `accept` failing (and logging)
+    // every 500 ms.
+    let spare_files = open_file_limit().saturating_sub(admission.max_connections());
+    http = http
+        .workers(workers)
+        .max_concurrent_connections((spare_files / 2 / workers).max(16));
     // Every WebSocket connection, so that shutdown can wait for their close frames.
     let connections = TaskTracker::new();
     let tracker = connections.clone();

@@ -20,29 +20,8 @@ fn rss_kib(running: &Running) -> u64 {
 
 /// Opens a WebSocket by hand; returns the socket after the 101 response.
 async fn raw_websocket(port: u16, room: &str) -> TcpStream {
-    let mut tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect(("127.0.0.1", port)))
-        .await
-        .expect("connect timed out")
-        .unwrap();
-    let request = format!(
-        "GET /ws/{room} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tokio::time::timeout(TIMEOUT, tcp.read_exact(&mut byte))
-            .await
-            .expect("handshake timed out")
-            .unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let (tcp, head) = handshake(port, room).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     tcp
 }
 
@@ -157,4 +136,76 @@ async fn unfinished_messages_are_closed_at_their_deadline_and_their_memory_comes
         ws.send("still here").await;
         ws.recv().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_refused_with_503_before_the_server_runs_out_of_files() {
+    let _ = rlimit::increase_nofile_limit(65_536);
+    let files = 256;
+    let wasm = build_example("echo-server");
+    let server = Running::start_with_file_limit(files, &["serve", &wasm, "--port", "0"]);
+    // The default cap leaves 64 files (a tenth, at least 64) for everything else.
+    let cap = files as usize - 64;
+    let mut held = Vec::new();
+    let refused = loop {
+        assert!(
+            held.len() <= cap,
+            "more than {cap} WebSockets were accepted"
+        );
+        let (tcp, head) = handshake(server.port, &format!("room-{}", held.len() % 8)).await;
+        if head.starts_with("HTTP/1.1 101") {
+            held.push(tcp);
+            continue;
+        }
+        break head;
+    };
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert_eq!(held.len(), cap);
+    // Hundreds of connections that say nothing wait in the backlog instead of failing `accept`.
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(
+            TcpStream::connect(("127.0.0.1", server.port))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = server.stderr();
+    assert!(!log.contains("Too many open files"), "{log}");
+    // Once the WebSockets and the silent connections go, the server serves again.
+    drop(silent);
+    drop(held);
+    let started = Instant::now();
+    while !handshake(server.port, "after")
+        .await
+        .1
+        .starts_with("HTTP/1.1 101")
+    {
+        assert!(started.elapsed() < TIMEOUT, "the server never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A WebSocket handshake: the socket and the response head (empty if the connection ended).
+async fn handshake(port: u16, room: &str) -> (TcpStream, String) {
+    let mut tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .expect("connect timed out")
+        .unwrap();
+    let request = format!(
+        "GET /ws/{room} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(TIMEOUT, tcp.read_exact(&mut byte)).await {
+            Ok(Ok(_)) => head.push(byte[0]),
+            Ok(Err(_)) => break,
+            Err(_) => panic!("handshake timed out"),
+        }
+    }
+    (tcp, String::from_utf8_lossy(&head).into_owned())
 }

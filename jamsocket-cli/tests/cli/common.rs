@@ -117,22 +117,35 @@ pub struct Running {
 impl Running {
     /// Starts the binary and waits (up to `BUILD_TIMEOUT`) until it prints its URLs.
     pub fn start(args: &[&str]) -> Running {
-        Running::launch(args, None)
+        Running::launch(args, None, None)
+    }
+
+    /// Like [`start`](Running::start), in a process that may open at most `files` files (its
+    /// soft and hard `RLIMIT_NOFILE`).
+    pub fn start_with_file_limit(files: u64, args: &[&str]) -> Running {
+        Running::launch(args, None, Some(files))
     }
 
     /// Like [`start`](Running::start), then closes the read end of its stdout after the URLs,
     /// as `jamsocket dev | head -3` would: everything it prints later goes to a closed pipe.
     pub fn start_then_close_stdout(args: &[&str]) -> Running {
-        Running::launch(args, Some("websocket:"))
+        Running::launch(args, Some("websocket:"), None)
     }
 
-    fn launch(args: &[&str], last_line: Option<&'static str>) -> Running {
-        let mut child = jamsocket()
+    fn launch(args: &[&str], last_line: Option<&'static str>, files: Option<u64>) -> Running {
+        let mut command = jamsocket();
+        command
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        if let Some(files) = files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only a system call runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, files, files));
+            }
+        }
+        let mut child = command.spawn().unwrap();
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
