@@ -214,10 +214,20 @@ impl Connection {
         let end = self.pump(&mut socket, &mut frames).await;
         // The room hears of the departure before the client sees its close frame, so a client
         // that reconnects right after closing finds the room already updated.
-        self.leave(end.reason).await;
+        let handled = self.leave(end.reason).await;
         let Some(reason) = end.close else {
             return;
         };
+        // What the room sent in answer to the messages it had before the departure goes out
+        // ahead of the close frame (a valid message followed at once by a bad frame still gets
+        // its reply).
+        let _ = timeout(CLOSE_FRAME_TIMEOUT, handled).await;
+        while frames.write_buf.len() < WRITE_HIGH_WATER {
+            let Ok(message) = self.outbound.try_recv() else {
+                break;
+            };
+            frames.encode_outbound(message);
+        }
         tracing::debug!(room = %self.room_id, client = %self.client, ?reason, "closing connection");
         frames.encode_close(reason);
         // A client that does not read gets its connection dropped instead.
@@ -233,17 +243,21 @@ impl Connection {
     pub async fn run_std(self, socket: std::net::TcpStream, read_buf: BytesMut) {
         match TcpStream::from_std(socket) {
             Ok(socket) => self.run(socket, read_buf).await,
-            Err(err) => self.leave(format!("connection dropped: {err}")).await,
+            Err(err) => drop(self.leave(format!("connection dropped: {err}")).await),
         }
     }
 
-    /// Tells the room the client left (it may have ended already).
-    pub async fn leave(&self, reason: impl Into<Cow<'static, str>>) {
+    /// Tells the room the client left (it may have ended already). The receiver returned
+    /// resolves once the room has handled the departure.
+    pub async fn leave(&self, reason: impl Into<Cow<'static, str>>) -> oneshot::Receiver<()> {
+        let (handled, receiver) = oneshot::channel();
         let leave = RoomEvent::Leave {
             client: self.client,
             reason: reason.into(),
+            handled,
         };
         let _ = self.room.events.send(leave).await;
+        receiver
     }
 
     async fn pump(&mut self, socket: &mut TcpStream, frames: &mut Frames) -> End {

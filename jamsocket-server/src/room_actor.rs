@@ -283,7 +283,12 @@ impl<S: JamsocketService> Room<S> {
                     self.service.binary(client, &data).await?;
                 }
             }
-            RoomEvent::Leave { client, reason } => {
+            // `_handled` is dropped at the end of this arm, once the service has heard of it.
+            RoomEvent::Leave {
+                client,
+                reason,
+                handled: _handled,
+            } => {
                 if self.clients.remove(&client).is_none() {
                     return Ok(None);
                 }

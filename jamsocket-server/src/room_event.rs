@@ -27,10 +27,12 @@ pub(crate) enum RoomEvent {
         client: ClientId,
         data: Bytes,
     },
-    /// A client's connection ended. Every joined client sends exactly one.
+    /// A client's connection ended. Every joined client sends exactly one. `handled` is
+    /// dropped once the room has handled it, and so every message the client sent before.
     Leave {
         client: ClientId,
         reason: Cow<'static, str>,
+        handled: oneshot::Sender<()>,
     },
     /// Close the room and every client in it (server shutdown, module reload).
     Close {

@@ -100,7 +100,9 @@ fn move_to(
     let stream = match stream.into_std() {
         Ok(stream) => stream,
         Err(err) => {
-            let leave = async move { connection.leave(format!("connection dropped: {err}")).await };
+            let leave = async move {
+                drop(connection.leave(format!("connection dropped: {err}")).await);
+            };
             actix_web::rt::spawn(connections.track_future(leave));
             return;
         }

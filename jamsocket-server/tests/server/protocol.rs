@@ -3,6 +3,7 @@
 //! requests that are refused or are not for a WebSocket.
 
 use crate::common::*;
+use crate::raw_frames::{client_frame, raw_texts_then_close};
 use futures_util::SinkExt;
 use jamsocket_server::Server;
 use std::net::SocketAddr;
@@ -183,4 +184,17 @@ async fn other_upgrades_are_answered_as_plain_requests() {
         answer(server.local_addr(), h2c).await,
         ("HTTP/1.1 200 OK".to_string(), "ok".to_string())
     );
+}
+
+#[tokio::test]
+async fn a_message_followed_at_once_by_a_bad_frame_still_gets_its_reply_before_the_close() {
+    let server = start(Server::new());
+    let mut tcp = raw_websocket(server.local_addr(), "abrupt").await;
+    // A valid message, then in the same write a continuation that continues nothing.
+    let mut frames = client_frame(true, 0x1, b"hello");
+    frames.extend(client_frame(true, 0x0, b"orphan"));
+    tcp.write_all(&frames).await.unwrap();
+    let (texts, code, _) = raw_texts_then_close(&mut tcp, TIMEOUT).await;
+    assert_eq!(code, 1002);
+    assert!(texts.contains(&"echo:hello".to_string()), "{texts:?}");
 }

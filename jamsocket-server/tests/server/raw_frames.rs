@@ -36,7 +36,18 @@ pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 /// Reads server frames until a close frame arrives within `within`; returns its code and
 /// reason. Panics if the connection ends or nothing comes in time.
 pub async fn raw_close(reader: &mut (impl AsyncRead + Unpin), within: Duration) -> (u16, String) {
+    let (_, code, reason) = raw_texts_then_close(reader, within).await;
+    (code, reason)
+}
+
+/// Reads server frames until a close frame arrives within `within`; returns the text messages
+/// before it, and its code and reason.
+pub async fn raw_texts_then_close(
+    reader: &mut (impl AsyncRead + Unpin),
+    within: Duration,
+) -> (Vec<String>, u16, String) {
     let read = async {
+        let mut texts = Vec::new();
         loop {
             let mut header = [0u8; 2];
             reader.read_exact(&mut header).await?;
@@ -47,10 +58,14 @@ pub async fn raw_close(reader: &mut (impl AsyncRead + Unpin), within: Duration) 
             };
             let mut payload = vec![0u8; len as usize];
             reader.read_exact(&mut payload).await?;
-            if header[0] & 0x0f == 0x8 {
-                let code = u16::from_be_bytes([payload[0], payload[1]]);
-                let reason = String::from_utf8_lossy(&payload[2..]).into_owned();
-                return std::io::Result::Ok((code, reason));
+            match header[0] & 0x0f {
+                0x1 => texts.push(String::from_utf8_lossy(&payload).into_owned()),
+                0x8 => {
+                    let code = u16::from_be_bytes([payload[0], payload[1]]);
+                    let reason = String::from_utf8_lossy(&payload[2..]).into_owned();
+                    return std::io::Result::Ok((texts, code, reason));
+                }
+                _ => {}
             }
         }
     };
