@@ -5,20 +5,39 @@
 //! PORT=9000 cargo run --release -p broadcast-echo --example serve_native
 //! ```
 //!
+//! `MAX_MESSAGE_BYTES`, `MAX_FRAMES_PER_SEC` and `MAX_BYTES_PER_SEC` raise those limits (the
+//! WebSocket conformance run, `.ci/autobahn.sh`, sends 16 MiB messages in 64-byte fragments).
+//!
 //! Stop it with Ctrl-C (or SIGTERM): every client gets close 1001.
 
 use broadcast_echo::BroadcastEcho;
+use jamsocket_server::Server;
+use std::str::FromStr;
 
 fn main() -> std::io::Result<()> {
-    match std::env::var("PORT") {
-        Ok(port) => {
-            let port = port.parse().map_err(|_| {
-                std::io::Error::other(format!("PORT=`{port}` is not a port number"))
-            })?;
-            jamsocket_server::Server::new()
-                .with_port(port)
-                .serve_default::<BroadcastEcho>()
-        }
-        Err(_) => jamsocket_server::serve::<BroadcastEcho>(),
+    let mut server = Server::new();
+    if let Some(port) = setting("PORT")? {
+        server = server.with_port(port);
     }
+    if let Some(bytes) = setting("MAX_MESSAGE_BYTES")? {
+        server = server.with_max_message_bytes(bytes);
+    }
+    if let Some(frames) = setting("MAX_FRAMES_PER_SEC")? {
+        server = server.with_max_frames_per_sec(frames);
+    }
+    if let Some(bytes) = setting("MAX_BYTES_PER_SEC")? {
+        server = server.with_max_bytes_per_sec(bytes);
+    }
+    server.serve_default::<BroadcastEcho>()
+}
+
+/// The environment variable `name`, parsed, if it is set.
+fn setting<T: FromStr>(name: &str) -> std::io::Result<Option<T>> {
+    let Ok(value) = std::env::var(name) else {
+        return Ok(None);
+    };
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| std::io::Error::other(format!("{name}=`{value}` is not a number")))
 }
