@@ -2,6 +2,7 @@
 //! caps, allowed origins and shutdown. Checked before the WebSocket handshake is answered, so a
 //! refused client gets an HTTP status with a reason.
 
+use crate::log_throttle::warn_throttled;
 use crate::rate_limit::RateLimit;
 use crate::room_context::lock;
 use crate::routes::HttpError;
@@ -143,7 +144,7 @@ impl Admission {
         {
             return Ok(());
         }
-        tracing::warn!(origin, "refused a WebSocket from a page of another origin");
+        warn_throttled!(origin, "refused a WebSocket from a page of another origin");
         Err(HttpError::new(
             StatusCode::FORBIDDEN,
             format!("origin `{origin}` is not allowed to connect"),
@@ -160,7 +161,7 @@ impl Admission {
             ip: None,
         };
         if count >= self.max_connections {
-            tracing::warn!(
+            warn_throttled!(
                 max = self.max_connections,
                 "connection limit reached: refused a WebSocket"
             );
@@ -176,7 +177,7 @@ impl Admission {
             let mut counts = lock(counts);
             let count = counts.entry(ip).or_insert(0);
             if *count >= *max {
-                tracing::warn!(%ip, max, "per-address connection limit reached");
+                warn_throttled!(%ip, max, "per-address connection limit reached");
                 return Err(HttpError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!("too many connections from {ip} (limit {max})"),
@@ -208,7 +209,7 @@ impl Admission {
         if bucket.take(1.0, now) {
             return Ok(());
         }
-        tracing::warn!(%ip, rate, "room creation rate limit reached");
+        warn_throttled!(%ip, rate, "room creation rate limit reached");
         Err(HttpError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("{ip} creates rooms too fast (limit {rate} new rooms per second)"),

@@ -7,6 +7,7 @@
 
 use crate::admission::ConnectionPermit;
 use crate::frame_header::{self, HeaderError, MAX_HEADER_BYTES};
+use crate::log_throttle::warn_throttled;
 use crate::rate_limit::{FrameBudget, OverBudget, RateLimit};
 use crate::registry::RoomHandle;
 use crate::room_context::Outbound;
@@ -358,7 +359,7 @@ impl Connection {
                 }
                 () = &mut deadline, if message_started => {
                     let secs = limits.message_deadline.as_secs_f64();
-                    tracing::warn!(room = %self.room_id, client = %self.client, secs, "closing client: message not completed in time");
+                    warn_throttled!(room = %self.room_id, client = %self.client, secs, "closing client: message not completed in time");
                     let description = format!("message not completed within {secs} s");
                     return End::closing(description.clone(), CloseCode::Policy, description);
                 }
@@ -473,7 +474,7 @@ impl Connection {
         };
         let event = if text {
             let Ok(text) = ByteString::try_from(data) else {
-                tracing::warn!(room = %self.room_id, client = %self.client, "closing client: text message is not valid UTF-8");
+                warn_throttled!(room = %self.room_id, client = %self.client, "closing client: text message is not valid UTF-8");
                 return Err(End::closing(
                     "text message is not valid UTF-8",
                     CloseCode::Invalid,
@@ -493,7 +494,7 @@ impl Connection {
         if let Some(rate) = &mut self.rate {
             if !rate.take(1.0, Instant::now()) {
                 let limit = rate.per_sec();
-                tracing::warn!(room = %self.room_id, client = %self.client, limit, "client over its message rate: closing it");
+                warn_throttled!(room = %self.room_id, client = %self.client, limit, "client over its message rate: closing it");
                 let description = format!("rate limit exceeded ({limit} messages/s)");
                 return Err(End::closing(
                     description.clone(),
@@ -522,7 +523,7 @@ impl Connection {
                 Ok(())
             }
             Err(HeaderError::ControlTooLong(len)) => {
-                tracing::warn!(room = %self.room_id, client = %self.client, len, "closing client: control frame too long");
+                warn_throttled!(room = %self.room_id, client = %self.client, len, "closing client: control frame too long");
                 let description = format!("control frame of {len} bytes (at most 125)");
                 Err(End::closing(
                     description.clone(),
@@ -535,13 +536,13 @@ impl Connection {
 
     fn over_budget(&self, over: OverBudget) -> End {
         let description = over.describe();
-        tracing::warn!(room = %self.room_id, client = %self.client, "closing client: {description}");
+        warn_throttled!(room = %self.room_id, client = %self.client, "closing client: {description}");
         End::closing(description.clone(), CloseCode::Policy, description)
     }
 
     fn too_large(&self) -> End {
         let max = self.settings.limits.max_message_bytes;
-        tracing::warn!(room = %self.room_id, client = %self.client, max, "closing client: message too large");
+        warn_throttled!(room = %self.room_id, client = %self.client, max, "closing client: message too large");
         let description = format!("message larger than {max} bytes");
         End::closing(description.clone(), CloseCode::Size, description)
     }
@@ -550,7 +551,7 @@ impl Connection {
         if let ProtocolError::Overflow = err {
             return self.too_large();
         }
-        tracing::warn!(room = %self.room_id, client = %self.client, error = %err, "closing client");
+        warn_throttled!(room = %self.room_id, client = %self.client, error = %err, "closing client");
         let description = format!("protocol error: {err}");
         End::closing(description.clone(), CloseCode::Protocol, description)
     }

@@ -86,6 +86,7 @@ mod connection;
 mod error;
 mod frame_header;
 mod limits;
+mod log_throttle;
 mod rate_limit;
 mod registry;
 mod room_actor;

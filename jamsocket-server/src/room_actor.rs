@@ -1,5 +1,6 @@
 //! The room actor: one task per room that owns the service and its clients.
 
+use crate::log_throttle::warn_throttled;
 use crate::registry::{NewRoom, RoomRegistry};
 use crate::room_context::{lock, Outbound, Outbox, RoomContext};
 use crate::room_event::{JoinError, RoomEvent};
@@ -245,7 +246,7 @@ impl<S: JamsocketService> Room<S> {
             } => {
                 let max = self.settings.limits.max_clients_per_room;
                 if self.clients.len() >= max || self.next_client == u32::MAX {
-                    tracing::warn!(room = %self.id, max, "room full: refused a client");
+                    warn_throttled!(room = %self.id, max, "room full: refused a client");
                     let _ = reply.send(Err(JoinError::Full {
                         room: self.id.to_string(),
                         max,
@@ -359,7 +360,7 @@ fn deliver(
     };
     if let Err(TrySendError::Full(_)) = outbound.try_send(message) {
         let limit = settings.limits.outbound_queue_messages;
-        tracing::warn!(room, %client, limit, "client not reading: outbound queue full, closing it");
+        warn_throttled!(room, %client, limit, "client not reading: outbound queue full, closing it");
         slot.close(CloseReason {
             code: CloseCode::Policy,
             description: Some(format!(

@@ -1,6 +1,7 @@
 //! HTTP routes: status, WebSocket upgrade, room creation, static files.
 
 use crate::admission::Admission;
+use crate::log_throttle::warn_throttled;
 use crate::registry::{CreateError, RoomHandle, RoomRegistry};
 use crate::room_actor::run_room;
 use crate::room_context::{Outbound, RoomContext};
@@ -132,7 +133,7 @@ fn no_such_room(room_id: &str) -> HttpError {
 }
 
 fn too_many_rooms(max: usize) -> HttpError {
-    tracing::warn!(max, "room limit reached: refused to create a room");
+    warn_throttled!(max, "room limit reached: refused to create a room");
     HttpError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("the server already hosts its limit of {max} rooms"),
