@@ -4,12 +4,19 @@ Node.js `ws` baseline, measured in one run by `jamsocket-bench`, in alternating 
 
     python3 bench/suite.py            # full sizes, 3 repeats (about 10 minutes on 2 cores)
     python3 bench/suite.py --quick    # tiny sizes, 1 repeat (a smoke run)
+    python3 bench/suite.py --baseline /work/before   # also an older build: native-before, wasm-before
 
 The service is examples/broadcast-echo (every message broadcast verbatim to its room), served
 natively by its `serve_native` example and as WebAssembly by `jamsocket serve`; the Node.js
 server in bench/node-baseline does the same. Builds what it needs (release), writes
 bench/results/latest.json, latest.md and latest.svg (the broadcast chart, drawn by
 `jamsocket-bench chart`).
+
+`--baseline DIR` takes another checkout of this repository, already built in release in its own
+DIR/target (`cargo build --release -p jamsocket-cli --bins -p broadcast-echo --example
+serve_native`), and adds its servers as native-before and wasm-before (the wasm one serving the
+same module as ours). Such a run writes bench/results/vs-baseline.{json,md,svg} instead of
+latest.*, with a table of this build against the baseline.
 """
 import argparse
 import json
@@ -42,14 +49,32 @@ def build():
     return wasm
 
 
-def server_commands(wasm):
+def server_commands(wasm, baseline=None):
     # serve_native reads its port from PORT, which every server gets (see Server).
-    return {
-        "native": lambda port: [RELEASE / "examples" / "serve_native"],
-        "wasm": lambda port: [RELEASE / "jamsocket", "serve", wasm, "--port", str(port),
-                              "--max-rooms", "12000"],
-        "node": lambda port: ["node", ROOT / "bench/node-baseline/server.mjs", str(port)],
-    }
+    def native(release):
+        return lambda port: [release / "examples" / "serve_native"]
+
+    def wasm_server(release):
+        return lambda port: [release / "jamsocket", "serve", wasm, "--port", str(port),
+                             "--max-rooms", "12000"]
+
+    before = None
+    if baseline:
+        before = Path(baseline).resolve() / "target" / "release"
+        for binary in (before / "examples" / "serve_native", before / "jamsocket"):
+            if not binary.is_file():
+                sys.exit(f"error: {binary} is missing; build the baseline first: cd {baseline} && "
+                         f"CARGO_TARGET_DIR={before.parent} cargo build --release -p jamsocket-cli "
+                         "--bins -p broadcast-echo --example serve_native")
+    # Each baseline server right after its counterpart, so that the two run close together.
+    commands = {"native": native(RELEASE)}
+    if before:
+        commands["native-before"] = native(before)
+    commands["wasm"] = wasm_server(RELEASE)
+    if before:
+        commands["wasm-before"] = wasm_server(before)
+    commands["node"] = lambda port: ["node", ROOT / "bench/node-baseline/server.mjs", str(port)]
+    return commands
 
 
 class Server:
@@ -84,7 +109,7 @@ def bench(server, args, timeout=120):
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed: {out.stderr}")
     result = json.loads(out.stdout)
     result["server"] = server.name
-    print(f"  {server.name:6} {args[0]:9} {summary(result)}", flush=True)
+    print(f"  {server.name:13} {args[0]:9} {summary(result)}", flush=True)
     return result
 
 
@@ -103,6 +128,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="a checkout of an older version, built in release in DIR/target")
     opts = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
@@ -114,13 +141,13 @@ def main():
         "1000 rooms x 2 clients x 100 msgs": ["--rooms", str(1000 // scale), "--clients", "2", "--messages", str(100 // scale)],
     }
     wasm = build()
-    commands = server_commands(wasm)
+    commands = server_commands(wasm, opts.baseline)
     names = list(commands)
     results = []
-    ports = iter(range(9300, 9400))
+    ports = iter(range(9300, 9600))
 
     def order(rep):  # alternate who goes first
-        return names[rep % 3:] + names[:rep % 3]
+        return names[rep % len(names):] + names[:rep % len(names)]
 
     for label, args in broadcasts.items():
         print(f"broadcast {label}", flush=True)
@@ -185,10 +212,14 @@ def main():
 
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(results, indent=1))
-    (out / "latest.md").write_text(report(results, names, repeats, opts.quick))
-    run([BENCH, "chart", out / "latest.json", out / "latest.svg"])
-    print((out / "latest.md").read_text())
+    stem = "vs-baseline" if opts.baseline else "latest"
+    text = report(results, names, repeats, opts.quick, stem)
+    if opts.baseline:
+        text += "\n" + baseline_report(results, opts.baseline)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    (out / f"{stem}.md").write_text(text)
+    run([BENCH, "chart", out / f"{stem}.json", out / f"{stem}.svg"])
+    print(text)
 
 
 def median(rows, f):
@@ -196,12 +227,12 @@ def median(rows, f):
     return statistics.median(values) if values else float("nan")
 
 
-def report(results, names, repeats, quick):
+def report(results, names, repeats, quick, stem):
     lines = [f"# Benchmark results ({'quick smoke run' if quick else 'full suite'})", "",
              f"Medians of {repeats} alternating run(s) per cell, measured in one run on this 2-core machine "
              "(server and load generator share the cores). Ratios are against the Node.js `ws` "
-             "baseline of the same run. Generated by `python3 bench/suite.py`; raw data in `latest.json`.", "",
-             "![Broadcast deliveries per second and round-trip latency (p50, p99) per server](latest.svg)", ""]
+             f"baseline of the same run. Generated by `python3 bench/suite.py`; raw data in `{stem}.json`.", "",
+             f"![Broadcast deliveries per second and round-trip latency (p50, p99) per server]({stem}.svg)", ""]
     labels = list(dict.fromkeys(r["label"] for r in results))
     for label in labels:
         rows = [r for r in results if r["label"] == label]
@@ -240,10 +271,12 @@ def report(results, names, repeats, quick):
         quiet_label = "100 rooms x 10 clients x 200 msgs"
         lines += ["## What one flooder costs the other rooms", "",
                   f"Round-trip p99 of the {quiet_label} scenario with one extra client flooding a room "
-                  "of its own, against the same scenario without it (no rate limit configured; the "
-                  "flooder runs in the load generator's process, so it also takes load-generator CPU).", "",
-                  "| server | p99 without (ms) | p99 with a flooder (ms) | ratio | flood messages/s |",
-                  "|---|---|---|---|---|"]
+                  "of its own, against the same scenario without it (no message rate limit configured, "
+                  "so only a server's default limits apply; the flooder runs in the load generator's "
+                  "process, so it also takes load-generator CPU). Flood messages/s is over the whole run; "
+                  "a flooder closed by the server stops sending.", "",
+                  "| server | p99 without (ms) | p99 with a flooder (ms) | ratio | flood messages/s | flooders closed by the server |",
+                  "|---|---|---|---|---|---|"]
         for name in names:
             quiet = [r for r in results if r["label"] == quiet_label and r["server"] == name]
             loud = [r for r in flooded if r["server"] == name]
@@ -252,9 +285,53 @@ def report(results, names, repeats, quick):
             p99_quiet = median(quiet, lambda r: r["round_trip"]["p99_us"]) / 1000
             p99_loud = median(loud, lambda r: r["round_trip"]["p99_us"]) / 1000
             rate = median(loud, lambda r: r["flood"]["messages_sent"] / max(r["elapsed_secs"], 1e-9))
-            lines.append(f"| {name} | {p99_quiet:.1f} | {p99_loud:.1f} | {p99_loud / p99_quiet:.2f}x | {rate:,.0f} |")
+            closed = sum(r["flood"]["closed_by_server"] for r in loud)
+            flooders = sum(r["flood"]["flooders"] for r in loud)
+            lines.append(f"| {name} | {p99_quiet:.1f} | {p99_loud:.1f} | {p99_loud / p99_quiet:.2f}x | {rate:,.0f} | "
+                         f"{closed} of {flooders} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def baseline_report(results, baseline):
+    """This build against the baseline: one row per scenario and server, each cell the median of
+    this build over the median of the baseline (higher is better for rates, lower for the rest)."""
+    metrics = {
+        "broadcast": [("deliveries/s", lambda r: r["deliveries_per_sec"], True),
+                      ("p99", lambda r: r["round_trip"]["p99_us"], False),
+                      ("CPU per delivery", lambda r: r["server_cpu_secs"] / max(r["received_deliveries"], 1), False)],
+        "idle": [("KiB per connection", lambda r: r["server_kib_per_connection"], False)],
+        "churn": [("rooms/s", lambda r: r["rooms_per_sec"], True)],
+    }
+    columns = [name for kind in metrics.values() for name, _, _ in kind]
+    lines = ["## This build vs baseline", "",
+             f"Baseline: `{baseline}` at `{git_head(baseline)}`; this build: `{git_head(ROOT)}`. Each cell is "
+             "this build's median over the baseline's median, both measured in this run. Higher is better "
+             "for deliveries/s and rooms/s, lower for the rest; cells more than 3% worse are in bold.", "",
+             "| scenario | server | " + " | ".join(columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for label in dict.fromkeys(r["label"] for r in results):
+        rows = [r for r in results if r["label"] == label]
+        kind = rows[0]["scenario"]
+        for name in ("native", "wasm"):
+            now = [r for r in rows if r["server"] == name]
+            before = [r for r in rows if r["server"] == f"{name}-before"]
+            cells = dict.fromkeys(columns, "")
+            for metric, value, higher_is_better in metrics[kind]:
+                if median(before, value) == 0:  # too small to measure (a quick run's CPU time)
+                    cells[metric] = "n/a"
+                    continue
+                ratio = median(now, value) / median(before, value)
+                worse = ratio < 0.97 if higher_is_better else ratio > 1 / 0.97
+                cells[metric] = f"**{ratio:.2f}x**" if worse else f"{ratio:.2f}x"
+            lines.append(f"| {label} | {name} | " + " | ".join(cells.values()) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def git_head(path):
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 if __name__ == "__main__":
