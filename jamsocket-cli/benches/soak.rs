@@ -46,7 +46,8 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 const MAX_MESSAGES_PER_SEC: usize = 2000;
 /// Messages (of 16 KiB) each of the two readers sends in a room with a client that never reads:
 /// 48 MB for the sleeper, more than socket buffers and its queue (1,024 messages) hold. (Fewer
-/// than the rate limit's burst, so the readers are never limited.)
+/// than the message rate limit's and the frame budget's bursts, and 24 MB each, within the byte
+/// budget's burst, so the readers are never limited.)
 const SLEEPER_ROOM_MESSAGES: usize = 1500;
 const SLEEPER_ROOM_MESSAGE_BYTES: usize = 16 * 1024;
 

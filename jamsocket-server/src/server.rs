@@ -199,7 +199,7 @@ impl Server {
     }
 
     /// Most bytes per second one client may send; see [`Limits::max_bytes_per_sec`].
-    /// Default 8 MiB.
+    /// Default 64 MiB.
     #[must_use]
     pub fn with_max_bytes_per_sec(mut self, bytes: usize) -> Self {
         self.settings.limits.max_bytes_per_sec = bytes.max(1);
