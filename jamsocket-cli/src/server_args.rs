@@ -130,6 +130,17 @@ pub struct ServerArgs {
         )
     )]
     pub max_bytes_per_sec: Option<u64>,
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "Most bytes of partly received messages the server holds over every connection; \
+             a connection whose message would take it over is closed with 1013",
+            bytes(Limits::default().max_pending_message_bytes),
+        )
+    )]
+    pub max_pending_message_bytes: Option<u64>,
     /// Proxies (IP addresses or networks such as 10.0.0.0/8) whose X-Forwarded-For header
     /// names the client, for the per-address limits [default: none]
     #[arg(long, value_name = "IP|NET,...", value_delimiter = ',', value_parser = parse_proxy)]
@@ -209,6 +220,9 @@ impl ServerArgs {
         }
         if let Some(bytes) = self.max_bytes_per_sec {
             server = server.with_max_bytes_per_sec(saturating_usize(bytes));
+        }
+        if let Some(bytes) = self.max_pending_message_bytes {
+            server = server.with_max_pending_message_bytes(saturating_usize(bytes));
         }
         if !self.trusted_proxies.is_empty() {
             server = server.with_trusted_proxies(self.trusted_proxies.iter().copied());

@@ -23,6 +23,9 @@ const FIRST_SWEEP_AT: usize = 4_096;
 pub(crate) struct Admission {
     connections: AtomicUsize,
     max_connections: usize,
+    /// Bytes of partly received messages, over every connection.
+    message_bytes: AtomicUsize,
+    max_message_bytes: usize,
     per_ip: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
     new_rooms: Option<(u32, Mutex<RoomBuckets>)>,
     trusted_proxies: Vec<IpNet>,
@@ -40,10 +43,41 @@ struct RoomBuckets {
 pub(crate) struct ConnectionPermit {
     admission: Arc<Admission>,
     ip: Option<IpAddr>,
+    /// Bytes of a partly received message this connection holds, counted in
+    /// [`Admission::message_bytes`].
+    held: usize,
+}
+
+impl ConnectionPermit {
+    /// Records that the connection now holds `bytes` of a partly received message. `Err` (and
+    /// nothing recorded) if that would take every connection's together over
+    /// [`Limits::max_pending_message_bytes`](crate::Limits).
+    pub fn hold(&mut self, bytes: usize) -> Result<(), usize> {
+        let total = &self.admission.message_bytes;
+        if bytes == self.held {
+            return Ok(());
+        }
+        if bytes < self.held {
+            total.fetch_sub(self.held - bytes, Ordering::Relaxed);
+            self.held = bytes;
+            return Ok(());
+        }
+        let more = bytes - self.held;
+        let max = self.admission.max_message_bytes;
+        if total.fetch_add(more, Ordering::Relaxed) + more > max {
+            total.fetch_sub(more, Ordering::Relaxed);
+            return Err(max);
+        }
+        self.held = bytes;
+        Ok(())
+    }
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
+        self.admission
+            .message_bytes
+            .fetch_sub(self.held, Ordering::Relaxed);
         self.admission.connections.fetch_sub(1, Ordering::Relaxed);
         if let (Some((_, counts)), Some(ip)) = (&self.admission.per_ip, self.ip) {
             let mut counts = lock(counts);
@@ -63,6 +97,8 @@ impl Admission {
         Admission {
             connections: AtomicUsize::new(0),
             max_connections: limits.effective_max_connections(),
+            message_bytes: AtomicUsize::new(0),
+            max_message_bytes: limits.max_pending_message_bytes,
             per_ip: limits
                 .max_connections_per_ip
                 .map(|max| (max, Mutex::new(HashMap::new()))),
@@ -159,6 +195,7 @@ impl Admission {
         let mut permit = ConnectionPermit {
             admission: self.clone(),
             ip: None,
+            held: 0,
         };
         if count >= self.max_connections {
             warn_throttled!(
@@ -354,5 +391,21 @@ mod tests {
         drop(second);
         let _again = admission.connect(Some(a)).unwrap();
         let _other = admission.connect(Some(b)).unwrap();
+    }
+
+    #[test]
+    fn partly_received_messages_share_one_budget() {
+        let mut settings = Settings::default();
+        settings.limits.max_pending_message_bytes = 100;
+        let admission = Arc::new(Admission::new(&settings));
+        let mut first = admission.connect(None).unwrap();
+        let mut second = admission.connect(None).unwrap();
+        assert_eq!(first.hold(60), Ok(()));
+        assert_eq!(second.hold(50), Err(100));
+        assert_eq!(second.hold(40), Ok(()));
+        assert_eq!(first.hold(0), Ok(()));
+        assert_eq!(second.hold(100), Ok(()));
+        drop(second);
+        assert_eq!(first.hold(100), Ok(()));
     }
 }

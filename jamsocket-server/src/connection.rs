@@ -44,6 +44,8 @@ const LINGER: Duration = Duration::from_millis(100);
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Space reserved for each read from the socket.
 const READ_CHUNK: usize = 4 * 1024;
+/// A read buffer larger than this is dropped once the message that needed it is complete.
+const LARGE_READ_BUF: usize = 16 * READ_CHUNK;
 
 /// Most bytes of a close reason: a control frame carries at most 125 bytes, two of them the code.
 const MAX_CLOSE_REASON_BYTES: usize = 123;
@@ -60,7 +62,7 @@ pub(crate) struct Connection {
     /// Every frame and byte the client sends.
     pub budget: FrameBudget,
     /// Holds the connection's place in the server's connection count.
-    pub _permit: ConnectionPermit,
+    pub permit: ConnectionPermit,
 }
 
 /// What ended a connection: the reason logged, and the close frame to send (if any).
@@ -323,7 +325,22 @@ impl Connection {
                     deadline
                         .as_mut()
                         .reset(Instant::now() + limits.message_deadline);
+                } else if frames.read_buf.capacity() > LARGE_READ_BUF {
+                    // A large message is done: its buffer goes now, not at the next heartbeat.
+                    frames.read_buf = BytesMut::new();
                 }
+            }
+            // What a message under way holds counts against the server's budget for them.
+            let held = if message_started {
+                frames.read_buf.capacity()
+                    + fragments
+                        .as_ref()
+                        .map_or(0, |f: &Fragments| f.data.capacity())
+            } else {
+                0
+            };
+            if let Err(max) = self.permit.hold(held) {
+                return self.server_busy(max);
             }
             if frames.flush(socket).is_err() {
                 return End::dropped();
@@ -532,6 +549,15 @@ impl Connection {
                 ))
             }
         }
+    }
+
+    fn server_busy(&self, max: usize) -> End {
+        warn_throttled!(room = %self.room_id, client = %self.client, max, "closing client: too many partly received messages on the server");
+        End::closing(
+            "server holds too many partly received messages",
+            CloseCode::Again,
+            "server busy: too many partly received messages; try again later".to_string(),
+        )
     }
 
     fn over_budget(&self, over: OverBudget) -> End {

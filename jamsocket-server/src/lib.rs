@@ -71,11 +71,13 @@
 //! | 1008 | the client stopped reading and its outbound queue filled up; sent more than [`Limits::max_messages_per_sec`], [`Limits::max_frames_per_sec`] or [`Limits::max_bytes_per_sec`]; or did not finish a message within [`Limits::message_deadline`] |
 //! | 1009 | a message exceeded [`Limits::max_message_bytes`], or a frame header announced more: closed after the header, before the payload is read |
 //! | 1011 | the room's service failed |
+//! | 1013 | the server already holds [`Limits::max_pending_message_bytes`] of partly received messages ("try again later") |
 //!
 //! # Memory
 //! What a client can make the server hold is bounded: one frame of the largest message size
-//! being read, its outbound queue, and its connection, for at most [`Limits::max_connections`]
-//! connections. Binaries that serve the open internet should enable the `jemalloc` feature,
+//! being read (and all such partly received messages together by
+//! [`Limits::max_pending_message_bytes`]), its outbound queue, and its connection, for at most
+//! [`Limits::max_connections`] connections. Binaries that serve the open internet should enable the `jemalloc` feature,
 //! which returns freed memory to the system within a second (glibc's allocator keeps much of a
 //! burst, so a server's size after an attack stays near its peak).
 

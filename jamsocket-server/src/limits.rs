@@ -16,6 +16,12 @@ pub struct Limits {
     /// fragments, or a frame whose payload trickles in, must be complete within this time or
     /// the client is closed with 1008. Default 10 s.
     pub message_deadline: Duration,
+    /// Most bytes of partly received messages (fragments collected, a frame whose payload is
+    /// still arriving) the server holds over every connection together. A connection whose
+    /// message would take the total over it is closed with 1013 ("try again later"), so that
+    /// thousands of slow senders cannot hold `max_connections` times the message limit.
+    /// Default 256 MiB.
+    pub max_pending_message_bytes: usize,
     /// Most clients in one room. Further connections get HTTP 503. Default 1,000.
     pub max_clients_per_room: usize,
     /// Most rooms on the server. When the table is full, empty rooms still in their grace
@@ -59,6 +65,7 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 64 * 1024,
             message_deadline: Duration::from_secs(10),
+            max_pending_message_bytes: 256 * 1024 * 1024,
             max_clients_per_room: 1_000,
             max_rooms: 100_000,
             max_connections: None,

@@ -165,6 +165,14 @@ impl Server {
         self
     }
 
+    /// Most bytes of partly received messages held over every connection; see
+    /// [`Limits::max_pending_message_bytes`]. Default 256 MiB.
+    #[must_use]
+    pub fn with_max_pending_message_bytes(mut self, bytes: usize) -> Self {
+        self.settings.limits.max_pending_message_bytes = bytes;
+        self
+    }
+
     /// Most WebSocket connections at once; more get HTTP 503. Default: derived from the
     /// open-file limit (see [`Limits::max_connections`]).
     #[must_use]

@@ -74,7 +74,7 @@ where
             limits.max_bytes_per_sec,
             limits.max_message_bytes,
         ),
-        _permit: permit,
+        permit,
     };
     // The connection runs on its room's worker thread: then a message and its broadcast wake
     // no other thread.

@@ -318,3 +318,40 @@ async fn try_handshake(addr: std::net::SocketAddr) -> Option<(TcpStream, String)
     }
     Some((tcp, String::from_utf8_lossy(&head).into_owned()))
 }
+
+#[tokio::test]
+async fn partly_received_messages_share_a_server_wide_budget_and_the_excess_gets_1013() {
+    let budget = 1024 * 1024;
+    let server = start(
+        Server::new()
+            .with_max_pending_message_bytes(budget)
+            .with_shutdown_policy(ShutdownPolicy::Never),
+    );
+    let addr = server.local_addr();
+    // Each slow sender holds a 60 KiB first fragment: about 64 KiB of the budget, or more.
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut tcp = raw_websocket(addr, "slow").await;
+        tcp.write_all(&client_frame(false, BINARY, &[7; 60 * 1024]))
+            .await
+            .unwrap();
+        slow.push(tcp);
+    }
+    let mut busy = 0;
+    let mut held = 0;
+    for tcp in &mut slow {
+        match tokio::time::timeout(Duration::from_millis(300), raw_close(tcp, TIMEOUT)).await {
+            Ok((code, reason)) => {
+                assert_eq!(code, 1013, "{reason}");
+                busy += 1;
+            }
+            Err(_) => held += 1,
+        }
+    }
+    assert!(busy > 0, "every slow sender was let through");
+    assert!(held * 60 * 1024 <= budget, "{held} messages of 60 KiB held");
+    // Whole small messages never count: the room still answers.
+    let (mut ws, _) = join(addr, "slow").await;
+    send(&mut ws, "small").await;
+    assert_eq!(recv_text(&mut ws).await, "echo:small");
+}
