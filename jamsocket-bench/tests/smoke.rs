@@ -210,7 +210,8 @@ fn broadcast_echo_needs_no_prefix() {
     assert_eq!(u64_at(&report, "/received_deliveries"), 900);
     assert_eq!(u64_at(&report, "/flood/flooders"), 1);
     assert!(u64_at(&report, "/flood/messages_sent") > 0);
-    assert_eq!(u64_at(&report, "/flood/closed_by_server"), 0);
+    // The server's frame budget (1,000 frames/s, bursts of 2,000) may close it with 1008.
+    assert!(u64_at(&report, "/flood/closed_by_server") <= 1);
 }
 
 #[test]
