@@ -85,6 +85,18 @@ pub async fn handshake_status(addr: SocketAddr, path: &str) -> u16 {
     }
 }
 
+/// Retries a handshake to `path` until it gets 101; `false` if it never does within [`TIMEOUT`].
+pub async fn accepted_within_timeout(addr: SocketAddr, path: &str) -> bool {
+    let started = std::time::Instant::now();
+    while handshake_status(addr, path).await != 101 {
+        if started.elapsed() > TIMEOUT {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
 pub async fn send(ws: &mut Ws, text: &str) {
     tokio::time::timeout(TIMEOUT, ws.send(Message::text(text)))
         .await
