@@ -106,7 +106,7 @@ pub use error::{RoomIdError, SettingError};
 pub use limits::Limits;
 pub use room_context::RoomContext;
 pub use room_id::{validate_room_id, RoomIdStrategy, MAX_ROOM_ID_BYTES};
-pub use server::{RunningServer, Server, LISTEN_BACKLOG};
+pub use server::{shutdown_signal, RunningServer, Server, LISTEN_BACKLOG};
 pub use shutdown_policy::ShutdownPolicy;
 
 /// Serves `S` on port 8080 with default settings until SIGINT or SIGTERM.

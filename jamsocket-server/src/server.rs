@@ -252,6 +252,31 @@ impl Server {
         self
     }
 
+    /// The port [`serve`](Server::serve) listens on.
+    pub fn port(&self) -> u16 {
+        self.settings.port
+    }
+
+    /// How often the server pings each client.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.settings.heartbeat_interval
+    }
+
+    /// How long a client may stay silent before it is dropped.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        self.settings.heartbeat_timeout
+    }
+
+    /// How long a graceful shutdown may take.
+    pub fn shutdown_grace(&self) -> Duration {
+        self.settings.shutdown_grace
+    }
+
+    /// The limits this server enforces.
+    pub fn limits(&self) -> Limits {
+        self.settings.limits
+    }
+
     /// Serves a [`SimpleJamsocketService`] until SIGINT or SIGTERM; see [`serve`](Server::serve).
     pub fn serve_default<S: SimpleJamsocketService>(self) -> io::Result<()> {
         self.serve(SimpleJamsocketServiceFactory::<S>::default())
@@ -484,7 +509,7 @@ impl RunningServer {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        runtime.block_on(wait_for_signal())?;
+        runtime.block_on(shutdown_signal())?;
         tracing::info!("received shutdown signal");
         self.stop()
     }
@@ -508,7 +533,8 @@ impl Drop for RunningServer {
     }
 }
 
-async fn wait_for_signal() -> io::Result<()> {
+/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() -> io::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
