@@ -4,11 +4,9 @@
 
 use crate::log_throttle::warn_throttled;
 use crate::rate_limit::RateLimit;
-use crate::room_context::lock;
-use crate::routes::HttpError;
 use crate::settings::Settings;
+use crate::sync::lock;
 use actix_http::header::{HeaderMap, ORIGIN};
-use actix_web::http::StatusCode;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +18,22 @@ use tokio::time::Instant;
 /// addresses, and then each time it has doubled since the last sweep.
 const FIRST_SWEEP_AT: usize = 4_096;
 
+/// Why a client was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("origin `{origin}` is not allowed to connect")]
+    Origin { origin: String },
+    #[error("the server holds its limit of {max} connections")]
+    ServerFull { max: usize },
+    #[error("too many connections from {ip} (limit {max})")]
+    TooManyConnections { ip: IpAddr, max: usize },
+    #[error("{ip} creates rooms too fast (limit {rate} new rooms per second)")]
+    RoomCreationRate { ip: IpAddr, rate: u32 },
+}
+
+#[derive(Debug)]
 pub(crate) struct Admission {
     connections: AtomicUsize,
     max_connections: usize,
@@ -34,12 +48,14 @@ pub(crate) struct Admission {
 }
 
 /// How fast each address has been creating rooms.
+#[derive(Debug)]
 struct RoomBuckets {
     by_ip: HashMap<IpAddr, RateLimit>,
     sweep_at: usize,
 }
 
 /// A counted WebSocket connection; dropping it frees its place.
+#[derive(Debug)]
 pub(crate) struct ConnectionPermit {
     admission: Arc<Admission>,
     ip: Option<IpAddr>,
@@ -52,7 +68,7 @@ impl ConnectionPermit {
     /// Records that the connection now holds `bytes` of a partly received message. `Err` (and
     /// nothing recorded) if that would take every connection's together over
     /// [`Limits::max_pending_message_bytes`](crate::Limits).
-    pub fn hold(&mut self, bytes: usize) -> Result<(), usize> {
+    pub(crate) fn hold(&mut self, bytes: usize) -> Result<(), usize> {
         let total = &self.admission.message_bytes;
         if bytes == self.held {
             return Ok(());
@@ -92,7 +108,7 @@ impl Drop for ConnectionPermit {
 }
 
 impl Admission {
-    pub fn new(settings: &Settings) -> Admission {
+    pub(crate) fn new(settings: &Settings) -> Admission {
         let limits = &settings.limits;
         Admission {
             connections: AtomicUsize::new(0),
@@ -115,21 +131,18 @@ impl Admission {
         }
     }
 
-    pub fn max_connections(&self) -> usize {
+    pub(crate) fn max_connections(&self) -> usize {
         self.max_connections
     }
 
     /// From now on every handshake and room creation gets 503.
-    pub fn shut_down(&self) {
+    pub(crate) fn shut_down(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);
     }
 
-    pub fn check_running(&self) -> Result<(), HttpError> {
+    pub(crate) fn check_running(&self) -> Result<(), Refusal> {
         if self.shutting_down.load(Ordering::Relaxed) {
-            return Err(HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is shutting down",
-            ));
+            return Err(Refusal::ShuttingDown);
         }
         Ok(())
     }
@@ -137,7 +150,11 @@ impl Admission {
     /// The client's address, as per-address limits count it: the peer's, or, when the peer
     /// is a trusted proxy, the last address in `X-Forwarded-For` that is not one of the trusted
     /// proxies. An IPv6 address counts as its /64 network, which one client usually holds whole.
-    pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    pub(crate) fn client_ip(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+    ) -> Option<IpAddr> {
         Some(network_of(self.forwarded_ip(peer?.ip(), headers)))
     }
 
@@ -169,7 +186,7 @@ impl Admission {
 
     /// Refuses a browser page from an origin that is not allowed (403). Requests without an
     /// `Origin` header come from no browser and pass.
-    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), HttpError> {
+    pub(crate) fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         let (Some(allowed), Some(origin)) = (&self.allowed_origins, headers.get(ORIGIN)) else {
             return Ok(());
         };
@@ -181,15 +198,17 @@ impl Admission {
             return Ok(());
         }
         warn_throttled!(origin, "refused a WebSocket from a page of another origin");
-        Err(HttpError::new(
-            StatusCode::FORBIDDEN,
-            format!("origin `{origin}` is not allowed to connect"),
-        ))
+        Err(Refusal::Origin {
+            origin: origin.to_string(),
+        })
     }
 
     /// Counts a new WebSocket connection from `ip`, or refuses it: 503 when the server holds
     /// its limit, 429 when `ip` does.
-    pub fn connect(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<ConnectionPermit, HttpError> {
+    pub(crate) fn connect(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+    ) -> Result<ConnectionPermit, Refusal> {
         let count = self.connections.fetch_add(1, Ordering::Relaxed);
         // From here on, dropping the permit undoes the count.
         let mut permit = ConnectionPermit {
@@ -202,23 +221,16 @@ impl Admission {
                 max = self.max_connections,
                 "connection limit reached: refused a WebSocket"
             );
-            return Err(HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the server holds its limit of {} connections",
-                    self.max_connections
-                ),
-            ));
+            return Err(Refusal::ServerFull {
+                max: self.max_connections,
+            });
         }
         if let (Some((max, counts)), Some(ip)) = (&self.per_ip, ip) {
             let mut counts = lock(counts);
             let count = counts.entry(ip).or_insert(0);
             if *count >= *max {
                 warn_throttled!(%ip, max, "per-address connection limit reached");
-                return Err(HttpError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("too many connections from {ip} (limit {max})"),
-                ));
+                return Err(Refusal::TooManyConnections { ip, max: *max });
             }
             *count += 1;
             permit.ip = Some(ip);
@@ -228,7 +240,7 @@ impl Admission {
 
     /// Counts a room created by `ip`, or refuses it with 429 when `ip` creates rooms faster
     /// than allowed.
-    pub fn create_room(&self, ip: Option<IpAddr>) -> Result<(), HttpError> {
+    pub(crate) fn create_room(&self, ip: Option<IpAddr>) -> Result<(), Refusal> {
         let (Some((rate, buckets)), Some(ip)) = (&self.new_rooms, ip) else {
             return Ok(());
         };
@@ -247,10 +259,7 @@ impl Admission {
             return Ok(());
         }
         warn_throttled!(%ip, rate, "room creation rate limit reached");
-        Err(HttpError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("{ip} creates rooms too fast (limit {rate} new rooms per second)"),
-        ))
+        Err(Refusal::RoomCreationRate { ip, rate: *rate })
     }
 }
 
@@ -384,9 +393,15 @@ mod tests {
         let a: IpAddr = "1.1.1.1".parse().unwrap();
         let b: IpAddr = "2.2.2.2".parse().unwrap();
         let first = admission.connect(Some(a)).unwrap();
-        assert_eq!(admission.connect(Some(a)).err().unwrap().status, 429);
+        assert!(matches!(
+            admission.connect(Some(a)),
+            Err(Refusal::TooManyConnections { max: 1, .. })
+        ));
         let second = admission.connect(Some(b)).unwrap();
-        assert_eq!(admission.connect(None).err().unwrap().status, 503);
+        assert!(matches!(
+            admission.connect(None),
+            Err(Refusal::ServerFull { max: 2 })
+        ));
         drop(first);
         drop(second);
         let _again = admission.connect(Some(a)).unwrap();

@@ -81,31 +81,31 @@
 //! which returns freed memory to the system within a second (glibc's allocator keeps much of a
 //! burst, so a server's size after an attack stays near its peak).
 
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
 mod admission;
 #[cfg(feature = "jemalloc")]
 mod allocator;
-mod connection;
+mod close_frame;
 mod error;
-mod frame_header;
+mod http_error;
 mod limits;
 mod log_throttle;
 mod rate_limit;
-mod registry;
-mod room_actor;
-mod room_context;
-mod room_event;
 mod room_id;
+mod rooms;
 mod routes;
 mod server;
 mod settings;
 mod shutdown_policy;
 mod static_files;
-mod websocket;
+mod sync;
+mod transport;
 
 pub use error::{RoomIdError, SettingError};
 pub use limits::Limits;
-pub use room_context::RoomContext;
 pub use room_id::{validate_room_id, RoomIdStrategy, MAX_ROOM_ID_BYTES};
+pub use rooms::RoomContext;
 pub use server::{shutdown_signal, RunningServer, Server, LISTEN_BACKLOG};
 pub use shutdown_policy::ShutdownPolicy;
 

@@ -14,7 +14,7 @@ pub(crate) struct LogThrottle {
 }
 
 impl LogThrottle {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         LogThrottle {
             second: AtomicU64::new(u64::MAX),
             suppressed: AtomicU64::new(0),
@@ -22,7 +22,7 @@ impl LogThrottle {
     }
 
     /// `Some(lines left out since the last one)` if a line may be logged now.
-    pub fn allow(&self) -> Option<u64> {
+    pub(crate) fn allow(&self) -> Option<u64> {
         static START: OnceLock<Instant> = OnceLock::new();
         let now = START.get_or_init(Instant::now).elapsed().as_secs();
         let last = self.second.load(Ordering::Relaxed);

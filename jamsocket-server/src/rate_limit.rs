@@ -14,12 +14,12 @@ pub(crate) struct RateLimit {
 
 impl RateLimit {
     /// `per_sec` tokens a second, with bursts of up to one second's worth.
-    pub fn new(per_sec: u32, now: Instant) -> RateLimit {
+    pub(crate) fn new(per_sec: u32, now: Instant) -> RateLimit {
         RateLimit::with_capacity(per_sec.into(), per_sec.into(), now)
     }
 
     /// `per_sec` tokens a second, with bursts of up to `capacity`; starts full.
-    pub fn with_capacity(per_sec: f64, capacity: f64, now: Instant) -> RateLimit {
+    pub(crate) fn with_capacity(per_sec: f64, capacity: f64, now: Instant) -> RateLimit {
         RateLimit {
             per_sec,
             capacity,
@@ -28,12 +28,12 @@ impl RateLimit {
         }
     }
 
-    pub fn per_sec(&self) -> f64 {
+    pub(crate) fn per_sec(&self) -> f64 {
         self.per_sec
     }
 
     /// Takes `n` tokens; `false` (and nothing taken) if there are not that many.
-    pub fn take(&mut self, n: f64, now: Instant) -> bool {
+    pub(crate) fn take(&mut self, n: f64, now: Instant) -> bool {
         self.refill(now);
         if self.tokens >= n {
             self.tokens -= n;
@@ -44,7 +44,7 @@ impl RateLimit {
     }
 
     /// Whether the bucket has refilled completely: then it holds nothing worth keeping.
-    pub fn is_full(&mut self, now: Instant) -> bool {
+    pub(crate) fn is_full(&mut self, now: Instant) -> bool {
         self.refill(now);
         self.tokens >= self.capacity
     }
@@ -57,6 +57,7 @@ impl RateLimit {
 }
 
 /// What a client may send, whatever it is: frames of any kind, and bytes.
+#[derive(Debug)]
 pub(crate) struct FrameBudget {
     frames: RateLimit,
     bytes: RateLimit,
@@ -70,7 +71,7 @@ pub(crate) enum OverBudget {
 }
 
 impl OverBudget {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             OverBudget::Frames(limit) => format!("frame rate limit exceeded ({limit} frames/s)"),
             OverBudget::Bytes(limit) => format!("byte rate limit exceeded ({limit} bytes/s)"),
@@ -80,7 +81,7 @@ impl OverBudget {
 
 impl FrameBudget {
     /// Bursts of two seconds' worth, and at least one largest message (plus its header).
-    pub fn new(frames_per_sec: u32, bytes_per_sec: usize, max_message_bytes: usize) -> Self {
+    pub(crate) fn new(frames_per_sec: u32, bytes_per_sec: usize, max_message_bytes: usize) -> Self {
         let now = Instant::now();
         let frames = f64::from(frames_per_sec.max(1));
         let bytes = (bytes_per_sec.max(1)) as f64;
@@ -92,7 +93,12 @@ impl FrameBudget {
     }
 
     /// Spends `frames` frames and `bytes` bytes.
-    pub fn spend(&mut self, frames: usize, bytes: usize, now: Instant) -> Result<(), OverBudget> {
+    pub(crate) fn spend(
+        &mut self,
+        frames: usize,
+        bytes: usize,
+        now: Instant,
+    ) -> Result<(), OverBudget> {
         if frames > 0 && !self.frames.take(frames as f64, now) {
             return Err(OverBudget::Frames(self.frames.per_sec()));
         }

@@ -1,11 +1,10 @@
 use crate::admission::Admission;
+use crate::close_frame::{code, CloseFrame};
 use crate::limits::open_file_limit;
-use crate::registry::RoomRegistry;
-use crate::room_context::RoomContext;
+use crate::rooms::{RoomContext, Rooms};
 use crate::routes::{configure, AppState};
 use crate::settings::Settings;
 use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
-use actix_http::ws::{CloseCode, CloseReason};
 use actix_http::HttpService;
 use actix_service::map_config;
 use actix_web::dev::{fn_factory, fn_service, AppConfig, ServiceFactory};
@@ -285,10 +284,9 @@ impl Server {
     /// Listens on the configured port and serves rooms built by `factory` until SIGINT or
     /// SIGTERM, then closes every client with 1001 and returns `Ok`.
     ///
-    /// Logs through `tracing`; if the program set up no subscriber, one that prints to stderr
-    /// (filtered by `RUST_LOG`, default `info`) is installed.
+    /// Logs through `tracing`: install a subscriber first (say, `tracing_subscriber::fmt()`)
+    /// to see the server's address and its rooms come and go.
     pub fn serve<F: JamsocketServiceFactory<RoomContext>>(self, factory: F) -> io::Result<()> {
-        install_default_logging();
         let (host, port) = (self.settings.host, self.settings.port);
         let listener = TcpListener::bind((host, port)).map_err(|err| {
             io::Error::new(
@@ -328,9 +326,9 @@ impl Server {
                     .block_on(run(listener, factory, settings, stop_rx, started_tx))
             })?;
         match started_rx.recv() {
-            Ok(Ok(registry)) => Ok(RunningServer {
+            Ok(Ok(rooms)) => Ok(RunningServer {
                 addr,
-                registry,
+                rooms,
                 stop: Some(stop_tx),
                 thread: Some(thread),
             }),
@@ -353,8 +351,7 @@ impl Server {
     ) -> impl FnOnce(&mut actix_web::web::ServiceConfig) {
         let settings = Arc::new(self.settings);
         configure(AppState {
-            factory: Arc::new(factory),
-            registry: Arc::new(RoomRegistry::new(settings.limits.max_rooms)),
+            rooms: Rooms::new(factory, settings.clone()),
             admission: Arc::new(Admission::new(&settings)),
             settings,
         })
@@ -366,18 +363,16 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
     factory: F,
     settings: Arc<Settings>,
     stop: oneshot::Receiver<()>,
-    started: std::sync::mpsc::Sender<io::Result<Arc<RoomRegistry>>>,
+    started: std::sync::mpsc::Sender<io::Result<Rooms>>,
 ) -> io::Result<()> {
-    let registry = Arc::new(RoomRegistry::new(settings.limits.max_rooms));
-    let registry_for_handle = registry.clone();
+    let rooms = Rooms::new(factory, settings.clone());
     let admission = Arc::new(Admission::new(&settings));
     tracing::debug!(
         max_connections = admission.max_connections(),
         "connection limit"
     );
     let state = AppState {
-        factory: Arc::new(factory),
-        registry: registry.clone(),
+        rooms: rooms.clone(),
         settings: settings.clone(),
         admission: admission.clone(),
     };
@@ -416,7 +411,7 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
                 let routes = Rc::new(routes.await?);
                 Ok::<_, ()>(fn_service(move |(request, framed)| {
                     let (state, tracker, routes) = (state.clone(), tracker.clone(), routes.clone());
-                    crate::websocket::upgrade(state, tracker, routes, request, framed)
+                    crate::transport::upgrade(state, tracker, routes, request, framed)
                 }))
             }
         });
@@ -438,36 +433,30 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
         }
     };
     let handle = http.handle();
+    let running = rooms.clone();
     actix_web::rt::spawn(async move {
         // Either an explicit stop or the handle being dropped ends the server.
         let _ = stop.await;
         tracing::info!("shutting down: closing every client with 1001");
         admission.shut_down();
-        registry.close_all(away()).await;
         let deadline =
             tokio::time::Instant::now() + settings.shutdown_grace.saturating_sub(CONNECTION_DRAIN);
-        let mut polls = 0u32;
-        while registry.len() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            polls += 1;
-            if polls == 10 {
-                // A handshake admitted just before shutdown began may have created a room since.
-                registry.close_all(away()).await;
-            }
-        }
+        let away = CloseFrame::new(code::AWAY, "server shutting down");
+        rooms.shut_down(away, deadline).await;
         // Actix checks only once a second whether its connections are done: wait for ours here.
         connections.close();
         let _ = tokio::time::timeout_at(deadline, connections.wait()).await;
         handle.stop(true).await;
     });
-    let _ = started.send(Ok(registry_for_handle));
+    let _ = started.send(Ok(running));
     http.await
 }
 
 /// A server started with [`Server::start`].
+#[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
-    registry: Arc<RoomRegistry>,
+    rooms: Rooms,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -480,7 +469,7 @@ impl RunningServer {
 
     /// How many rooms are open.
     pub fn room_count(&self) -> usize {
-        self.registry.len()
+        self.rooms.len()
     }
 
     /// Closes every open room: its clients get a close frame with `code` and `reason`, and the
@@ -489,11 +478,15 @@ impl RunningServer {
     /// `jamsocket dev` uses this with 1012 ("service restart") after loading a rebuilt module.
     /// Works from any async runtime.
     pub async fn close_rooms(&self, code: u16, reason: &str) {
-        let reason = CloseReason {
-            code: CloseCode::from(code),
-            description: Some(reason.to_string()),
-        };
-        self.registry.close_all(reason).await;
+        let frame = CloseFrame::new(code, reason.to_string());
+        self.rooms.close_all(frame).await;
+    }
+
+    /// Closes the room `id` like [`close_rooms`](RunningServer::close_rooms) closes every
+    /// room. `false` if there is no such room.
+    pub async fn close_room(&self, id: &str, code: u16, reason: &str) -> bool {
+        let frame = CloseFrame::new(code, reason.to_string());
+        self.rooms.close(id, frame).await
     }
 
     /// Closes every client with 1001 ("going away"), stops the server and waits for it.
@@ -548,18 +541,4 @@ pub async fn shutdown_signal() -> io::Result<()> {
     {
         tokio::signal::ctrl_c().await
     }
-}
-
-fn away() -> CloseReason {
-    CloseReason {
-        code: CloseCode::Away,
-        description: Some("server shutting down".to_string()),
-    }
-}
-
-fn install_default_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Fails harmlessly if the program installed its own subscriber.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }

@@ -1,5 +1,6 @@
-use crate::room_context::Outbound;
-use actix_http::ws::CloseReason;
+use super::room_context::Outbound;
+use super::RoomError;
+use crate::close_frame::CloseFrame;
 use bytes::Bytes;
 use bytestring::ByteString;
 use jamsocket::ClientId;
@@ -12,12 +13,12 @@ pub(crate) enum RoomEvent {
     /// close with a reason.
     Join {
         outbound: mpsc::Sender<Outbound>,
-        close: oneshot::Sender<CloseReason>,
-        reply: oneshot::Sender<Result<ClientId, JoinError>>,
+        close: oneshot::Sender<CloseFrame>,
+        reply: oneshot::Sender<Result<ClientId, RoomError>>,
     },
     /// Answered once the room's service exists (used by `POST` to report creation).
     Ready {
-        reply: oneshot::Sender<Result<(), JoinError>>,
+        reply: oneshot::Sender<Result<(), RoomError>>,
     },
     Text {
         client: ClientId,
@@ -36,20 +37,6 @@ pub(crate) enum RoomEvent {
     },
     /// Close the room and every client in it (server shutdown, module reload).
     Close {
-        reason: CloseReason,
+        reason: CloseFrame,
     },
-}
-
-/// Why a room did not take a client.
-#[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum JoinError {
-    #[error("room `{room}` is full ({max} clients)")]
-    Full { room: String, max: usize },
-    #[error("room `{room}` could not be created: {cause}")]
-    Unavailable { room: String, cause: String },
-    #[error("room `{room}` failed to start: {cause}")]
-    Failed { room: String, cause: String },
-    /// The room closed while the request was on its way; the caller may retry.
-    #[error("room `{room}` closed")]
-    Closed { room: String },
 }

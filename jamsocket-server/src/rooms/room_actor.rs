@@ -1,12 +1,14 @@
 //! The room actor: one task per room that owns the service and its clients.
 
+use super::registry::{NewRoom, RoomRegistry};
+use super::room_context::{Outbound, Outbox, RoomContext};
+use super::room_event::RoomEvent;
+use super::RoomError;
+use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
-use crate::registry::{NewRoom, RoomRegistry};
-use crate::room_context::{lock, Outbound, Outbox, RoomContext};
-use crate::room_event::{JoinError, RoomEvent};
 use crate::settings::Settings;
+use crate::sync::lock;
 use crate::ShutdownPolicy;
-use actix_http::ws::{CloseCode, CloseReason};
 use jamsocket::{
     ClientId, JamsocketService, JamsocketServiceFactory, MessageRecipient, ServiceError,
 };
@@ -28,11 +30,11 @@ pub(crate) const FIRST_JOIN_WINDOW: Duration = Duration::from_secs(60);
 struct ClientSlot {
     /// `None` once the room gave up on the client (its queue filled up).
     outbound: Option<mpsc::Sender<Outbound>>,
-    close: Option<oneshot::Sender<CloseReason>>,
+    close: Option<oneshot::Sender<CloseFrame>>,
 }
 
 impl ClientSlot {
-    fn close(&mut self, reason: CloseReason) {
+    fn close(&mut self, reason: CloseFrame) {
         self.outbound = None;
         if let Some(close) = self.close.take() {
             // The connection may be gone already; then there is nobody to tell.
@@ -63,7 +65,7 @@ struct Room<S> {
 /// Why a room ended, as told to its clients.
 enum Ending {
     Empty,
-    Closed(CloseReason),
+    Closed(CloseFrame),
     Failed(ServiceError),
 }
 
@@ -80,13 +82,16 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         mut events,
         evicted,
     } = new_room;
+    // Leaves the table when the room ends, also if the service panics.
+    let _registered = Registered {
+        registry: registry.clone(),
+        id: id.clone(),
+        generation,
+    };
     if let Some(evicted) = evicted {
         tracing::info!(room = %id, "room limit reached: closing the longest-idle empty room for this one");
         let close = RoomEvent::Close {
-            reason: CloseReason {
-                code: CloseCode::Away,
-                description: Some("room closed to make space for another".to_string()),
-            },
+            reason: CloseFrame::new(code::AWAY, "room closed to make space for another"),
         };
         // A full queue means the room is being joined or is ending; it has left the table
         // either way, and `closed` says when it is gone (and its resources with it).
@@ -100,11 +105,11 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
             tracing::error!(room = %id, error = %err, "room could not be created");
             registry.remove(&id, generation);
             let refusal = match err {
-                ServiceError::Unavailable(cause) => JoinError::Unavailable {
+                ServiceError::Unavailable(cause) => RoomError::Unavailable {
                     room: id.to_string(),
                     cause: cause.to_string(),
                 },
-                other => JoinError::Failed {
+                other => RoomError::Failed {
                     room: id.to_string(),
                     cause: other.to_string(),
                 },
@@ -141,22 +146,19 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
             drop(room);
             return refuse_pending(
                 &mut events,
-                JoinError::Closed {
+                RoomError::Closed {
                     room: id.to_string(),
                 },
             )
             .await;
         }
         Ending::Closed(reason) => {
-            tracing::info!(room = %id, reason = ?reason.description, "room closed");
+            tracing::info!(room = %id, reason = %reason.reason, "room closed");
             reason
         }
         Ending::Failed(err) => {
             tracing::error!(room = %id, error = %err, "room closed: service failed");
-            CloseReason {
-                code: CloseCode::Error,
-                description: Some("the room's service failed".to_string()),
-            }
+            CloseFrame::new(code::INTERNAL_ERROR, "the room's service failed")
         }
     };
     for slot in room.clients.values_mut() {
@@ -165,15 +167,31 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
     drop(room);
     refuse_pending(
         &mut events,
-        JoinError::Closed {
+        RoomError::Closed {
             room: id.to_string(),
         },
     )
     .await;
 }
 
+/// A room's place in the registry, given up when the room's task ends, however it ends.
+struct Registered {
+    registry: Arc<RoomRegistry>,
+    id: Arc<str>,
+    generation: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(room = %self.id, "room panicked; its clients were disconnected");
+        }
+        self.registry.remove(&self.id, self.generation);
+    }
+}
+
 /// Answers what is still queued for a room that will not run (any more).
-async fn refuse_pending(events: &mut mpsc::Receiver<RoomEvent>, refusal: JoinError) {
+async fn refuse_pending(events: &mut mpsc::Receiver<RoomEvent>, refusal: RoomError) {
     events.close();
     while let Some(event) = events.recv().await {
         match event {
@@ -247,7 +265,7 @@ impl<S: JamsocketService> Room<S> {
                 let max = self.settings.limits.max_clients_per_room;
                 if self.clients.len() >= max || self.next_client == u32::MAX {
                     warn_throttled!(room = %self.id, max, "room full: refused a client");
-                    let _ = reply.send(Err(JoinError::Full {
+                    let _ = reply.send(Err(RoomError::Full {
                         room: self.id.to_string(),
                         max,
                     }));
@@ -361,11 +379,9 @@ fn deliver(
     if let Err(TrySendError::Full(_)) = outbound.try_send(message) {
         let limit = settings.limits.outbound_queue_messages;
         warn_throttled!(room, %client, limit, "client not reading: outbound queue full, closing it");
-        slot.close(CloseReason {
-            code: CloseCode::Policy,
-            description: Some(format!(
-                "outbound queue full ({limit} messages): client is not reading"
-            )),
-        });
+        slot.close(CloseFrame::new(
+            code::POLICY,
+            format!("outbound queue full ({limit} messages): client is not reading"),
+        ));
     }
 }

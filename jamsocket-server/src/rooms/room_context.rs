@@ -1,3 +1,4 @@
+use crate::sync::lock;
 use bytes::Bytes;
 use bytestring::ByteString;
 use jamsocket::{JamsocketContext, MessageRecipient};
@@ -6,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// The [`JamsocketContext`] the server gives each room's service.
 ///
 /// Messages a handler sends are queued and delivered, in order, as soon as the handler returns.
+#[derive(Debug)]
 pub struct RoomContext {
     outbox: Arc<Mutex<Outbox>>,
 }
@@ -19,7 +21,7 @@ pub(crate) enum Outbound {
 }
 
 /// What the service asked for during one handler call.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Outbox {
     pub messages: Vec<(MessageRecipient, Outbound)>,
     pub timer_ms: Option<u32>,
@@ -39,13 +41,6 @@ impl RoomContext {
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
         lock(&self.outbox)
     }
-}
-
-/// Locks a mutex, ignoring poisoning: the outbox holds plain data that stays consistent.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl JamsocketContext for RoomContext {

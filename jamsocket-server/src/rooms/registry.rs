@@ -1,6 +1,7 @@
-use crate::room_context::lock;
-use crate::room_event::RoomEvent;
-use actix_http::ws::CloseReason;
+use super::room_event::RoomEvent;
+use super::RoomError;
+use crate::close_frame::CloseFrame;
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,8 @@ struct Rooms {
     /// table is full. Keyed by a sequence number stored in their entry.
     idle: BTreeMap<u64, Arc<str>>,
     next_idle: u64,
+    /// Set by [`RoomRegistry::shut_down`]: no room is created after it.
+    shut_down: bool,
 }
 
 struct Entry {
@@ -43,7 +46,7 @@ impl Rooms {
 }
 
 /// A way to reach a room actor.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct RoomHandle {
     pub events: mpsc::Sender<RoomEvent>,
     /// Tells apart a room from a later room with the same id.
@@ -52,18 +55,19 @@ pub(crate) struct RoomHandle {
     pub worker: Option<Worker>,
 }
 
-/// An Actix worker thread, to run a connection next to its room.
-#[derive(Clone)]
+/// The thread a room runs on and its runtime, so that its connections can run there too.
+#[derive(Debug, Clone)]
 pub(crate) struct Worker {
     pub thread: std::thread::ThreadId,
-    pub arbiter: actix_rt::ArbiterHandle,
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl Worker {
-    pub fn current() -> Option<Worker> {
+    /// The calling thread, if it runs a Tokio runtime.
+    pub(crate) fn current() -> Option<Worker> {
         Some(Worker {
             thread: std::thread::current().id(),
-            arbiter: actix_rt::Arbiter::try_current()?,
+            runtime: tokio::runtime::Handle::try_current().ok()?,
         })
     }
 }
@@ -78,13 +82,8 @@ pub(crate) struct NewRoom {
     pub evicted: Option<RoomHandle>,
 }
 
-pub(crate) enum CreateError {
-    Exists,
-    TooManyRooms(usize),
-}
-
 impl RoomRegistry {
-    pub fn new(max_rooms: usize) -> Self {
+    pub(super) fn new(max_rooms: usize) -> Self {
         RoomRegistry {
             rooms: Mutex::new(Rooms::default()),
             next_generation: AtomicU64::new(1),
@@ -92,7 +91,7 @@ impl RoomRegistry {
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<RoomHandle> {
+    pub(super) fn get(&self, id: &str) -> Option<RoomHandle> {
         lock(&self.rooms)
             .by_id
             .get(id)
@@ -101,26 +100,32 @@ impl RoomRegistry {
 
     /// The room with this id, for a client about to join it: it is no longer a candidate for
     /// [`evict_idle`](RoomRegistry::evict_idle).
-    pub fn claim(&self, id: &str) -> Option<RoomHandle> {
+    pub(super) fn claim(&self, id: &str) -> Option<RoomHandle> {
         lock(&self.rooms).claim(id)
     }
 
     /// Registers a new room; `start` runs under the registry lock and must only spawn.
-    pub fn create(&self, id: &str, start: impl FnOnce(NewRoom)) -> Result<RoomHandle, CreateError> {
+    pub(super) fn create(
+        &self,
+        id: &str,
+        start: impl FnOnce(NewRoom),
+    ) -> Result<RoomHandle, RoomError> {
         let mut rooms = lock(&self.rooms);
         if rooms.by_id.contains_key(id) {
-            return Err(CreateError::Exists);
+            return Err(RoomError::Exists {
+                room: id.to_string(),
+            });
         }
         self.insert(&mut rooms, id, start)
     }
 
     /// The room with this id, created (and started with `start`) if there is none, for a
     /// client about to join it (see [`claim`](RoomRegistry::claim)).
-    pub fn get_or_create(
+    pub(super) fn get_or_create(
         &self,
         id: &str,
         start: impl FnOnce(NewRoom),
-    ) -> Result<RoomHandle, CreateError> {
+    ) -> Result<RoomHandle, RoomError> {
         let mut rooms = lock(&self.rooms);
         if let Some(room) = rooms.claim(id) {
             return Ok(room);
@@ -133,12 +138,17 @@ impl RoomRegistry {
         rooms: &mut Rooms,
         id: &str,
         start: impl FnOnce(NewRoom),
-    ) -> Result<RoomHandle, CreateError> {
+    ) -> Result<RoomHandle, RoomError> {
+        if rooms.shut_down {
+            return Err(RoomError::ShuttingDown);
+        }
         let mut evicted = None;
         if rooms.by_id.len() >= self.max_rooms {
             // The empty room that has waited longest in its grace period makes way.
             let Some((_, oldest)) = rooms.idle.pop_first() else {
-                return Err(CreateError::TooManyRooms(self.max_rooms));
+                return Err(RoomError::TooManyRooms {
+                    max: self.max_rooms,
+                });
             };
             evicted = rooms.by_id.remove(&oldest).map(|entry| entry.handle);
         }
@@ -165,7 +175,7 @@ impl RoomRegistry {
     }
 
     /// Forgets the room, if the entry for `id` is still this generation.
-    pub fn remove(&self, id: &str, generation: u64) {
+    pub(super) fn remove(&self, id: &str, generation: u64) {
         let mut rooms = lock(&self.rooms);
         let Some(entry) = rooms.by_id.get(id) else {
             return;
@@ -180,7 +190,7 @@ impl RoomRegistry {
     }
 
     /// Notes that the room is empty and waiting out its grace period.
-    pub fn mark_idle(&self, id: &str, generation: u64) {
+    pub(super) fn mark_idle(&self, id: &str, generation: u64) {
         let rooms = &mut *lock(&self.rooms);
         let seq = rooms.next_idle;
         let Some((key, entry)) = rooms.by_id.get_key_value(id) else {
@@ -197,7 +207,7 @@ impl RoomRegistry {
     }
 
     /// Notes that the room has a client again.
-    pub fn mark_busy(&self, id: &str, generation: u64) {
+    pub(super) fn mark_busy(&self, id: &str, generation: u64) {
         let mut rooms = lock(&self.rooms);
         if rooms
             .by_id
@@ -208,23 +218,30 @@ impl RoomRegistry {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         lock(&self.rooms).by_id.len()
     }
 
-    /// Asks every room to close its clients with `reason` and end.
-    pub async fn close_all(&self, reason: CloseReason) {
-        let rooms: Vec<RoomHandle> = lock(&self.rooms)
+    /// Every room open now.
+    pub(super) fn all(&self) -> Vec<RoomHandle> {
+        lock(&self.rooms)
             .by_id
             .values()
             .map(|entry| entry.handle.clone())
-            .collect();
-        for room in rooms {
-            let close = RoomEvent::Close {
-                reason: reason.clone(),
-            };
-            // A room that already ended has nothing to close.
-            let _ = room.events.send(close).await;
-        }
+            .collect()
+    }
+
+    /// Refuses to create rooms from now on, and returns every room open at this moment.
+    pub(super) fn shut_down(&self) -> Vec<RoomHandle> {
+        lock(&self.rooms).shut_down = true;
+        self.all()
+    }
+}
+
+impl RoomHandle {
+    /// Asks the room to close its clients with `frame` and end. A room that already ended has
+    /// nothing to close.
+    pub(crate) async fn close(&self, frame: CloseFrame) {
+        let _ = self.events.send(RoomEvent::Close { reason: frame }).await;
     }
 }

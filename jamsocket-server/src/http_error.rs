@@ -1,0 +1,99 @@
+//! HTTP refusals: the one place that decides which status each failure gets.
+
+use crate::admission::Refusal;
+use crate::error::RoomIdError;
+use crate::rooms::RoomError;
+use crate::transport::Rejection;
+use actix_http::ws::HandshakeError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+/// An HTTP error with a plain-text body that says what went wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct HttpError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl HttpError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        HttpError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{}\n", self.message))
+    }
+}
+
+impl From<Refusal> for HttpError {
+    fn from(refusal: Refusal) -> Self {
+        let status = match refusal {
+            Refusal::ShuttingDown | Refusal::ServerFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Origin { .. } => StatusCode::FORBIDDEN,
+            Refusal::TooManyConnections { .. } | Refusal::RoomCreationRate { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+        };
+        HttpError::new(status, refusal.to_string())
+    }
+}
+
+impl From<RoomError> for HttpError {
+    fn from(err: RoomError) -> Self {
+        let status = match &err {
+            RoomError::NoSuchRoom { room } => {
+                return HttpError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("{err}: create it first (POST /ws/{room} or POST /new_room)"),
+                )
+            }
+            RoomError::Closed { .. } => StatusCode::NOT_FOUND,
+            RoomError::Exists { .. } => StatusCode::CONFLICT,
+            RoomError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            RoomError::Full { .. }
+            | RoomError::Unavailable { .. }
+            | RoomError::TooManyRooms { .. }
+            | RoomError::KeepsClosing { .. }
+            | RoomError::NoUnusedId
+            | RoomError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        HttpError::new(status, err.to_string())
+    }
+}
+
+impl From<RoomIdError> for HttpError {
+    fn from(err: RoomIdError) -> Self {
+        HttpError::new(StatusCode::BAD_REQUEST, err.to_string())
+    }
+}
+
+impl From<Rejection> for HttpError {
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::NoEndpoint { .. } => {
+                HttpError::new(StatusCode::NOT_FOUND, rejection.to_string())
+            }
+            Rejection::NotHandshake(HandshakeError::GetMethodRequired) => {
+                HttpError::new(StatusCode::METHOD_NOT_ALLOWED, rejection.to_string())
+            }
+            Rejection::NotHandshake(_) => {
+                HttpError::new(StatusCode::BAD_REQUEST, rejection.to_string())
+            }
+            Rejection::RoomId(err) => err.into(),
+            Rejection::Refused(refusal) => refusal.into(),
+            Rejection::Room(err) => err.into(),
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Rooms: the server's table of rooms and what the rest of the server can ask of it (join,
+//! create, close, close all, shut down). Nothing here knows about HTTP or WebSocket frames:
+//! a client is a pair of queues (messages to it, and the close frame that ends it), and
+//! callers translate [`RoomError`] into whatever their protocol says.
+//!
+//! Each room is one task on the thread that created it ([`room_actor`]), tracked so that
+//! shutdown can wait for every room to end. Durable rooms (save, evict, restore) plug in where a
+//! room's service is built and where an empty room ends; admission decides before
+//! [`Rooms::join`] is called, and may veto a room's creation through its callback.
+
+mod registry;
+mod room_actor;
+mod room_context;
+mod room_event;
+
+pub(crate) use registry::{RoomHandle, Worker};
+pub(crate) use room_context::Outbound;
+pub use room_context::RoomContext;
+pub(crate) use room_event::RoomEvent;
+
+use crate::close_frame::CloseFrame;
+use crate::log_throttle::warn_throttled;
+use crate::settings::Settings;
+use jamsocket::{ClientId, JamsocketServiceFactory};
+use registry::{NewRoom, RoomRegistry};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+/// How often a join is retried when the room closes under it (a room that just emptied under
+/// the `immediate` policy).
+const JOIN_ATTEMPTS: usize = 3;
+/// How many generated ids are tried before giving up on finding an unused one.
+const NEW_ID_ATTEMPTS: usize = 16;
+
+/// Why a room operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum RoomError {
+    #[error("room `{room}` is full ({max} clients)")]
+    Full { room: String, max: usize },
+    #[error("room `{room}` could not be created: {cause}")]
+    Unavailable { room: String, cause: String },
+    #[error("room `{room}` failed to start: {cause}")]
+    Failed { room: String, cause: String },
+    /// The room closed while the request was on its way; the caller may retry.
+    #[error("room `{room}` closed")]
+    Closed { room: String },
+    #[error("no room `{room}`")]
+    NoSuchRoom { room: String },
+    #[error("room `{room}` already exists")]
+    Exists { room: String },
+    #[error("the server already hosts its limit of {max} rooms")]
+    TooManyRooms { max: usize },
+    #[error("room `{room}` keeps closing; try again")]
+    KeepsClosing { room: String },
+    #[error("could not find an unused room id; use a longer `short` id")]
+    NoUnusedId,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// A client that a room took in: its id, and the two queues that connect it to the room.
+#[derive(Debug)]
+pub(crate) struct Joined {
+    pub room: RoomHandle,
+    pub client: ClientId,
+    pub outbound: mpsc::Receiver<Outbound>,
+    pub close: oneshot::Receiver<CloseFrame>,
+}
+
+/// Starts a registered room's task (the factory, type-erased).
+type Start = dyn Fn(NewRoom) + Send + Sync;
+
+/// The rooms of one server. Cloning shares them.
+#[derive(Clone)]
+pub(crate) struct Rooms {
+    registry: Arc<RoomRegistry>,
+    settings: Arc<Settings>,
+    tasks: TaskTracker,
+    start: Arc<Start>,
+}
+
+impl std::fmt::Debug for Rooms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rooms")
+            .field("open", &self.len())
+            .field("tasks", &self.tasks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rooms {
+    /// An empty table whose rooms run services built by `factory`.
+    pub(crate) fn new<F: JamsocketServiceFactory<RoomContext>>(
+        factory: F,
+        settings: Arc<Settings>,
+    ) -> Rooms {
+        let registry = Arc::new(RoomRegistry::new(settings.limits.max_rooms));
+        let tasks = TaskTracker::new();
+        let factory = Arc::new(factory);
+        let start = {
+            let (registry, settings, tasks) = (registry.clone(), settings.clone(), tasks.clone());
+            move |new_room| {
+                let room = room_actor::run_room(
+                    factory.clone(),
+                    new_room,
+                    registry.clone(),
+                    settings.clone(),
+                );
+                // The room stays on this thread: services need not be `Send`.
+                tokio::task::spawn_local(tasks.track_future(room));
+            }
+        };
+        Rooms {
+            registry,
+            settings,
+            tasks,
+            start: Arc::new(start),
+        }
+    }
+
+    /// How many rooms are open.
+    pub(crate) fn len(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Whether a room with this id is open.
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.registry.get(id).is_some()
+    }
+
+    /// Joins the room `id`, creating it if the room-id strategy creates rooms on connect.
+    /// `before_create` runs each time a room is about to be created for this client and may
+    /// veto it (a per-address creation rate, say). Retries if the room closes while the
+    /// request is on its way.
+    pub(crate) async fn join<E: From<RoomError>>(
+        &self,
+        id: &str,
+        mut before_create: impl FnMut() -> Result<(), E>,
+    ) -> Result<Joined, E> {
+        let creates = self.settings.room_id_strategy.creates_on_connect();
+        for _ in 0..JOIN_ATTEMPTS {
+            let room = if creates {
+                if !self.contains(id) {
+                    before_create()?;
+                }
+                self.registry
+                    .get_or_create(id, &*self.start)
+                    .map_err(|err| self.refused(err))?
+            } else {
+                self.registry
+                    .claim(id)
+                    .ok_or_else(|| RoomError::NoSuchRoom {
+                        room: id.to_string(),
+                    })?
+            };
+            let (outbound_tx, outbound) =
+                mpsc::channel(self.settings.limits.outbound_queue_messages);
+            let (close_tx, close) = oneshot::channel();
+            let (reply_tx, reply) = oneshot::channel();
+            let join = RoomEvent::Join {
+                outbound: outbound_tx,
+                close: close_tx,
+                reply: reply_tx,
+            };
+            if room.events.send(join).await.is_err() {
+                // The room ended without deregistering.
+                self.registry.remove(id, room.generation);
+                continue;
+            }
+            match reply.await {
+                Ok(Ok(client)) => {
+                    return Ok(Joined {
+                        room,
+                        client,
+                        outbound,
+                        close,
+                    })
+                }
+                Ok(Err(RoomError::Closed { .. })) => continue,
+                Ok(Err(err)) => return Err(err.into()),
+                Err(_) => {
+                    self.registry.remove(id, room.generation);
+                    continue;
+                }
+            }
+        }
+        Err(RoomError::KeepsClosing {
+            room: id.to_string(),
+        }
+        .into())
+    }
+
+    /// Creates the room `id` and waits until its service exists.
+    pub(crate) async fn create(&self, id: &str) -> Result<(), RoomError> {
+        let room = self
+            .registry
+            .create(id, &*self.start)
+            .map_err(|err| self.refused(err))?;
+        wait_ready(&room, id).await
+    }
+
+    /// Creates a room with an id from the room-id strategy and returns the id; `None` if the
+    /// strategy generates no ids.
+    pub(crate) async fn create_with_new_id(&self) -> Option<Result<String, RoomError>> {
+        let strategy = self.settings.room_id_strategy;
+        strategy.generate()?;
+        for _ in 0..NEW_ID_ATTEMPTS {
+            let id = strategy.generate()?;
+            match self.create(&id).await {
+                Ok(()) => return Some(Ok(id)),
+                Err(RoomError::Exists { .. }) => {}
+                Err(err) => return Some(Err(err)),
+            }
+        }
+        Some(Err(RoomError::NoUnusedId))
+    }
+
+    /// Closes the room `id`: its clients get `frame` and its service is dropped. `false` if
+    /// there is no such room.
+    pub(crate) async fn close(&self, id: &str, frame: CloseFrame) -> bool {
+        let Some(room) = self.registry.get(id) else {
+            return false;
+        };
+        room.close(frame).await;
+        true
+    }
+
+    /// Closes every open room; new rooms may still be created.
+    pub(crate) async fn close_all(&self, frame: CloseFrame) {
+        for room in self.registry.all() {
+            room.close(frame.clone()).await;
+        }
+    }
+
+    /// Closes every room with `frame`, refuses to create rooms from now on, and waits until
+    /// every room's task has ended or `deadline` has passed.
+    pub(crate) async fn shut_down(&self, frame: CloseFrame, deadline: Instant) {
+        for room in self.registry.shut_down() {
+            room.close(frame.clone()).await;
+        }
+        self.tasks.close();
+        if tokio::time::timeout_at(deadline, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                rooms = self.tasks.len(),
+                "shutdown grace period over with rooms still closing"
+            );
+        }
+    }
+
+    fn refused(&self, err: RoomError) -> RoomError {
+        if let RoomError::TooManyRooms { max } = err {
+            warn_throttled!(max, "room limit reached: refused to create a room");
+        }
+        err
+    }
+}
+
+/// Waits until the room's service exists (or the room failed to start).
+async fn wait_ready(room: &RoomHandle, id: &str) -> Result<(), RoomError> {
+    let (reply_tx, reply) = oneshot::channel();
+    let closed = || RoomError::Closed {
+        room: id.to_string(),
+    };
+    if room
+        .events
+        .send(RoomEvent::Ready { reply: reply_tx })
+        .await
+        .is_err()
+    {
+        return Err(closed());
+    }
+    reply.await.unwrap_or_else(|_| Err(closed()))
+}
