@@ -71,7 +71,7 @@ fn check_policy(text: &str) {
 }
 
 fn check_room_id(id: &str) {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
+    let allowed = jamsocket_server::is_room_id_char;
     let valid = !id.is_empty()
         && id.len() <= MAX_ROOM_ID_BYTES
         && id.chars().all(allowed)

@@ -31,9 +31,10 @@ pub enum RoomIdError {
         /// The limit.
         max: usize,
     },
-    /// The id holds a character outside `A-Z a-z 0-9 - _ . ~`.
+    /// The id holds a character outside [`ROOM_ID_CHARACTERS`](crate::ROOM_ID_CHARACTERS).
     #[error(
-        "room id `{id}` contains `{character}`; allowed are A-Z, a-z, 0-9, `-`, `_`, `.` and `~`"
+        "room id `{id}` contains `{character}`; allowed are {}",
+        crate::ROOM_ID_CHARACTERS
     )]
     BadCharacter {
         /// The id.

@@ -31,8 +31,8 @@
 //!
 //! # Routes
 //! - `GET /status`: `ok`.
-//! - `GET /ws/<room>`: the WebSocket of a room. Room ids are 1-128 characters of
-//!   `A-Z a-z 0-9 - _ . ~`; others get 400.
+//! - `GET /ws/<room>`: the WebSocket of a room. Room ids are 1 to [`MAX_ROOM_ID_BYTES`]
+//!   characters of [`ROOM_ID_CHARACTERS`]; others get 400.
 //! - `POST /ws/<room>`: creates a room under [`RoomIdStrategy::Explicit`] (201, or 409 if it
 //!   exists).
 //! - `POST /new_room`: creates a room with a generated id under [`RoomIdStrategy::Uuid`] and
@@ -104,7 +104,9 @@ mod transport;
 
 pub use error::{RoomIdError, SettingError};
 pub use limits::Limits;
-pub use room_id::{validate_room_id, RoomIdStrategy, MAX_ROOM_ID_BYTES};
+pub use room_id::{
+    is_room_id_char, validate_room_id, RoomIdStrategy, MAX_ROOM_ID_BYTES, ROOM_ID_CHARACTERS,
+};
 pub use rooms::RoomContext;
 pub use server::{shutdown_signal, RunningServer, Server, LISTEN_BACKLOG};
 pub use shutdown_policy::ShutdownPolicy;

@@ -7,6 +7,15 @@ use std::str::FromStr;
 /// The longest room id the server accepts, in bytes.
 pub const MAX_ROOM_ID_BYTES: usize = 128;
 
+/// The characters a room id may hold, as messages and docs name them: the ones a URL path
+/// segment carries unescaped. [`is_room_id_char`] is the rule.
+pub const ROOM_ID_CHARACTERS: &str = "A-Z a-z 0-9 - _ . ~";
+
+/// Whether `c` may appear in a room id (see [`ROOM_ID_CHARACTERS`]).
+pub fn is_room_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')
+}
+
 /// Where room ids come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RoomIdStrategy {
@@ -73,8 +82,8 @@ impl FromStr for RoomIdStrategy {
     }
 }
 
-/// Checks a room id from a request: 1 to [`MAX_ROOM_ID_BYTES`] bytes of `A-Z a-z 0-9 - _ . ~`
-/// (the characters a URL path segment carries unescaped).
+/// Checks a room id from a request: 1 to [`MAX_ROOM_ID_BYTES`] bytes of
+/// [`ROOM_ID_CHARACTERS`], and neither `.` nor `..`.
 pub fn validate_room_id(id: &str) -> Result<(), RoomIdError> {
     if id.is_empty() {
         return Err(RoomIdError::Empty);
@@ -90,10 +99,7 @@ pub fn validate_room_id(id: &str) -> Result<(), RoomIdError> {
             max: MAX_ROOM_ID_BYTES,
         });
     }
-    if let Some(character) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')))
-    {
+    if let Some(character) = id.chars().find(|&c| !is_room_id_char(c)) {
         return Err(RoomIdError::BadCharacter {
             id: id.to_string(),
             character,
@@ -147,6 +153,13 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_states_the_rule_of_this_file() {
+        let readme = include_str!("../../README.md");
+        let rule = format!("1-{MAX_ROOM_ID_BYTES} characters of `{ROOM_ID_CHARACTERS}`");
+        assert!(readme.contains(&rule), "README.md should say: {rule}");
+    }
+
+    #[test]
     fn validates_room_ids() {
         validate_room_id("1").unwrap();
         validate_room_id("Room_1.a-b~c").unwrap();
@@ -158,7 +171,7 @@ mod tests {
         let err = validate_room_id("a b").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "room id `a b` contains ` `; allowed are A-Z, a-z, 0-9, `-`, `_`, `.` and `~`"
+            "room id `a b` contains ` `; allowed are A-Z a-z 0-9 - _ . ~"
         );
         let long = "é".repeat(100);
         assert!(matches!(
