@@ -6,6 +6,6 @@ mod common;
 mod dev;
 mod errors;
 mod new;
-#[path = "../../../jamsocket-server/tests/server/raw_frames.rs"]
-mod raw_frames;
 mod serve;
+
+use jamsocket_test_suite::raw_frames;

@@ -1,28 +1,11 @@
-//! The server's integration tests, re-run with WebAssembly rooms.
+//! The server's integration tests (`jamsocket-test-suite`) with WebAssembly rooms, and guests
+//! that misbehave.
 //!
-//! The test files are `jamsocket-server/tests/server/*.rs`, unchanged; only the factory differs:
-//! here every room is a wasmtime instance of `examples/conformance-service` built for
+//! The suite is the one `jamsocket-server`'s tests run natively; only the factory differs: here
+//! every room is a wasmtime instance of `examples/conformance-service` built for
 //! `wasm32-wasip1` by the real `jamsocket build`.
 
-#[path = "../../../jamsocket-server/tests/server/attacks.rs"]
-mod attacks;
-#[path = "../../../jamsocket-server/tests/server/chaos.rs"]
-mod chaos;
-#[path = "../../../jamsocket-server/tests/server/common.rs"]
-mod common;
-#[path = "../../../jamsocket-server/tests/server/lifecycle.rs"]
-mod lifecycle;
-#[path = "../../../jamsocket-server/tests/server/limits.rs"]
-mod limits;
-#[path = "../../../jamsocket-server/tests/server/messaging.rs"]
-mod messaging;
 mod misbehaving_guests;
-#[path = "../../../jamsocket-server/tests/server/protocol.rs"]
-mod protocol;
-#[path = "../../../jamsocket-server/tests/server/raw_frames.rs"]
-mod raw_frames;
-#[path = "../../../jamsocket-server/tests/server/strategies.rs"]
-mod strategies;
 
 use jamsocket_wasm_host::WasmHostFactory;
 use std::path::{Path, PathBuf};
@@ -37,6 +20,8 @@ fn factory() -> WasmHostFactory {
         })
         .clone()
 }
+
+jamsocket_test_suite::server_tests!(factory());
 
 /// Builds `examples/<name>` for `wasm32-wasip1` with the real `jamsocket build`.
 fn build_guest(name: &str) -> PathBuf {

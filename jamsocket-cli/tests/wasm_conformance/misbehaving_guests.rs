@@ -4,10 +4,12 @@
 //!
 //! The guest is `examples/misbehaving-guest`; its room id picks the fault and the export.
 
-use crate::common::{connect, handshake_status, recv_close, recv_text, send, TIMEOUT};
 use futures_util::future::join_all;
 use futures_util::SinkExt;
 use jamsocket_server::{RunningServer, Server};
+use jamsocket_test_suite::common::{
+    connect, handshake_status, recv_close, recv_text, send, TIMEOUT,
+};
 use jamsocket_wasm_host::{WasmHostConfig, WasmHostFactory};
 use std::net::SocketAddr;
 use std::sync::Arc;

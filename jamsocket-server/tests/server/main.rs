@@ -1,18 +1,12 @@
-//! Integration tests of jamsocket-server over real TCP sockets.
+//! Integration tests of jamsocket-server over real TCP sockets: the shared suite
+//! (`jamsocket-test-suite`, also run by `jamsocket-cli` with WebAssembly rooms) with native
+//! rooms, and the static files, which only this binary tests.
 
-mod common;
+mod static_files;
 
 /// The rooms under test: the conformance service, natively.
 fn factory() -> jamsocket::SimpleJamsocketServiceFactory<conformance_service::ConformanceService> {
     Default::default()
 }
 
-mod attacks;
-mod chaos;
-mod lifecycle;
-mod limits;
-mod messaging;
-mod protocol;
-mod raw_frames;
-mod static_files;
-mod strategies;
+jamsocket_test_suite::server_tests!(factory());

@@ -1,5 +1,5 @@
-use crate::common::*;
 use jamsocket_server::Server;
+use jamsocket_test_suite::common::{http, http_raw, start};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -21,7 +21,10 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 #[test]
 fn serves_the_folder_with_index_files_and_content_types() {
     let dir = folder("basic");
-    let server = start(Server::new().with_static_path(dir.join("public")));
+    let server = start(
+        Server::new().with_static_path(dir.join("public")),
+        crate::factory(),
+    );
     let addr = server.local_addr();
     assert_eq!(get(addr, "/"), (200, "<h1>home</h1>".to_string()));
     assert_eq!(get(addr, "/sub/"), (200, "<h1>sub</h1>".to_string()));
@@ -42,7 +45,10 @@ fn never_serves_anything_outside_the_folder() {
     let dir = folder("traversal");
     #[cfg(unix)]
     std::os::unix::fs::symlink(dir.join("secret.txt"), dir.join("public/link.txt")).unwrap();
-    let server = start(Server::new().with_static_path(dir.join("public")));
+    let server = start(
+        Server::new().with_static_path(dir.join("public")),
+        crate::factory(),
+    );
     let addr = server.local_addr();
     for path in [
         "/../secret.txt",
@@ -77,7 +83,10 @@ fn index_files_linked_from_outside_the_folder_are_not_served() {
     symlink("../index.html", dir.join("public/inside/index.html")).unwrap();
     symlink("app.js", dir.join("public/alias.js")).unwrap();
 
-    let server = start(Server::new().with_static_path(dir.join("public")));
+    let server = start(
+        Server::new().with_static_path(dir.join("public")),
+        crate::factory(),
+    );
     let addr = server.local_addr();
     for path in ["/sub/", "/sub", "/sub/index.html", "/direct.html"] {
         let (status, body) = get(addr, path);

@@ -4,9 +4,8 @@ use jamsocket_server::{Server, ShutdownPolicy};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-#[tokio::test]
-async fn status_says_ok() {
-    let server = start(Server::new());
+pub async fn status_says_ok(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (status, body) = tokio::task::spawn_blocking(move || http(addr, "GET", "/status"))
         .await
@@ -14,9 +13,8 @@ async fn status_says_ok() {
     assert_eq!((status, body.as_str()), (200, "ok"));
 }
 
-#[tokio::test]
-async fn client_ids_start_at_one_and_are_never_reused() {
-    let server = start(Server::new());
+pub async fn client_ids_start_at_one_and_are_never_reused(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (a, id_a) = join(addr, "ids").await;
     let (mut b, id_b) = join(addr, "ids").await;
@@ -30,9 +28,8 @@ async fn client_ids_start_at_one_and_are_never_reused() {
     assert_eq!(id_d, 1);
 }
 
-#[tokio::test]
-async fn broadcast_reaches_everyone_and_direct_reaches_one() {
-    let server = start(Server::new());
+pub async fn broadcast_reaches_everyone_and_direct_reaches_one(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (mut a, _) = join(addr, "r").await;
     let (mut b, _) = join(addr, "r").await;
@@ -53,9 +50,8 @@ async fn broadcast_reaches_everyone_and_direct_reaches_one() {
     assert_eq!(recv_text(&mut a).await, "echo:ping");
 }
 
-#[tokio::test]
-async fn rooms_are_isolated() {
-    let server = start(Server::new());
+pub async fn rooms_are_isolated(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (mut red, _) = join(addr, "red").await;
     let (mut blue, _) = join(addr, "blue").await;
@@ -71,9 +67,8 @@ async fn rooms_are_isolated() {
     );
 }
 
-#[tokio::test]
-async fn binary_frames_round_trip() {
-    let server = start(Server::new());
+pub async fn binary_frames_round_trip(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (mut ws, _) = join(addr, "bin").await;
     let payload: Vec<u8> = (0..=255).collect();
@@ -89,9 +84,10 @@ async fn binary_frames_round_trip() {
     }
 }
 
-#[tokio::test]
-async fn timers_fire_and_a_new_timer_replaces_the_pending_one() {
-    let server = start(Server::new());
+pub async fn timers_fire_and_a_new_timer_replaces_the_pending_one(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (mut ws, _) = join(addr, "timer").await;
     let started = Instant::now();
@@ -117,9 +113,10 @@ async fn timers_fire_and_a_new_timer_replaces_the_pending_one() {
     assert_silent(&mut ws, Duration::from_millis(200)).await;
 }
 
-#[tokio::test]
-async fn disconnect_is_delivered_for_close_frames_and_dropped_sockets() {
-    let server = start(Server::new());
+pub async fn disconnect_is_delivered_for_close_frames_and_dropped_sockets(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (mut watcher, _) = join(addr, "bye").await;
     let (mut polite, id) = join(addr, "bye").await;
@@ -133,9 +130,10 @@ async fn disconnect_is_delivered_for_close_frames_and_dropped_sockets() {
     assert_eq!(recv_text(&mut watcher).await, format!("left {id}"));
 }
 
-#[tokio::test]
-async fn back_to_back_frames_are_not_held_back_by_delayed_acks() {
-    let server = start(Server::new());
+pub async fn back_to_back_frames_are_not_held_back_by_delayed_acks(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (mut ws, _) = join(addr, "nodelay").await;
     let mut worst = Duration::ZERO;
@@ -153,9 +151,13 @@ async fn back_to_back_frames_are_not_held_back_by_delayed_acks() {
     );
 }
 
-#[tokio::test]
-async fn a_panicking_room_closes_with_1011_and_leaves_other_rooms_alone() {
-    let server = start(Server::new().with_shutdown_policy(ShutdownPolicy::Never));
+pub async fn a_panicking_room_closes_with_1011_and_leaves_other_rooms_alone(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(
+        Server::new().with_shutdown_policy(ShutdownPolicy::Never),
+        factory,
+    );
     let addr = server.local_addr();
     let (mut healthy, _) = join(addr, "healthy").await;
     let (mut doomed, _) = join(addr, "doomed").await;
@@ -172,10 +174,9 @@ async fn a_panicking_room_closes_with_1011_and_leaves_other_rooms_alone() {
     assert_eq!(recv_text(&mut again).await, "count 1");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_connections_across_two_hundred_rooms() {
+pub async fn two_thousand_connections_across_two_hundred_rooms(factory: impl ConformanceFactory) {
     let _big = THOUSANDS_OF_CONNECTIONS.lock().await;
-    let server = start(Server::new());
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let mut clients = Vec::new();
     for batch in 0..20 {

@@ -13,9 +13,8 @@ fn room_id_from(body: &str) -> String {
     json["room_id"].as_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn implicit_rooms_are_created_by_connecting() {
-    let server = start(Server::new());
+pub async fn implicit_rooms_are_created_by_connecting(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (_ws, id) = join(addr, "anything-goes").await;
     assert_eq!(id, 1);
@@ -23,9 +22,11 @@ async fn implicit_rooms_are_created_by_connecting() {
     assert_eq!(http_async(addr, "POST", "/new_room".into()).await.0, 404);
 }
 
-#[tokio::test]
-async fn api_rooms_must_be_created_before_connecting() {
-    let server = start(Server::new().with_room_id_strategy(RoomIdStrategy::Explicit));
+pub async fn api_rooms_must_be_created_before_connecting(factory: impl ConformanceFactory) {
+    let server = start(
+        Server::new().with_room_id_strategy(RoomIdStrategy::Explicit),
+        factory,
+    );
     let addr = server.local_addr();
     assert_eq!(handshake_status(addr, "/ws/lobby").await, 404);
     let (status, body) = http_async(addr, "POST", "/ws/lobby".into()).await;
@@ -39,8 +40,7 @@ async fn api_rooms_must_be_created_before_connecting() {
     assert_eq!(http_async(addr, "POST", "/ws/bad%20id".into()).await.0, 400);
 }
 
-#[tokio::test]
-async fn generated_rooms_come_from_post_new_room() {
+pub async fn generated_rooms_come_from_post_new_room(factory: impl ConformanceFactory) {
     for (strategy, check) in [
         (
             RoomIdStrategy::Uuid,
@@ -49,7 +49,10 @@ async fn generated_rooms_come_from_post_new_room() {
         (RoomIdStrategy::Short(4), |id: &str| id.len() == 4),
         (RoomIdStrategy::Short(9), |id: &str| id.len() == 9),
     ] {
-        let server = start(Server::new().with_room_id_strategy(strategy));
+        let server = start(
+            Server::new().with_room_id_strategy(strategy),
+            factory.clone(),
+        );
         let addr = server.local_addr();
         let (status, body) = http_async(addr, "POST", "/new_room".into()).await;
         assert_eq!(status, 201, "{body}");
@@ -68,9 +71,8 @@ fn uuid_like(id: &str) -> bool {
     id.len() == 36 && id.chars().filter(|c| *c == '-').count() == 4
 }
 
-#[tokio::test]
-async fn bad_room_ids_get_400() {
-    let server = start(Server::new());
+pub async fn bad_room_ids_get_400(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let long = "x".repeat(jamsocket_server::MAX_ROOM_ID_BYTES + 1);
     for path in [

@@ -11,27 +11,35 @@ async fn count_in(addr: std::net::SocketAddr, room: &str) -> String {
     count
 }
 
-#[tokio::test]
-async fn immediate_policy_forgets_an_empty_room() {
-    let server = start(Server::new().with_shutdown_policy(ShutdownPolicy::Immediate));
+pub async fn immediate_policy_forgets_an_empty_room(factory: impl ConformanceFactory) {
+    let server = start(
+        Server::new().with_shutdown_policy(ShutdownPolicy::Immediate),
+        factory,
+    );
     let addr = server.local_addr();
     assert_eq!(count_in(addr, "r").await, "count 1");
     // The first client is gone; the room closed with it, so this starts over.
     assert_eq!(count_in(addr, "r").await, "count 1");
 }
 
-#[tokio::test]
-async fn never_policy_keeps_an_empty_room() {
-    let server = start(Server::new().with_shutdown_policy(ShutdownPolicy::Never));
+pub async fn never_policy_keeps_an_empty_room(factory: impl ConformanceFactory) {
+    let server = start(
+        Server::new().with_shutdown_policy(ShutdownPolicy::Never),
+        factory,
+    );
     let addr = server.local_addr();
     assert_eq!(count_in(addr, "r").await, "count 1");
     assert_eq!(count_in(addr, "r").await, "count 2");
 }
 
-#[tokio::test]
-async fn grace_period_keeps_state_for_clients_that_return_in_time() {
+pub async fn grace_period_keeps_state_for_clients_that_return_in_time(
+    factory: impl ConformanceFactory,
+) {
     let grace = Duration::from_millis(1500);
-    let server = start(Server::new().with_shutdown_policy(ShutdownPolicy::After(grace)));
+    let server = start(
+        Server::new().with_shutdown_policy(ShutdownPolicy::After(grace)),
+        factory,
+    );
     let addr = server.local_addr();
     assert_eq!(count_in(addr, "r").await, "count 1");
     assert_eq!(count_in(addr, "r").await, "count 2");
@@ -40,12 +48,14 @@ async fn grace_period_keeps_state_for_clients_that_return_in_time() {
     assert_eq!(count_in(addr, "r").await, "count 1");
 }
 
-#[tokio::test]
-async fn silent_clients_are_dropped_after_the_heartbeat_timeout() {
+pub async fn silent_clients_are_dropped_after_the_heartbeat_timeout(
+    factory: impl ConformanceFactory,
+) {
     let server = start(
         Server::new()
             .with_heartbeat_interval(Duration::from_millis(50))
             .with_heartbeat_timeout(Duration::from_millis(300)),
+        factory,
     );
     let addr = server.local_addr();
     let (mut watcher, _) = join(addr, "hb").await;
@@ -57,9 +67,8 @@ async fn silent_clients_are_dropped_after_the_heartbeat_timeout() {
     assert_eq!(recv_text(&mut watcher).await, "echo:still here");
 }
 
-#[tokio::test]
-async fn stopping_the_server_closes_every_client_with_1001() {
-    let server = start(Server::new());
+pub async fn stopping_the_server_closes_every_client_with_1001(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (mut a, _) = join(addr, "one").await;
     let (mut b, _) = join(addr, "two").await;
@@ -73,9 +82,13 @@ async fn stopping_the_server_closes_every_client_with_1001() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn close_rooms_closes_clients_with_the_code_and_keeps_serving() {
-    let server = start(Server::new().with_shutdown_policy(ShutdownPolicy::Never));
+pub async fn close_rooms_closes_clients_with_the_code_and_keeps_serving(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(
+        Server::new().with_shutdown_policy(ShutdownPolicy::Never),
+        factory,
+    );
     let addr = server.local_addr();
     let (mut a, _) = join(addr, "reload").await;
     send(&mut a, "count").await;

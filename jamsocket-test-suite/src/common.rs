@@ -1,11 +1,10 @@
-//! Test helpers: a server on 127.0.0.1:0 serving `examples/conformance-service` (see its docs
-//! for what each message does) and a real WebSocket client with a timeout on every receive.
-//!
-//! `jamsocket-cli`'s `wasm_conformance` tests include these files too, with a WebAssembly build
-//! of the same service.
+//! Helpers: a server on 127.0.0.1:0 serving the conformance service (see
+//! `examples/conformance-service` for what each message does) and a real WebSocket client with
+//! a timeout on every receive.
 
 use futures_util::{SinkExt, StreamExt};
-use jamsocket_server::{RunningServer, Server};
+use jamsocket::JamsocketServiceFactory;
+use jamsocket_server::{RoomContext, RunningServer, Server};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -20,9 +19,14 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// open-file limit.
 pub static THOUSANDS_OF_CONNECTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Starts `server` on 127.0.0.1:0 with the test binary's `factory()` (the conformance service,
-/// native or WebAssembly).
-pub fn start(server: Server) -> RunningServer {
+/// A factory of rooms running `examples/conformance-service`, natively or as WebAssembly: what
+/// the suite runs against. Cloned for tests that start more than one server.
+pub trait ConformanceFactory: JamsocketServiceFactory<RoomContext> + Clone {}
+
+impl<F: JamsocketServiceFactory<RoomContext> + Clone> ConformanceFactory for F {}
+
+/// Starts `server` on 127.0.0.1:0 with rooms from `factory`.
+pub fn start(server: Server, factory: impl ConformanceFactory) -> RunningServer {
     let _ = rlimit::increase_nofile_limit(65_536);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -31,7 +35,7 @@ pub fn start(server: Server) -> RunningServer {
         .with_test_writer()
         .try_init();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    server.start(listener, crate::factory()).unwrap()
+    server.start(listener, factory).unwrap()
 }
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TokioTcpStream>>;

@@ -5,9 +5,13 @@ use futures_util::future::join_all;
 use jamsocket_server::{Server, ShutdownPolicy};
 use tokio::io::AsyncWriteExt;
 
-#[tokio::test]
-async fn a_connection_reset_in_the_middle_of_a_frame_leaves_once_and_the_room_carries_on() {
-    let server = start(Server::new().with_shutdown_policy(ShutdownPolicy::Never));
+pub async fn a_connection_reset_in_the_middle_of_a_frame_leaves_once_and_the_room_carries_on(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(
+        Server::new().with_shutdown_policy(ShutdownPolicy::Never),
+        factory,
+    );
     let addr = server.local_addr();
     let (mut watcher, _) = join(addr, "reset").await;
     send(&mut watcher, "count").await;
@@ -32,10 +36,11 @@ async fn a_connection_reset_in_the_middle_of_a_frame_leaves_once_and_the_room_ca
 /// Connections opened at once in a storm.
 const STORM: usize = 5000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storm_on_one_room_is_served_up_to_its_limit_and_refused_cleanly_beyond() {
+pub async fn a_storm_on_one_room_is_served_up_to_its_limit_and_refused_cleanly_beyond(
+    factory: impl ConformanceFactory,
+) {
     let _big = THOUSANDS_OF_CONNECTIONS.lock().await;
-    let server = start(Server::new().with_max_clients_per_room(STORM / 2));
+    let server = start(Server::new().with_max_clients_per_room(STORM / 2), factory);
     let addr = server.local_addr();
     let statuses = join_all((0..STORM).map(|_| async move {
         let url = format!("ws://{addr}/ws/storm");
@@ -57,10 +62,9 @@ async fn a_storm_on_one_room_is_served_up_to_its_limit_and_refused_cleanly_beyon
     assert_eq!(recv_text(&mut ws).await, "count 1");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storm_on_many_rooms_creates_them_all() {
+pub async fn a_storm_on_many_rooms_creates_them_all(factory: impl ConformanceFactory) {
     let _big = THOUSANDS_OF_CONNECTIONS.lock().await;
-    let server = start(Server::new());
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let clients =
         join_all((0..STORM).map(|i| async move { join(addr, &format!("storm-{i}")).await })).await;

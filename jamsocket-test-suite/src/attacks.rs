@@ -29,9 +29,10 @@ fn stream_forever(tcp: TcpStream, first: Vec<u8>, chunk: Vec<u8>) -> TcpStream {
     TcpStream::from_std(std).unwrap()
 }
 
-#[tokio::test]
-async fn frames_announcing_more_than_the_limit_are_closed_with_1009_after_their_header() {
-    let server = start(Server::new());
+pub async fn frames_announcing_more_than_the_limit_are_closed_with_1009_after_their_header(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     for announced in [1u64 << 40, 16 << 20, 64 * 1024 + 1] {
         let tcp = raw_websocket(addr, "huge").await;
@@ -55,10 +56,11 @@ async fn frames_announcing_more_than_the_limit_are_closed_with_1009_after_their_
     assert_eq!(raw_close(&mut tcp, Duration::from_secs(1)).await.0, 1002);
 }
 
-#[tokio::test]
-async fn a_message_that_never_finishes_is_closed_with_1008_at_its_deadline() {
+pub async fn a_message_that_never_finishes_is_closed_with_1008_at_its_deadline(
+    factory: impl ConformanceFactory,
+) {
     let deadline = Duration::from_millis(500);
-    let server = start(Server::new().with_message_deadline(deadline));
+    let server = start(Server::new().with_message_deadline(deadline), factory);
     let addr = server.local_addr();
     // A first fragment, then silence.
     let mut fragment = raw_websocket(addr, "slow").await;
@@ -97,9 +99,10 @@ async fn a_message_that_never_finishes_is_closed_with_1008_at_its_deadline() {
     }
 }
 
-#[tokio::test]
-async fn a_flood_of_pings_or_empty_continuations_is_closed_with_1008_within_a_second() {
-    let server = start(Server::new());
+pub async fn a_flood_of_pings_or_empty_continuations_is_closed_with_1008_within_a_second(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (mut healthy, _) = join(addr, "quiet").await;
     let ping = client_frame(true, PING, b"");
@@ -119,9 +122,10 @@ async fn a_flood_of_pings_or_empty_continuations_is_closed_with_1008_within_a_se
     }
 }
 
-#[tokio::test]
-async fn connections_over_the_server_limit_get_503_until_one_leaves() {
-    let server = start(Server::new().with_max_connections(3));
+pub async fn connections_over_the_server_limit_get_503_until_one_leaves(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new().with_max_connections(3), factory);
     let addr = server.local_addr();
     let (first, _) = join(addr, "capped").await;
     let (_second, _) = join(addr, "capped").await;
@@ -135,12 +139,15 @@ async fn connections_over_the_server_limit_get_503_until_one_leaves() {
     );
 }
 
-#[tokio::test]
-async fn connections_over_the_per_address_limit_get_429_counting_forwarded_addresses_from_trusted_proxies_only(
+pub async fn connections_over_the_per_address_limit_get_429_counting_forwarded_addresses_from_trusted_proxies_only(
+    factory: impl ConformanceFactory,
 ) {
     let from = |ip: &str| format!("X-Forwarded-For: {ip}\r\n");
     // X-Forwarded-For from an untrusted peer is ignored: every connection is 127.0.0.1's.
-    let server = start(Server::new().with_max_connections_per_ip(2));
+    let server = start(
+        Server::new().with_max_connections_per_ip(2),
+        factory.clone(),
+    );
     let addr = server.local_addr();
     let (_a, head) = raw_handshake(addr, "/ws/r", &from("1.1.1.1")).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
@@ -152,6 +159,7 @@ async fn connections_over_the_per_address_limit_get_429_counting_forwarded_addre
         Server::new()
             .with_max_connections_per_ip(2)
             .with_trusted_proxies(["127.0.0.1/32".parse().unwrap()]),
+        factory,
     );
     let addr = trusted.local_addr();
     let mut held = Vec::new();
@@ -167,9 +175,8 @@ async fn connections_over_the_per_address_limit_get_429_counting_forwarded_addre
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
 }
 
-#[tokio::test]
-async fn the_listen_backlog_holds_a_thousand_connections() {
-    let server = start(Server::new());
+pub async fn the_listen_backlog_holds_a_thousand_connections(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let port = server.local_addr().port();
     let output = std::process::Command::new("ss")
         .args(["-ltnH", &format!("sport = :{port}")])
@@ -195,11 +202,12 @@ async fn the_listen_backlog_holds_a_thousand_connections() {
 /// Rooms created by connecting and leaving at once.
 const CONNECT_AND_DROP_ROOMS: usize = 20_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connect_and_drop_to_new_rooms_cannot_keep_another_client_out() {
+pub async fn connect_and_drop_to_new_rooms_cannot_keep_another_client_out(
+    factory: impl ConformanceFactory,
+) {
     let _guard = THOUSANDS_OF_CONNECTIONS.lock().await;
     let max_rooms = 500;
-    let server = start(Server::new().with_max_rooms(max_rooms));
+    let server = start(Server::new().with_max_rooms(max_rooms), factory);
     let addr = server.local_addr();
     let started = Instant::now();
     let attackers: Vec<_> = (0..8)
@@ -240,12 +248,12 @@ async fn connect_and_drop_to_new_rooms_cannot_keep_another_client_out() {
     }
 }
 
-#[tokio::test]
-async fn room_creation_per_address_is_rate_limited_with_429() {
+pub async fn room_creation_per_address_is_rate_limited_with_429(factory: impl ConformanceFactory) {
     let server = start(
         Server::new()
             .with_max_new_rooms_per_ip_per_sec(5)
             .with_shutdown_policy(ShutdownPolicy::Never),
+        factory,
     );
     let addr = server.local_addr();
     let mut held = Vec::new();
@@ -263,9 +271,10 @@ async fn room_creation_per_address_is_rate_limited_with_429() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handshakes_after_shutdown_began_get_503_or_a_close_frame() {
-    let server = start(Server::new());
+pub async fn handshakes_after_shutdown_began_get_503_or_a_close_frame(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     // A client that never answers keeps the shutdown open a little while its close lingers.
     let _silent = raw_websocket(addr, "before").await;
@@ -311,13 +320,15 @@ async fn try_handshake(addr: std::net::SocketAddr) -> Option<(TcpStream, String)
     Some((tcp, String::from_utf8_lossy(&head).into_owned()))
 }
 
-#[tokio::test]
-async fn partly_received_messages_share_a_server_wide_budget_and_the_excess_gets_1013() {
+pub async fn partly_received_messages_share_a_server_wide_budget_and_the_excess_gets_1013(
+    factory: impl ConformanceFactory,
+) {
     let budget = 1024 * 1024;
     let server = start(
         Server::new()
             .with_max_pending_message_bytes(budget)
             .with_shutdown_policy(ShutdownPolicy::Never),
+        factory,
     );
     let addr = server.local_addr();
     // Each slow sender holds a 60 KiB first fragment: about 64 KiB of the budget, or more.

@@ -30,9 +30,8 @@ async fn send_fragments(ws: &mut Ws, parts: &[&str]) {
     }
 }
 
-#[tokio::test]
-async fn fragmented_messages_arrive_whole() {
-    let server = start(Server::new());
+pub async fn fragmented_messages_arrive_whole(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let (mut ws, _) = join(server.local_addr(), "fragments").await;
     send_fragments(&mut ws, &["all:", "hello ", "", "world"]).await;
     assert_eq!(recv_text(&mut ws).await, "hello world");
@@ -41,9 +40,10 @@ async fn fragmented_messages_arrive_whole() {
     assert_eq!(recv_text(&mut ws).await, "after");
 }
 
-#[tokio::test]
-async fn fragments_adding_up_to_more_than_the_limit_close_with_1009() {
-    let server = start(Server::new().with_max_message_bytes(100));
+pub async fn fragments_adding_up_to_more_than_the_limit_close_with_1009(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new().with_max_message_bytes(100), factory);
     let (mut ws, _) = join(server.local_addr(), "fragments").await;
     let part = "x".repeat(40);
     send_fragments(&mut ws, &["all:", &part, &part, &part]).await;
@@ -53,9 +53,8 @@ async fn fragments_adding_up_to_more_than_the_limit_close_with_1009() {
     );
 }
 
-#[tokio::test]
-async fn pings_get_pongs_with_the_same_payload() {
-    let server = start(Server::new());
+pub async fn pings_get_pongs_with_the_same_payload(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let (mut ws, _) = join(server.local_addr(), "ping").await;
     ws.send(Message::Ping(b"are you there".to_vec().into()))
         .await
@@ -68,9 +67,8 @@ async fn pings_get_pongs_with_the_same_payload() {
     assert_eq!(pong, Message::Pong(b"are you there".to_vec().into()));
 }
 
-#[tokio::test]
-async fn a_client_close_is_answered_with_its_code() {
-    let server = start(Server::new());
+pub async fn a_client_close_is_answered_with_its_code(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let (mut ws, _) = join(server.local_addr(), "bye").await;
     ws.send(Message::Close(Some(CloseFrame {
         code: CloseCode::from(4000),
@@ -117,9 +115,8 @@ async fn response_head(tcp: &mut TcpStream, request: &[u8]) -> String {
     read_head(tcp).await
 }
 
-#[tokio::test]
-async fn frames_sent_along_with_the_handshake_are_not_lost() {
-    let server = start(Server::new());
+pub async fn frames_sent_along_with_the_handshake_are_not_lost(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
     // The request and two frames in one write: the server reads them together.
     let mut bytes = upgrade_request("/ws/eager").into_bytes();
@@ -151,9 +148,10 @@ async fn answer(addr: SocketAddr, request: &str) -> (String, String) {
     (status, body)
 }
 
-#[tokio::test]
-async fn upgrade_requests_that_cannot_be_served_get_an_http_error_that_says_why() {
-    let server = start(Server::new());
+pub async fn upgrade_requests_that_cannot_be_served_get_an_http_error_that_says_why(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (status, body) = answer(addr, &upgrade_request("/status")).await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");
@@ -174,9 +172,8 @@ async fn upgrade_requests_that_cannot_be_served_get_an_http_error_that_says_why(
     assert!(body.contains("expected a WebSocket handshake"), "{body}");
 }
 
-#[tokio::test]
-async fn other_upgrades_are_answered_as_plain_requests() {
-    let server = start(Server::new());
+pub async fn other_upgrades_are_answered_as_plain_requests(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     // What `curl --http2 http://...` sends.
     let h2c = "GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\n\
                Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n";
@@ -186,9 +183,10 @@ async fn other_upgrades_are_answered_as_plain_requests() {
     );
 }
 
-#[tokio::test]
-async fn a_message_followed_at_once_by_a_bad_frame_still_gets_its_reply_before_the_close() {
-    let server = start(Server::new());
+pub async fn a_message_followed_at_once_by_a_bad_frame_still_gets_its_reply_before_the_close(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new(), factory);
     let mut tcp = raw_websocket(server.local_addr(), "abrupt").await;
     // A valid message, then in the same write a continuation that continues nothing.
     let mut frames = client_frame(true, 0x1, b"hello");

@@ -6,9 +6,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 
-#[tokio::test]
-async fn messages_over_the_size_limit_close_with_1009() {
-    let server = start(Server::new().with_max_message_bytes(1024));
+pub async fn messages_over_the_size_limit_close_with_1009(factory: impl ConformanceFactory) {
+    let server = start(Server::new().with_max_message_bytes(1024), factory);
     let addr = server.local_addr();
     let (mut watcher, _) = join(addr, "size").await;
     let (mut ws, _) = join(addr, "size").await;
@@ -32,9 +31,8 @@ async fn messages_over_the_size_limit_close_with_1009() {
     assert_eq!(recv_close(&mut ws).await.0, 1009);
 }
 
-#[tokio::test]
-async fn invalid_utf8_text_closes_with_1007() {
-    let server = start(Server::new());
+pub async fn invalid_utf8_text_closes_with_1007(factory: impl ConformanceFactory) {
+    let server = start(Server::new(), factory);
     let addr = server.local_addr();
     let (mut ws, _) = join(addr, "utf8").await;
     let frame = Frame::message(vec![0xff, 0xfe, b'a'], OpCode::Data(Data::Text), true);
@@ -42,9 +40,8 @@ async fn invalid_utf8_text_closes_with_1007() {
     assert_eq!(recv_close(&mut ws).await.0, 1007);
 }
 
-#[tokio::test]
-async fn clients_over_the_message_rate_are_closed_with_1008() {
-    let server = start(Server::new().with_max_messages_per_sec(20));
+pub async fn clients_over_the_message_rate_are_closed_with_1008(factory: impl ConformanceFactory) {
+    let server = start(Server::new().with_max_messages_per_sec(20), factory);
     let addr = server.local_addr();
     let (mut watcher, _) = join(addr, "rate").await;
     let (mut calm, _) = join(addr, "rate").await;
@@ -73,9 +70,8 @@ async fn clients_over_the_message_rate_are_closed_with_1008() {
     assert_eq!(recv_text(&mut calm).await, "echo:still fine");
 }
 
-#[tokio::test]
-async fn full_rooms_refuse_with_503() {
-    let server = start(Server::new().with_max_clients_per_room(2));
+pub async fn full_rooms_refuse_with_503(factory: impl ConformanceFactory) {
+    let server = start(Server::new().with_max_clients_per_room(2), factory);
     let addr = server.local_addr();
     let (_a, _) = join(addr, "small").await;
     let (_b, _) = join(addr, "small").await;
@@ -83,9 +79,8 @@ async fn full_rooms_refuse_with_503() {
     let (_c, _) = join(addr, "elsewhere").await;
 }
 
-#[tokio::test]
-async fn the_room_limit_refuses_new_rooms_with_503() {
-    let server = start(Server::new().with_max_rooms(2));
+pub async fn the_room_limit_refuses_new_rooms_with_503(factory: impl ConformanceFactory) {
+    let server = start(Server::new().with_max_rooms(2), factory);
     let addr = server.local_addr();
     let (_a, _) = join(addr, "one").await;
     let (_b, _) = join(addr, "two").await;
@@ -93,9 +88,10 @@ async fn the_room_limit_refuses_new_rooms_with_503() {
     let (_c, _) = join(addr, "one").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_is_closed_and_the_rest_get_everything_in_order() {
-    let server = start(Server::new().with_outbound_queue_messages(600));
+pub async fn a_client_that_stops_reading_is_closed_and_the_rest_get_everything_in_order(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new().with_outbound_queue_messages(600), factory);
     let addr = server.local_addr();
     let (mut reader, _) = join(addr, "slow").await;
     let (mut sleeper, sleeper_id) = join(addr, "slow").await;
@@ -147,8 +143,9 @@ async fn a_client_that_stops_reading_is_closed_and_the_rest_get_everything_in_or
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_clients_that_never_read_are_dropped_while_fifty_that_read_get_everything_in_order() {
+pub async fn fifty_clients_that_never_read_are_dropped_while_fifty_that_read_get_everything_in_order(
+    factory: impl ConformanceFactory,
+) {
     const SLEEPERS: usize = 50;
     const READERS: usize = 50;
     const QUEUE: usize = 100;
@@ -157,7 +154,7 @@ async fn fifty_clients_that_never_read_are_dropped_while_fifty_that_read_get_eve
     // Enough bytes (8 MB per client) to fill the server's socket buffer for each sleeper (on
     // loopback, Linux lets it grow to megabytes) and then its queue.
     const PAD: usize = 16 * 1024;
-    let server = start(Server::new().with_outbound_queue_messages(QUEUE));
+    let server = start(Server::new().with_outbound_queue_messages(QUEUE), factory);
     let addr = server.local_addr();
     let mut sleepers = Vec::new();
     for _ in 0..SLEEPERS {

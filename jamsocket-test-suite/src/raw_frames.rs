@@ -1,7 +1,5 @@
 //! WebSocket frames by hand, for clients that misbehave on purpose: frames a well-behaved
 //! library would never send, and reading the server's close frame off a raw socket.
-//!
-//! Included by `jamsocket-cli`'s tests too, so it depends on tokio alone.
 
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
