@@ -101,3 +101,23 @@ pub async fn close_rooms_closes_clients_with_the_code_and_keeps_serving(
     // The room starts over with the next client.
     assert_eq!(count_in(addr, "reload").await, "count 1");
 }
+
+pub async fn close_room_closes_one_room_and_leaves_the_others(factory: impl ConformanceFactory) {
+    let server = start(
+        Server::new().with_shutdown_policy(ShutdownPolicy::Never),
+        factory,
+    );
+    let addr = server.local_addr();
+    let (mut closed, _) = join(addr, "closed").await;
+    let (mut kept, _) = join(addr, "kept").await;
+    send(&mut kept, "count").await;
+    assert_eq!(recv_text(&mut kept).await, "count 1");
+    assert!(server.close_room("closed", 4000, "room deleted").await);
+    assert_eq!(
+        recv_close(&mut closed).await,
+        (4000, "room deleted".to_string())
+    );
+    assert!(!server.close_room("no-such-room", 4000, "x").await);
+    send(&mut kept, "count").await;
+    assert_eq!(recv_text(&mut kept).await, "count 2");
+}

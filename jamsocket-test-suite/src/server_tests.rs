@@ -71,6 +71,8 @@ macro_rules! server_tests {
             stopping_the_server_closes_every_client_with_1001;
             #[tokio::test]
             close_rooms_closes_clients_with_the_code_and_keeps_serving;
+            #[tokio::test]
+            close_room_closes_one_room_and_leaves_the_others;
         }
 
         $crate::__server_tests_area! { limits:
