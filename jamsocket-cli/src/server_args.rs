@@ -17,8 +17,9 @@ pub const DEV_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// The pages `jamsocket dev` lets open a WebSocket unless told: pages served from this machine.
 pub const DEV_ORIGINS: [&str; 3] = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
 
-// Limits whose defaults live in `jamsocket_server::Limits` are `Option`s, passed to the builder
-// only when given, so that those defaults are written down once; help texts read them there.
+// Settings whose defaults live in the libraries (`jamsocket_server::Server` and its `Limits`,
+// `jamsocket_wasm_host::WasmHostConfig`) are `Option`s, passed to the builders only when given,
+// so that those defaults are written down once; help texts read them there.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServerArgs {
     #[arg(
@@ -30,8 +31,10 @@ pub struct ServerArgs {
         )
     )]
     pub host: Option<IpAddr>,
-    /// Port to listen on; 0 picks a free port [default: 8080]
-    #[arg(long)]
+    #[arg(
+        long,
+        help = with_default("Port to listen on; 0 picks a free port", Server::new().port())
+    )]
     pub port: Option<u16>,
     /// Where room ids come from [default: implicit]
     #[arg(long, value_name = "implicit|api|uuid|short[N]")]
@@ -39,34 +42,82 @@ pub struct ServerArgs {
     /// What happens to a room when its last client leaves [default: 60sec]
     #[arg(long, value_name = "never|immediate|<n>sec")]
     pub shutdown_policy: Option<ShutdownPolicy>,
-    /// Seconds between the server's pings to each client
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-    pub heartbeat_interval_secs: u64,
-    /// Seconds of silence after which a client is dropped
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    pub heartbeat_timeout_secs: u64,
-    /// On SIGINT/SIGTERM, seconds clients get to take their close frames (1001) before exit
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub shutdown_grace_secs: u64,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "Seconds between the server's pings to each client",
+            secs(Server::new().heartbeat_interval()),
+        )
+    )]
+    pub heartbeat_interval_secs: Option<u64>,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "Seconds of silence after which a client is dropped",
+            secs(Server::new().heartbeat_timeout()),
+        )
+    )]
+    pub heartbeat_timeout_secs: Option<u64>,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+        help = with_default(
+            "On SIGINT/SIGTERM, seconds clients get to take their close frames (1001) before exit",
+            secs(Server::new().shutdown_grace()),
+        )
+    )]
+    pub shutdown_grace_secs: Option<u64>,
     /// Folder of static files to serve at `/`
     #[arg(long = "static", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
-    /// Largest message a client may send; larger ones close it with 1009
-    #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_message_bytes: u64,
-    /// Most clients in one room; more get HTTP 503
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_clients_per_room: u64,
-    /// Most rooms at once (each is a WebAssembly instance); more get HTTP 503
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_rooms: u32,
-    /// Messages queued for a client that stopped reading before it is closed with 1008
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
-    pub outbound_queue_messages: u64,
-    /// Most messages per second one client may send (bursts of one second's worth); more close
-    /// it with 1008. 0 means no limit
-    #[arg(long, default_value_t = 0)]
-    pub max_messages_per_sec: u32,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "Largest message a client may send; larger ones close it with 1009",
+            bytes(limits().max_message_bytes),
+        )
+    )]
+    pub max_message_bytes: Option<u64>,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "Most clients in one room; more get HTTP 503",
+            limits().max_clients_per_room,
+        )
+    )]
+    pub max_clients_per_room: Option<u64>,
+    // The server's room table follows the guest pool's size: each room is an instance.
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u32).range(1..),
+        help = with_default(
+            "Most rooms at once (each is a WebAssembly instance); more get HTTP 503",
+            WasmHostConfig::default().max_rooms(),
+        )
+    )]
+    pub max_rooms: Option<u32>,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "Messages queued for a client that stopped reading before it is closed with 1008",
+            limits().outbound_queue_messages,
+        )
+    )]
+    pub outbound_queue_messages: Option<u64>,
+    #[arg(
+        long,
+        help = with_default(
+            "Most messages per second one client may send (bursts of one second's worth); more \
+             close it with 1008. 0 means no limit",
+            limits().max_messages_per_sec.unwrap_or(0),
+        )
+    )]
+    pub max_messages_per_sec: Option<u32>,
     #[arg(
         long,
         value_name = "N",
@@ -82,7 +133,7 @@ pub struct ServerArgs {
         help = with_default(
             "Most WebSocket connections at once from one client address; more get HTTP 429. \
              Behind a proxy, see --trusted-proxies",
-            off(Limits::default().max_connections_per_ip),
+            off(limits().max_connections_per_ip),
         )
     )]
     pub max_connections_per_ip: Option<u64>,
@@ -93,7 +144,7 @@ pub struct ServerArgs {
         help = with_default(
             "Most rooms one client address may create per second (bursts of one second's \
              worth); more get HTTP 429",
-            off(Limits::default().max_new_rooms_per_ip_per_sec),
+            off(limits().max_new_rooms_per_ip_per_sec),
         )
     )]
     pub max_new_rooms_per_ip_per_sec: Option<u32>,
@@ -104,7 +155,7 @@ pub struct ServerArgs {
         help = with_default(
             "Seconds a message may take to arrive once it has begun (fragments, or a payload \
              that trickles in); slower ones close the client with 1008",
-            Limits::default().message_deadline.as_secs_f64(),
+            secs(limits().message_deadline),
         )
     )]
     pub message_deadline_secs: Option<u64>,
@@ -115,7 +166,7 @@ pub struct ServerArgs {
         help = with_default(
             "Most frames per second one client may send, pings and continuations included \
              (bursts of two seconds' worth); more close it with 1008",
-            Limits::default().max_frames_per_sec,
+            limits().max_frames_per_sec,
         )
     )]
     pub max_frames_per_sec: Option<u32>,
@@ -126,7 +177,7 @@ pub struct ServerArgs {
         help = with_default(
             "Most bytes per second one client may send (bursts of two seconds' worth); more \
              close it with 1008",
-            bytes(Limits::default().max_bytes_per_sec),
+            bytes(limits().max_bytes_per_sec),
         )
     )]
     pub max_bytes_per_sec: Option<u64>,
@@ -137,7 +188,7 @@ pub struct ServerArgs {
         help = with_default(
             "Most bytes of partly received messages the server holds over every connection; \
              a connection whose message would take it over is closed with 1013",
-            bytes(Limits::default().max_pending_message_bytes),
+            bytes(limits().max_pending_message_bytes),
         )
     )]
     pub max_pending_message_bytes: Option<u64>,
@@ -158,12 +209,24 @@ pub struct ServerArgs {
         )
     )]
     pub allowed_origins: Option<Vec<String>>,
-    /// Memory cap of each room's WebAssembly instance, in MiB
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(2..=4096))]
-    pub guest_memory_mib: u64,
-    /// CPU time a guest may use in one call before its room is closed, in milliseconds
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub guest_cpu_ms_per_call: u64,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(2..=4096),
+        help = with_default(
+            "Memory cap of each room's WebAssembly instance, in MiB",
+            WasmHostConfig::default().max_memory_bytes() / MIB,
+        )
+    )]
+    pub guest_memory_mib: Option<u64>,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "CPU time a guest may use in one call before its room is closed, in milliseconds",
+            WasmHostConfig::default().cpu_time_per_call().as_millis(),
+        )
+    )]
+    pub guest_cpu_ms_per_call: Option<u64>,
 }
 
 impl ServerArgs {
@@ -172,7 +235,13 @@ impl ServerArgs {
     }
 
     pub fn port(&self) -> u16 {
-        self.port.unwrap_or(8080)
+        self.port.unwrap_or_else(|| Server::new().port())
+    }
+
+    /// Most rooms at once: the guest pool's size, which the server's room table follows.
+    pub fn max_rooms(&self) -> u32 {
+        self.max_rooms
+            .unwrap_or_else(|| WasmHostConfig::default().max_rooms())
     }
 
     /// `jamsocket dev`'s defaults: listen on this machine only, for pages served from it.
@@ -190,15 +259,33 @@ impl ServerArgs {
             .with_port(self.port())
             .with_room_id_strategy(self.rooms.unwrap_or_default())
             .with_shutdown_policy(self.shutdown_policy.unwrap_or_default())
-            .with_heartbeat_interval(Duration::from_secs(self.heartbeat_interval_secs))
-            .with_heartbeat_timeout(Duration::from_secs(self.heartbeat_timeout_secs))
-            .with_shutdown_grace(Duration::from_secs(self.shutdown_grace_secs))
-            .with_max_message_bytes(saturating_usize(self.max_message_bytes))
-            .with_max_clients_per_room(saturating_usize(self.max_clients_per_room))
-            .with_max_rooms(self.max_rooms as usize)
-            .with_outbound_queue_messages(saturating_usize(self.outbound_queue_messages));
-        if self.max_messages_per_sec > 0 {
-            server = server.with_max_messages_per_sec(self.max_messages_per_sec);
+            .with_max_rooms(self.max_rooms() as usize);
+        if let Some(secs) = self.heartbeat_interval_secs {
+            server = server.with_heartbeat_interval(Duration::from_secs(secs));
+        }
+        if let Some(secs) = self.heartbeat_timeout_secs {
+            server = server.with_heartbeat_timeout(Duration::from_secs(secs));
+        }
+        if let Some(secs) = self.shutdown_grace_secs {
+            server = server.with_shutdown_grace(Duration::from_secs(secs));
+        }
+        if let Some(bytes) = self.max_message_bytes {
+            server = server.with_max_message_bytes(saturating_usize(bytes));
+        }
+        if let Some(clients) = self.max_clients_per_room {
+            server = server.with_max_clients_per_room(saturating_usize(clients));
+        }
+        if let Some(messages) = self.outbound_queue_messages {
+            server = server.with_outbound_queue_messages(saturating_usize(messages));
+        }
+        match self.max_messages_per_sec {
+            None => {}
+            Some(0) => {
+                let mut limits = server.limits();
+                limits.max_messages_per_sec = None;
+                server = server.with_limits(limits);
+            }
+            Some(messages) => server = server.with_max_messages_per_sec(messages),
         }
         if let Some(dir) = &self.static_dir {
             server = server.with_static_path(dir);
@@ -235,10 +322,14 @@ impl ServerArgs {
 
     /// The guest limits these flags describe.
     pub fn host_config(&self) -> WasmHostConfig {
-        WasmHostConfig::new()
-            .with_max_memory_bytes(saturating_usize(self.guest_memory_mib * 1024 * 1024))
-            .with_cpu_time_per_call(Duration::from_millis(self.guest_cpu_ms_per_call))
-            .with_max_rooms(self.max_rooms)
+        let mut config = WasmHostConfig::new().with_max_rooms(self.max_rooms());
+        if let Some(mib) = self.guest_memory_mib {
+            config = config.with_max_memory_bytes(saturating_usize(mib * MIB as u64));
+        }
+        if let Some(ms) = self.guest_cpu_ms_per_call {
+            config = config.with_cpu_time_per_call(Duration::from_millis(ms));
+        }
+        config
     }
 
     /// Binds the host and port, with a clear error when the port is taken or the address is
@@ -292,6 +383,11 @@ pub fn base_url(addr: SocketAddr) -> String {
     }
 }
 
+/// The server's default limits.
+fn limits() -> Limits {
+    Server::new().limits()
+}
+
 fn saturating_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
@@ -301,9 +397,15 @@ fn with_default(text: &str, default: impl Display) -> String {
     format!("{text} [default: {default}]")
 }
 
+/// A duration as a number of seconds.
+fn secs(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+const MIB: usize = 1024 * 1024;
+
 /// A number of bytes, with its size in MiB when it is a whole number of them.
 fn bytes(n: usize) -> String {
-    const MIB: usize = 1024 * 1024;
     if n >= MIB && n % MIB == 0 {
         format!("{n} = {} MiB", n / MIB)
     } else {
@@ -351,6 +453,67 @@ fn parse_origin(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    fn parse(flags: &[&str]) -> ServerArgs {
+        Cli::parse_from(std::iter::once("jamsocket").chain(flags.iter().copied())).args
+    }
+
+    #[test]
+    fn without_flags_the_libraries_defaults_apply() {
+        let args = parse(&[]);
+        let (server, default) = (args.server(), Server::new());
+        assert_eq!(server.port(), default.port());
+        assert_eq!(server.heartbeat_interval(), default.heartbeat_interval());
+        assert_eq!(server.heartbeat_timeout(), default.heartbeat_timeout());
+        assert_eq!(server.shutdown_grace(), default.shutdown_grace());
+        // The room table is as large as the guest pool.
+        let mut limits = default.limits();
+        limits.max_rooms = WasmHostConfig::default().max_rooms() as usize;
+        assert_eq!(server.limits(), limits);
+        assert_eq!(args.host_config(), WasmHostConfig::default());
+    }
+
+    #[test]
+    fn flags_reach_the_builders() {
+        let args = parse(&[
+            "--port=9000",
+            "--heartbeat-interval-secs=7",
+            "--heartbeat-timeout-secs=70",
+            "--shutdown-grace-secs=2",
+            "--max-message-bytes=100",
+            "--max-clients-per-room=3",
+            "--max-rooms=20",
+            "--outbound-queue-messages=4",
+            "--max-messages-per-sec=50",
+            "--guest-memory-mib=16",
+            "--guest-cpu-ms-per-call=200",
+        ]);
+        let server = args.server();
+        assert_eq!(server.port(), 9000);
+        assert_eq!(server.heartbeat_interval(), Duration::from_secs(7));
+        assert_eq!(server.heartbeat_timeout(), Duration::from_secs(70));
+        assert_eq!(server.shutdown_grace(), Duration::from_secs(2));
+        let limits = server.limits();
+        assert_eq!(limits.max_message_bytes, 100);
+        assert_eq!(limits.max_clients_per_room, 3);
+        assert_eq!(limits.max_rooms, 20);
+        assert_eq!(limits.outbound_queue_messages, 4);
+        assert_eq!(limits.max_messages_per_sec, Some(50));
+        let config = args.host_config();
+        assert_eq!(config.max_rooms(), 20);
+        assert_eq!(config.max_memory_bytes(), 16 * MIB);
+        assert_eq!(config.cpu_time_per_call(), Duration::from_millis(200));
+
+        let unlimited = parse(&["--max-messages-per-sec=0"]).server().limits();
+        assert_eq!(unlimited.max_messages_per_sec, None);
+    }
 
     #[test]
     fn proxies_are_addresses_or_networks() {
