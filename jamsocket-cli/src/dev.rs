@@ -6,7 +6,7 @@ use crate::module_slot::ModuleSlot;
 use crate::serve::{load_module, raise_file_limit};
 use crate::server_args::{base_url, ServerArgs};
 use anyhow::{Context, Result};
-use jamsocket_server::RunningServer;
+use jamsocket_server::{shutdown_signal, RunningServer};
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,7 +66,7 @@ pub fn run(mut args: DevArgs) -> Result<()> {
         .build()?;
     runtime.block_on(async {
         if args.no_watch {
-            wait_for_signal().await
+            Ok(shutdown_signal().await?)
         } else {
             let reload = Reloader {
                 project: &project,
@@ -76,7 +76,7 @@ pub fn run(mut args: DevArgs) -> Result<()> {
             };
             tokio::select! {
                 result = reload.watch(&dir) => result,
-                result = wait_for_signal() => result,
+                result = shutdown_signal() => Ok(result?),
             }
         }
     })?;
@@ -161,14 +161,4 @@ fn is_source(path: &Path) -> bool {
         || name.ends_with(".tmp");
     let built = path.components().any(|c| c.as_os_str() == "target");
     !(temporary || built)
-}
-
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
-    }
-    Ok(())
 }
