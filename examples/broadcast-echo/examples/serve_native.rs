@@ -8,13 +8,15 @@
 //! `MAX_MESSAGE_BYTES`, `MAX_FRAMES_PER_SEC` and `MAX_BYTES_PER_SEC` raise those limits (the
 //! WebSocket conformance run, `.ci/autobahn.sh`, sends 16 MiB messages in 64-byte fragments).
 //!
-//! Stop it with Ctrl-C (or SIGTERM): every client gets close 1001.
+//! It logs `Jamsocket listening on http://0.0.0.0:8080` (`RUST_LOG` filters the log; default
+//! `info`). Stop it with Ctrl-C (or SIGTERM): every client gets close 1001.
 
 use broadcast_echo::BroadcastEcho;
 use jamsocket_server::Server;
 use std::str::FromStr;
 
 fn main() -> std::io::Result<()> {
+    init_logging();
     let mut server = Server::new();
     if let Some(port) = setting("PORT")? {
         server = server.with_port(port);
@@ -40,4 +42,12 @@ fn setting<T: FromStr>(name: &str) -> std::io::Result<Option<T>> {
         .parse()
         .map(Some)
         .map_err(|_| std::io::Error::other(format!("{name}=`{value}` is not a number")))
+}
+
+/// Prints the server's log (where it listens, refusals, failures) to stdout; `RUST_LOG`
+/// filters it (default `info`). The server library leaves logging to the program.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
 }

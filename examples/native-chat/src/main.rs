@@ -9,8 +9,9 @@
 //! ws.send('hello');         // everyone sees "ada: hello"
 //! ```
 //!
-//! Joining and leaving are announced ("* user2 joined", "* ada left"). Set `PORT` to listen
-//! elsewhere.
+//! Joining and leaving are announced ("* user2 joined", "* ada left"). The server logs
+//! `Jamsocket listening on http://0.0.0.0:8080` (`RUST_LOG` filters the log; default `info`).
+//! Set `PORT` to listen elsewhere.
 
 use jamsocket::{ClientId, JamsocketContext, MessageRecipient, SimpleJamsocketService};
 use std::collections::HashMap;
@@ -79,6 +80,7 @@ impl SimpleJamsocketService for ChatRoom {
 }
 
 fn main() -> std::io::Result<()> {
+    init_logging();
     let port = match std::env::var("PORT") {
         Ok(port) => port
             .parse()
@@ -88,4 +90,12 @@ fn main() -> std::io::Result<()> {
     jamsocket_server::Server::new()
         .with_port(port)
         .serve_default::<ChatRoom>()
+}
+
+/// Prints the server's log (where it listens, refusals, failures) to stdout; `RUST_LOG`
+/// filters it (default `info`). The server library leaves logging to the program.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
 }

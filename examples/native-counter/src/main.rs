@@ -8,7 +8,8 @@
 //! ws.send('increment');   // every client in room 1 logs "new value: 1"
 //! ```
 //!
-//! `http://localhost:8080/status` answers `ok`. Set `PORT` to listen elsewhere.
+//! It logs `Jamsocket listening on http://0.0.0.0:8080` (`RUST_LOG` filters the log; default
+//! `info`), and `http://localhost:8080/status` answers `ok`. Set `PORT` to listen elsewhere.
 
 use jamsocket::{ClientId, JamsocketContext, MessageRecipient, SimpleJamsocketService};
 
@@ -34,6 +35,7 @@ impl SimpleJamsocketService for SharedCounterServer {
 }
 
 fn main() -> std::io::Result<()> {
+    init_logging();
     match std::env::var("PORT") {
         Ok(port) => {
             let port = port.parse().map_err(|_| {
@@ -45,4 +47,12 @@ fn main() -> std::io::Result<()> {
         }
         Err(_) => jamsocket_server::serve::<SharedCounterServer>(),
     }
+}
+
+/// Prints the server's log (where it listens, refusals, failures) to stdout; `RUST_LOG`
+/// filters it (default `info`). The server library leaves logging to the program.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
 }
