@@ -32,7 +32,7 @@ pub fn run(args: NewArgs) -> Result<()> {
         ("Cargo.toml", cargo_toml(&name)),
         ("jamsocket.toml", JAMSOCKET_TOML.to_string()),
         ("src/lib.rs", LIB_RS.to_string()),
-        ("static/index.html", INDEX_HTML.replace("{name}", &name)),
+        ("static/index.html", INDEX_HTML.replace(PAGE_TITLE, &name)),
         (".gitignore", "/target\n".to_string()),
     ];
     for (file, contents) in files {
@@ -92,56 +92,24 @@ strip = true
     )
 }
 
-const JAMSOCKET_TOML: &str = r#"# Settings for `jamsocket dev`; command-line flags override them.
-static = "static"
-# rooms = "implicit"          # implicit | api | uuid | short[N]
-# shutdown-policy = "60sec"   # never | immediate | <n>sec
-# port = 8080
-"#;
+// The service, its settings and its page are examples/counter-service's own files, so the
+// example is exactly what a new project gets and its tests (the browser test drives the page)
+// cover the template too. Only the manifest differs: it names the package and finds
+// jamsocket-wasm from wherever the project is.
+const JAMSOCKET_TOML: &str = include_str!("../../examples/counter-service/jamsocket.toml");
+const LIB_RS: &str = include_str!("../../examples/counter-service/src/lib.rs");
+const INDEX_HTML: &str = include_str!("../../examples/counter-service/static/index.html");
+/// The example page's title and heading; a new project's page shows its package name there.
+const PAGE_TITLE: &str = "Shared counter";
 
-const LIB_RS: &str = r#"//! A shared counter: every client of a room sees the same value.
-//!
-//! Serve it with `jamsocket dev`, open http://localhost:8080/ and click the buttons.
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-use jamsocket_wasm::prelude::*;
-
-#[jamsocket_wasm]
-struct SharedCounterServer(i32);
-
-impl SimpleJamsocketService for SharedCounterServer {
-    fn new(_: &str, _: &impl JamsocketContext) -> Self {
-        SharedCounterServer(0)
-    }
-
-    fn connect(&mut self, client: ClientId, ctx: &impl JamsocketContext) {
-        ctx.send_message(client, &format!("new value: {}", self.0));
-    }
-
-    fn message(&mut self, _: ClientId, message: &str, ctx: &impl JamsocketContext) {
-        match message {
-            "increment" => self.0 += 1,
-            "decrement" => self.0 -= 1,
-            _ => (),
-        }
-        ctx.send_message(MessageRecipient::Broadcast, &format!("new value: {}", self.0));
+    #[test]
+    fn the_page_shows_the_package_name() {
+        let page = INDEX_HTML.replace(PAGE_TITLE, "my-service");
+        assert!(page.contains("<title>my-service</title>"), "{page}");
+        assert!(page.contains("<h1>my-service</h1>"), "{page}");
     }
 }
-"#;
-
-const INDEX_HTML: &str = r#"<!doctype html>
-<html lang="en">
-<meta charset="utf-8">
-<title>{name}</title>
-<h1>{name}</h1>
-<p>Value: <output id="value">…</output></p>
-<button id="decrement">−</button> <button id="increment">+</button>
-<script>
-  const room = new URLSearchParams(location.search).get("room") || "default";
-  const ws = new WebSocket(`ws://${location.host}/ws/${encodeURIComponent(room)}`);
-  ws.onmessage = (e) => { document.getElementById("value").textContent = e.data.replace("new value: ", ""); };
-  for (const action of ["increment", "decrement"]) {
-    document.getElementById(action).onclick = () => ws.send(action);
-  }
-</script>
-</html>
-"#;

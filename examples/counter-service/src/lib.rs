@@ -1,9 +1,10 @@
-//! A counter shared by everyone in a room.
+//! A counter shared by everyone in a room: the service `jamsocket new` creates.
 //!
-//! Run it with `jamsocket dev examples/counter-service` and open http://localhost:8080/ in two
-//! browser tabs (add `?room=name` to pick a room): a click in one updates both. Or connect two
-//! WebSocket clients to `ws://localhost:8080/ws/my-room`: each gets `new value: N` on joining,
-//! and both receive `new value: N` whenever either sends `increment` or `decrement`.
+//! Serve it with `jamsocket dev` in this crate's folder (`jamsocket dev examples/counter-service`
+//! from the Jamsocket repository) and open http://localhost:8080/ in two browser tabs (add
+//! `?room=name` to pick a room): a click in one updates both. Or connect two WebSocket clients to
+//! `ws://localhost:8080/ws/my-room`: each gets `new value: N` on joining, and both receive
+//! `new value: N` whenever either sends `increment` or `decrement`.
 
 use jamsocket_wasm::prelude::*;
 

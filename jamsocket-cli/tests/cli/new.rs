@@ -14,6 +14,21 @@ async fn new_scaffolds_a_service_that_dev_serves_at_once() {
     ] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
+    // The counter is written once: a new project is examples/counter-service with its own
+    // manifest, and the page shows the package name where the example's says "Shared counter".
+    let example = workspace_root().join("examples/counter-service");
+    let read = |dir: &std::path::Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    for file in ["src/lib.rs", "jamsocket.toml"] {
+        assert_eq!(
+            read(&dir, file),
+            read(&example, file),
+            "{file} differs from the example's"
+        );
+    }
+    assert_eq!(
+        read(&dir, "static/index.html"),
+        read(&example, "static/index.html").replace("Shared counter", "my-service")
+    );
     let dev = Running::start(&["dev", dir.to_str().unwrap(), "--port", "0", "--no-watch"]);
     let (status, page) = dev.http_get("/");
     assert_eq!(status, 200);
