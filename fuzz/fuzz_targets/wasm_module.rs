@@ -17,7 +17,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use jamsocket::abi::{exports, ABI_VERSION};
 use jamsocket::{ClientId, JamsocketService, JamsocketServiceFactory, ServiceError};
-use jamsocket_fuzz::{block_on, Recorder};
+use jamsocket_fuzz::{abi_imports_wat, block_on, Recorder};
 use jamsocket_wasm_host::{WasmHostConfig, WasmHostError, WasmHostFactory};
 use libfuzzer_sys::fuzz_target;
 use std::convert::Infallible;
@@ -49,21 +49,24 @@ const EXPORTS: &str = r#"(module
   (func (export "jamsocket_timer") unreachable))"#;
 
 /// The imports generated modules may use: the host's own and some WASI functions.
-const IMPORTS: &str = r#"(module
-  (import "jamsocket" "send_message" (func (param i32 i32 i32)))
-  (import "jamsocket" "send_binary" (func (param i32 i32 i32)))
-  (import "jamsocket" "set_timer" (func (param i32)))
+fn imports() -> String {
+    format!(
+        r#"(module
+  {}
   (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "random_get" (func (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func (param i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))))"#;
+  (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))))"#,
+        abi_imports_wat()
+    )
+}
 
 /// A small valid module shaped like a guest, from `u`.
 fn generated_guest(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
     let mut smith = wasm_smith::Config {
         exports: Some(wat::parse_str(EXPORTS).expect("EXPORTS")),
-        available_imports: Some(wat::parse_str(IMPORTS).expect("IMPORTS")),
+        available_imports: Some(wat::parse_str(imports()).expect("imports()")),
         max_funcs: 16,
         // Besides the exported `memory`, which the template adds: the host allows one.
         max_memories: 0,

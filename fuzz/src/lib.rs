@@ -2,6 +2,7 @@
 
 pub mod program_guest;
 
+use jamsocket::abi::{imports, IMPORT_MODULE};
 use jamsocket::RecordingContext;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -20,4 +21,23 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
                 .expect("a tokio runtime")
         })
         .block_on(future)
+}
+
+/// The WAT import of every function of `jamsocket::abi::imports`, one per line, each with its
+/// signature from `imports::FUNCTIONS` and named after the import (`$send_message`).
+pub fn abi_imports_wat() -> String {
+    let i32s = |kind: &str, count: usize| match count {
+        0 => String::new(),
+        _ => format!(" ({kind}{})", " i32".repeat(count)),
+    };
+    imports::FUNCTIONS
+        .iter()
+        .map(|&(name, params, results)| {
+            format!(
+                "(import \"{IMPORT_MODULE}\" \"{name}\" (func ${name}{}{}))\n",
+                i32s("param", params),
+                i32s("result", results)
+            )
+        })
+        .collect()
 }

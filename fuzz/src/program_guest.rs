@@ -15,7 +15,7 @@
 //! Records are read from guest memory as they run, so a store can rewrite the rest of the
 //! program. The program has no loops, so a call cannot hang.
 
-use jamsocket::abi::{decode_recipient, exports, imports, ABI_VERSION, IMPORT_MODULE};
+use jamsocket::abi::{decode_recipient, exports, imports, ABI_VERSION};
 use jamsocket::MessageRecipient;
 use jamsocket_wasm_host::GuestFailure;
 
@@ -51,9 +51,7 @@ pub fn wat() -> String {
         .collect();
     format!(
         r#"(module
-  (import "{IMPORT_MODULE}" "{send_message}" (func $send_message (param i32 i32 i32)))
-  (import "{IMPORT_MODULE}" "{send_binary}" (func $send_binary (param i32 i32 i32)))
-  (import "{IMPORT_MODULE}" "{set_timer}" (func $set_timer (param i32)))
+  {imports}
   (memory (export "{memory}") 1)
   {data}
   (func (export "{abi_version}") (result i32) i32.const {ABI_VERSION})
@@ -101,9 +99,7 @@ pub fn wat() -> String {
         (local.set $at (i32.add (local.get $at) (i32.const {RECORD})))
         (br $next))))
 )"#,
-        send_message = imports::SEND_MESSAGE,
-        send_binary = imports::SEND_BINARY,
-        set_timer = imports::SET_TIMER,
+        imports = crate::abi_imports_wat(),
         memory = exports::MEMORY,
         abi_version = exports::ABI_VERSION,
         buffer = exports::BUFFER,

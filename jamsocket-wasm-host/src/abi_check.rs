@@ -1,9 +1,9 @@
 //! Load-time checks of a module's exports and imports against `jamsocket::abi`.
 
 use crate::guest_limiter::GuestLimiter;
-use crate::imports::{SIGNATURES, WASI_MODULE};
+use crate::imports::WASI_MODULE;
 use crate::{WasmHostConfig, WasmHostError};
-use jamsocket::abi::{exports, IMPORT_MODULE};
+use jamsocket::abi::{exports, imports, IMPORT_MODULE};
 use wasmtime::{Engine, ExternType, FuncType, Linker, Module, Store, ValType};
 
 /// Checks that `jamsocket_abi_version` is exported as `() -> i32`; it is called before the
@@ -106,8 +106,8 @@ fn check_function_export(
     }
 }
 
-/// Checks the module's imports: `jamsocket` functions must be those of `jamsocket::abi` with
-/// their signatures; other imports must come from WASI preview 1 (whose names the linker
+/// Checks the module's imports: `jamsocket` functions must be those of `imports::FUNCTIONS`
+/// with their signatures; other imports must come from WASI preview 1 (whose names the linker
 /// checks).
 pub(crate) fn check_imports(module: &Module, name: &str) -> Result<(), WasmHostError> {
     for import in module.imports() {
@@ -118,7 +118,7 @@ pub(crate) fn check_imports(module: &Module, name: &str) -> Result<(), WasmHostE
         };
         match import.module() {
             IMPORT_MODULE => {
-                let (_, params, results) = SIGNATURES
+                let (_, params, results) = imports::FUNCTIONS
                     .iter()
                     .find(|(known, ..)| *known == import.name())
                     .ok_or_else(unknown)?;
@@ -143,7 +143,8 @@ pub(crate) fn check_imports(module: &Module, name: &str) -> Result<(), WasmHostE
     Ok(())
 }
 
-fn is_i32_signature(func: &FuncType, params: usize, results: usize) -> bool {
+/// Whether `func` takes `params` and returns `results` values, all `i32`.
+pub(crate) fn is_i32_signature(func: &FuncType, params: usize, results: usize) -> bool {
     let all_i32 = |mut types: Box<dyn ExactSizeIterator<Item = ValType> + '_>, count| {
         types.len() == count && types.all(|ty| matches!(ty, ValType::I32))
     };

@@ -1,5 +1,6 @@
 //! Per-call budgets: CPU time (counted on epoch ticks) and bytes sent.
 
+use crate::lock::lock;
 use crate::GuestFailure;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,12 +48,6 @@ impl CpuBudget {
             }),
         ))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Bytes sent by the current call.

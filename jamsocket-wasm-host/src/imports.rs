@@ -11,14 +11,8 @@ use wasmtime::{Caller, Linker};
 /// The WASI preview 1 module name.
 pub(crate) const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
-/// Every `jamsocket` import with its parameter count (all `i32`) and result count.
-pub(crate) const SIGNATURES: [(&str, usize, usize); 3] = [
-    (imports::SEND_MESSAGE, 3, 0),
-    (imports::SEND_BINARY, 3, 0),
-    (imports::SET_TIMER, 1, 0),
-];
-
-/// Adds WASI preview 1 (async) and the `jamsocket` imports to `linker`.
+/// Adds WASI preview 1 (async) and the `jamsocket` imports to `linker`: the functions of
+/// [`imports::FUNCTIONS`], with the signatures it lists (a unit test checks them).
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p1::add_to_linker_async(linker, |state: &mut HostState| &mut state.wasi)?;
 
@@ -120,8 +114,28 @@ mod tests {
     }
 
     #[test]
-    fn every_abi_import_has_a_signature() {
-        let names: Vec<&str> = SIGNATURES.iter().map(|(name, ..)| *name).collect();
-        assert_eq!(names, imports::ALL);
+    fn the_linker_defines_every_abi_import_with_its_signature() {
+        let engine = wasmtime::Engine::default();
+        let mut linker = Linker::new(&engine);
+        add_to_linker(&mut linker).unwrap();
+        let state = HostState::new(
+            std::sync::Arc::from("room"),
+            Box::new(jamsocket::RecordingContext::default()),
+            &crate::WasmHostConfig::default(),
+        );
+        let mut store = wasmtime::Store::new(&engine, state);
+        for (name, params, results) in imports::FUNCTIONS {
+            let import = linker.get(&mut store, IMPORT_MODULE, name).unwrap();
+            let ty = import.into_func().expect("a function").ty(&store);
+            assert!(
+                crate::abi_check::is_i32_signature(&ty, params, results),
+                "{name}: {ty}"
+            );
+        }
+        let defined = linker
+            .iter(&mut store)
+            .filter(|(module, ..)| *module == IMPORT_MODULE)
+            .count();
+        assert_eq!(defined, imports::FUNCTIONS.len());
     }
 }

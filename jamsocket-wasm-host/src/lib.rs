@@ -62,6 +62,8 @@
 //! current-thread runtime (with `spawn_local`), a long guest call yields every time slice and
 //! other rooms on the thread keep running. See the README for the ABI, limits and defaults.
 
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
 mod abi_check;
 mod call_budget;
 mod config;
@@ -73,6 +75,7 @@ mod guest_limiter;
 mod guest_log;
 mod host_state;
 mod imports;
+mod lock;
 mod output_budget;
 mod wasm_host;
 mod wasm_host_factory;

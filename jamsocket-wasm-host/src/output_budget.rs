@@ -2,6 +2,7 @@
 //! stderr share, and the count of lines it dropped.
 
 use crate::guest_log::TARGET;
+use crate::lock::lock;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,7 @@ impl OutputBudget {
     /// Whether the next line may be logged. If so, first logs the summary of lines dropped
     /// before it, if one is due.
     pub(crate) fn admit_line(&self) -> bool {
-        let admission = self.lock().admit(Instant::now());
+        let admission = lock(&self.bucket).admit(Instant::now());
         match admission {
             Admission::Log { dropped_before } => {
                 self.log_dropped(dropped_before);
@@ -60,17 +61,11 @@ impl OutputBudget {
             "{dropped} lines of guest output dropped (rate limit: {lines_per_sec} lines/s)"
         );
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
-        self.bucket
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 impl Drop for OutputBudget {
     fn drop(&mut self) {
-        let dropped = self.lock().take_dropped();
+        let dropped = lock(&self.bucket).take_dropped();
         self.log_dropped(dropped);
     }
 }

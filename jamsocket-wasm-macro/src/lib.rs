@@ -34,6 +34,8 @@
 //! A module can export one service: a second `#[jamsocket_wasm]` in the same crate makes the
 //! `wasm32` link fail with duplicate symbols.
 
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
 use proc_macro::TokenStream;
 use proc_macro2::{Ident, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};

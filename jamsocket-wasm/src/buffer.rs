@@ -5,22 +5,17 @@
 //! across calls. Input is only ever read through that `Vec`: a `(ptr, len)` outside it is
 //! rejected rather than dereferenced, so no pointer from the host is trusted.
 
-use std::sync::{Mutex, MutexGuard};
+use crate::lock::lock;
+use std::sync::Mutex;
 
 static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 /// Above this capacity, a much smaller request gives memory back.
 const SHRINK_ABOVE: usize = 1 << 20;
 
-fn lock() -> MutexGuard<'static, Vec<u8>> {
-    BUFFER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The address of a buffer of `len` bytes, valid until the next call (`jamsocket_buffer`).
 pub fn buffer(len: u32) -> u32 {
-    let mut buffer = lock();
+    let mut buffer = lock(&BUFFER);
     let len = len as usize;
     if buffer.capacity() > SHRINK_ABOVE && len < buffer.capacity() / 4 {
         buffer.truncate(len);
@@ -49,7 +44,7 @@ pub(crate) fn with_input<R>(ptr: u32, len: u32, f: impl FnOnce(&[u8]) -> R) -> R
         return Ok(f(&[]));
     }
     // Take the buffer out while `f` runs, so nothing `f` does can observe or reenter the lock.
-    let mut buffer = std::mem::take(&mut *lock());
+    let mut buffer = std::mem::take(&mut *lock(&BUFFER));
     let base = address(&mut buffer);
     let input = ptr
         .checked_sub(base)
@@ -65,27 +60,26 @@ pub(crate) fn with_input<R>(ptr: u32, len: u32, f: impl FnOnce(&[u8]) -> R) -> R
                 buffer.len()
             )
         });
-    *lock() = buffer;
+    *lock(&BUFFER) = buffer;
     input
 }
 
 /// Helpers for tests that use the process-wide buffer.
 #[cfg(test)]
 pub(crate) mod tests_support {
+    use crate::lock::lock;
     use std::sync::{Mutex, MutexGuard};
 
     static SERIAL: Mutex<()> = Mutex::new(());
 
     /// Tests that use the buffer hold this, so they do not run at the same time.
     pub(crate) fn serial() -> MutexGuard<'static, ()> {
-        SERIAL
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&SERIAL)
     }
 
     /// Writes into the buffer the way a host does (after `buffer(bytes.len())`).
     pub(crate) fn write(bytes: &[u8]) {
-        super::lock().copy_from_slice(bytes);
+        lock(&super::BUFFER).copy_from_slice(bytes);
     }
 }
 
@@ -100,7 +94,7 @@ mod tests {
         assert_eq!(with_input(12345, 0, |b| b.len()), Ok(0));
 
         let ptr = buffer(5);
-        lock().copy_from_slice(b"hello");
+        lock(&BUFFER).copy_from_slice(b"hello");
         assert_eq!(with_input(ptr, 5, |b| b.to_vec()), Ok(b"hello".to_vec()));
         assert_eq!(
             with_input(ptr.wrapping_add(1), 3, |b| b.to_vec()),
@@ -125,6 +119,6 @@ mod tests {
         let ptr = buffer(big);
         assert_eq!(with_input(ptr, big, |b| b.len()), Ok(big as usize));
         buffer(10);
-        assert!(lock().capacity() < SHRINK_ABOVE);
+        assert!(lock(&BUFFER).capacity() < SHRINK_ABOVE);
     }
 }

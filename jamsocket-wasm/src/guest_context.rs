@@ -3,6 +3,10 @@
 use jamsocket::abi::encode_recipient;
 use jamsocket::{JamsocketContext, MessageRecipient};
 
+// On `wasm32` the context calls the host's imports; elsewhere, the recorder in `mod host` below.
+#[cfg(target_arch = "wasm32")]
+use crate::imports as host;
+
 /// The [`JamsocketContext`] of a service running as a WebAssembly guest.
 ///
 /// On `wasm32` every call goes straight to the host (imports of module
@@ -22,36 +26,6 @@ impl JamsocketContext for GuestContext {
 
     fn set_timer(&self, ms_delay: u32) {
         host::set_timer(ms_delay);
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-mod host {
-    // The names are those of `jamsocket::abi::imports` (attributes cannot name a constant);
-    // the host's tests compare every built example's imports with that module.
-    #[link(wasm_import_module = "jamsocket")]
-    unsafe extern "C" {
-        #[link_name = "send_message"]
-        fn send_message_import(recipient: u32, ptr: *const u8, len: usize);
-        #[link_name = "send_binary"]
-        fn send_binary_import(recipient: u32, ptr: *const u8, len: usize);
-        #[link_name = "set_timer"]
-        fn set_timer_import(ms_delay: u32);
-    }
-
-    pub(super) fn send_message(recipient: u32, message: &[u8]) {
-        // SAFETY: the host only reads `len` bytes at `ptr`, which `message` covers.
-        unsafe { send_message_import(recipient, message.as_ptr(), message.len()) }
-    }
-
-    pub(super) fn send_binary(recipient: u32, message: &[u8]) {
-        // SAFETY: as above.
-        unsafe { send_binary_import(recipient, message.as_ptr(), message.len()) }
-    }
-
-    pub(super) fn set_timer(ms_delay: u32) {
-        // SAFETY: takes no pointer.
-        unsafe { set_timer_import(ms_delay) }
     }
 }
 

@@ -58,8 +58,12 @@
 //! lossily: invalid sequences become U+FFFD. A handler called before `jamsocket_initialize`
 //! panics, which traps the instance.
 
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
 mod buffer;
 mod guest_context;
+mod imports;
+mod lock;
 pub mod prelude;
 mod service_cell;
 

@@ -2,11 +2,13 @@
 
 use crate::buffer::with_input;
 use crate::guest_context::GuestContext;
+use crate::lock::lock;
 use jamsocket::{ClientId, SimpleJamsocketService};
 use std::borrow::Cow;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// Holds the one service instance of a module (a `static` emitted by `#[jamsocket_wasm]`).
+#[derive(Debug)]
 pub struct ServiceCell<S>(Mutex<Option<S>>);
 
 impl<S> ServiceCell<S> {
@@ -16,17 +18,11 @@ impl<S> ServiceCell<S> {
         ServiceCell(Mutex::new(None))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<S>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Runs `f` on the service. Panics (which traps the instance) if the host calls a handler
     /// before `jamsocket_initialize`: that is a host bug, and silently dropping the event would
     /// hide it.
     fn with(&self, export: &str, f: impl FnOnce(&mut S)) {
-        let mut service = self.lock();
+        let mut service = lock(&self.0);
         match service.as_mut() {
             Some(service) => f(service),
             None => panic!("`{export}` was called before `jamsocket_initialize`"),
@@ -58,7 +54,7 @@ pub fn initialize<S: SimpleJamsocketService>(cell: &ServiceCell<S>, room_ptr: u3
     let service = input("jamsocket_initialize", room_ptr, room_len, |room_id| {
         S::new(&text(room_id), &GuestContext)
     });
-    *cell.lock() = Some(service);
+    *lock(&cell.0) = Some(service);
 }
 
 /// `jamsocket_connect`

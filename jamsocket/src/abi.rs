@@ -40,8 +40,10 @@ pub mod imports {
     pub const SEND_BINARY: &str = "send_binary";
     /// `(ms_delay: i32)`: replace the room's pending timer.
     pub const SET_TIMER: &str = "set_timer";
-    /// Every import, in the order above.
-    pub const ALL: [&str; 3] = [SEND_MESSAGE, SEND_BINARY, SET_TIMER];
+    /// Every function import with its parameter count and result count (all `i32`), in the
+    /// order above.
+    pub const FUNCTIONS: [(&str, usize, usize); 3] =
+        [(SEND_MESSAGE, 3, 0), (SEND_BINARY, 3, 0), (SET_TIMER, 1, 0)];
 }
 
 /// Names of the functions a guest exports.
@@ -64,7 +66,7 @@ pub mod exports {
     pub const TIMER: &str = "jamsocket_timer";
     /// The guest's linear memory.
     pub const MEMORY: &str = "memory";
-    /// Every function export with its parameter count and result count.
+    /// Every function export with its parameter count and result count (all `i32`).
     pub const FUNCTIONS: [(&str, usize, usize); 8] = [
         (ABI_VERSION, 0, 1),
         (BUFFER, 1, 1),

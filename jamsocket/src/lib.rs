@@ -51,6 +51,8 @@
 //! a long-running WebAssembly guest and close a room whose service failed.
 //! [`SimpleJamsocketService`] is unchanged, so services written for 0.1 compile as they are.
 
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
 pub mod abi;
 mod client_id;
 mod context;

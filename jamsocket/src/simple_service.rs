@@ -26,6 +26,7 @@ pub trait SimpleJamsocketService: Send + 'static {
 }
 
 /// A [`SimpleJamsocketService`] together with its context: a [`JamsocketService`].
+#[derive(Debug)]
 pub struct WrappedJamsocketService<S, C> {
     model: S,
     context: C,
@@ -84,6 +85,15 @@ impl<S> Default for SimpleJamsocketServiceFactory<S> {
         SimpleJamsocketServiceFactory {
             _service: PhantomData,
         }
+    }
+}
+
+impl<S> std::fmt::Debug for SimpleJamsocketServiceFactory<S> {
+    /// Names the service type, which need not implement `Debug` itself.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimpleJamsocketServiceFactory")
+            .field("service", &std::any::type_name::<S>())
+            .finish()
     }
 }
 

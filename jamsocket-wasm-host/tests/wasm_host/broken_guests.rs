@@ -2,6 +2,7 @@
 //! the room, the export and the cause, and the room refuses later calls.
 
 use crate::common::{guest_failure, room, within, Recorder, WatGuest};
+use jamsocket::abi::imports;
 use jamsocket::{ClientId, JamsocketService, JamsocketServiceFactory, ServiceError};
 use jamsocket_wasm_host::{GuestFailure, WasmHost, WasmHostError};
 use wasmtime::Trap;
@@ -84,7 +85,7 @@ async fn pointers_outside_guest_memory_are_refused() {
         // One byte past the end.
         ("(i32.const 65535)", "(i32.const 2)", 65_535, 2),
     ];
-    for import in ["send_message", "send_binary"] {
+    for import in [imports::SEND_MESSAGE, imports::SEND_BINARY] {
         for (ptr, len, ptr_value, len_value) in cases {
             let body = format!("(call ${import} (i32.const 0) {ptr} {len})");
             let factory = WatGuest::default()
@@ -95,11 +96,7 @@ async fn pointers_outside_guest_memory_are_refused() {
             assert_eq!(
                 guest_failure(&error, "pointer-room", "jamsocket_message"),
                 GuestFailure::OutOfBounds {
-                    import: if import == "send_message" {
-                        "send_message"
-                    } else {
-                        "send_binary"
-                    },
+                    import,
                     ptr: ptr_value,
                     len: len_value,
                     memory_size: 65_536,

@@ -1,6 +1,7 @@
 //! Load-time checks: every module is checked against `jamsocket::abi` before any room exists.
 
 use crate::common::{example_wasm, test_config, WatGuest};
+use jamsocket::abi::{imports, IMPORT_MODULE};
 use jamsocket_wasm_host::{WasmHostConfig, WasmHostError, WasmHostFactory};
 use std::time::Duration;
 
@@ -175,8 +176,10 @@ fn unknown_imports_are_named() {
 
 #[test]
 fn a_wrong_import_signature_is_named() {
-    let mut guest = WatGuest::default();
-    guest = guest.import(r#"(import "jamsocket" "set_timer" (func $timer2 (param i64)))"#);
+    let set_timer = imports::SET_TIMER;
+    let guest = WatGuest::default().import(&format!(
+        r#"(import "{IMPORT_MODULE}" "{set_timer}" (func $timer2 (param i64)))"#
+    ));
     let error = load_error(guest);
     match &error {
         WasmHostError::ImportSignature {
@@ -185,7 +188,7 @@ fn a_wrong_import_signature_is_named() {
             found,
             ..
         } => {
-            assert_eq!(name, "set_timer");
+            assert_eq!(name, set_timer);
             assert_eq!(expected, "a function (i32) -> ()");
             assert_eq!(found, "a function (i64) -> ()");
         }

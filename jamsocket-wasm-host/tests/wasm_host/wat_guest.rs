@@ -1,10 +1,12 @@
 //! Hand-written guests, for testing what real guests should never do.
 
 use crate::common::test_config;
+use jamsocket::abi::{imports, IMPORT_MODULE};
 use jamsocket_wasm_host::{WasmHostConfig, WasmHostError, WasmHostFactory};
 
-/// A hand-written guest implementing the ABI, with replaceable parts. By default it answers
-/// every text message with `ok` to the sender, and does nothing else.
+/// A hand-written guest implementing the ABI, with replaceable parts. By default it imports
+/// every function of `jamsocket::abi::imports` (each callable as `$<name>`, e.g.
+/// `$send_message`), answers every text message with `ok` to the sender, and does nothing else.
 pub struct WatGuest {
     imports: Vec<String>,
     memory: String,
@@ -43,18 +45,31 @@ impl Default for WatGuest {
         .map(|(name, signature, body)| (name, signature.to_string(), body.to_string()))
         .to_vec();
         WatGuest {
-            imports: vec![
-                r#"(import "jamsocket" "send_message" (func $send_message (param i32 i32 i32)))"#
-                    .to_string(),
-                r#"(import "jamsocket" "send_binary" (func $send_binary (param i32 i32 i32)))"#
-                    .to_string(),
-                r#"(import "jamsocket" "set_timer" (func $set_timer (param i32)))"#.to_string(),
-            ],
+            imports: abi_imports(),
             memory: r#"(memory (export "memory") 1)"#.to_string(),
             functions,
             extra: vec![r#"(data (i32.const 16) "ok")"#.to_string()],
         }
     }
+}
+
+/// The WAT import of every function of `jamsocket::abi::imports`, with its signature from
+/// `imports::FUNCTIONS`, named after the import.
+fn abi_imports() -> Vec<String> {
+    let i32s = |kind: &str, count: usize| match count {
+        0 => String::new(),
+        _ => format!(" ({kind}{})", " i32".repeat(count)),
+    };
+    imports::FUNCTIONS
+        .iter()
+        .map(|&(name, params, results)| {
+            format!(
+                r#"(import "{IMPORT_MODULE}" "{name}" (func ${name}{}{}))"#,
+                i32s("param", params),
+                i32s("result", results)
+            )
+        })
+        .collect()
 }
 
 impl WatGuest {
