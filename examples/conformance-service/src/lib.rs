@@ -1,8 +1,8 @@
 //! The service the server's integration tests drive, natively and as WebAssembly.
 //!
-//! `jamsocket-server`'s tests serve it as native Rust; `jamsocket-cli`'s `wasm_conformance`
-//! tests run the same test files against its `wasm32-wasip1` build, so native and WebAssembly
-//! rooms are held to one behaviour. Try it with `jamsocket dev examples/conformance-service`.
+//! The tests in `jamsocket-test-suite` are instantiated twice: `jamsocket-server`'s tests serve
+//! it as native Rust, `jamsocket-cli`'s `wasm_conformance` tests its `wasm32-wasip1` build, so
+//! native and WebAssembly rooms are held to one behaviour. Try it with `jamsocket dev examples/conformance-service`.
 //!
 //! What its messages ask for:
 //! - `to:<id>:<text>` sends text to one client, `all:<text>` broadcasts it;
