@@ -351,7 +351,7 @@ impl Server {
     ) -> impl FnOnce(&mut actix_web::web::ServiceConfig) {
         let settings = Arc::new(self.settings);
         configure(AppState {
-            rooms: Rooms::new(factory, settings.clone()),
+            rooms: Rooms::new(factory, settings.clone(), crate::transport::current_worker),
             admission: Arc::new(Admission::new(&settings)),
             settings,
         })
@@ -365,7 +365,7 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
     stop: oneshot::Receiver<()>,
     started: std::sync::mpsc::Sender<io::Result<Rooms>>,
 ) -> io::Result<()> {
-    let rooms = Rooms::new(factory, settings.clone());
+    let rooms = Rooms::new(factory, settings.clone(), crate::transport::current_worker);
     let admission = Arc::new(Admission::new(&settings));
     tracing::debug!(
         max_connections = admission.max_connections(),

@@ -13,7 +13,7 @@ mod room_actor;
 mod room_context;
 mod room_event;
 
-pub(crate) use registry::{RoomHandle, Worker};
+pub(crate) use registry::{Locate, RoomHandle, Task, Worker};
 pub(crate) use room_context::Outbound;
 pub use room_context::RoomContext;
 pub(crate) use room_event::RoomEvent;
@@ -91,12 +91,14 @@ impl std::fmt::Debug for Rooms {
 }
 
 impl Rooms {
-    /// An empty table whose rooms run services built by `factory`.
+    /// An empty table whose rooms run services built by `factory`. A room runs on the thread
+    /// that creates it, and `locate` says how to reach that thread (for its connections).
     pub(crate) fn new<F: JamsocketServiceFactory<RoomContext>>(
         factory: F,
         settings: Arc<Settings>,
+        locate: Locate,
     ) -> Rooms {
-        let registry = Arc::new(RoomRegistry::new(settings.limits.max_rooms));
+        let registry = Arc::new(RoomRegistry::new(settings.limits.max_rooms, locate));
         let tasks = TaskTracker::new();
         let factory = Arc::new(factory);
         let start = {

@@ -16,6 +16,7 @@ pub(crate) struct RoomRegistry {
     rooms: Mutex<Rooms>,
     next_generation: AtomicU64,
     max_rooms: usize,
+    locate: Locate,
 }
 
 #[derive(Default)]
@@ -55,22 +56,28 @@ pub(crate) struct RoomHandle {
     pub worker: Option<Worker>,
 }
 
-/// The thread a room runs on and its runtime, so that its connections can run there too.
-#[derive(Debug, Clone)]
+/// Work to run on a room's thread.
+pub(crate) type Task = Box<dyn FnOnce() + Send>;
+
+/// The thread a room runs on, and a way to run work there, so that its connections can run
+/// there too. The server supplies it (see [`Locate`]); the rooms layer only keeps it.
+#[derive(Clone)]
 pub(crate) struct Worker {
     pub thread: std::thread::ThreadId,
-    pub runtime: tokio::runtime::Handle,
+    /// Runs a task on that thread; `false` if the thread no longer takes tasks.
+    pub run: Arc<dyn Fn(Task) -> bool + Send + Sync>,
 }
 
-impl Worker {
-    /// The calling thread, if it runs a Tokio runtime.
-    pub(crate) fn current() -> Option<Worker> {
-        Some(Worker {
-            thread: std::thread::current().id(),
-            runtime: tokio::runtime::Handle::try_current().ok()?,
-        })
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
     }
 }
+
+/// Finds the calling thread's [`Worker`], if it is one.
+pub(crate) type Locate = fn() -> Option<Worker>;
 
 /// A room that a caller of [`RoomRegistry::create`] must start.
 pub(crate) struct NewRoom {
@@ -83,11 +90,14 @@ pub(crate) struct NewRoom {
 }
 
 impl RoomRegistry {
-    pub(super) fn new(max_rooms: usize) -> Self {
+    /// A table of at most `max_rooms`; each room records the worker `locate` finds for the
+    /// thread that creates it.
+    pub(super) fn new(max_rooms: usize, locate: Locate) -> Self {
         RoomRegistry {
             rooms: Mutex::new(Rooms::default()),
             next_generation: AtomicU64::new(1),
             max_rooms,
+            locate,
         }
     }
 
@@ -158,7 +168,7 @@ impl RoomRegistry {
         let handle = RoomHandle {
             events,
             generation,
-            worker: Worker::current(),
+            worker: (self.locate)(),
         };
         let entry = Entry {
             handle: handle.clone(),

@@ -14,6 +14,7 @@ mod handshake;
 mod placement;
 
 pub(crate) use handshake::Rejection;
+pub(crate) use placement::current_worker;
 
 use crate::rate_limit::{FrameBudget, RateLimit};
 use crate::routes::AppState;
