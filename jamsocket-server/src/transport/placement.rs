@@ -5,7 +5,7 @@
 //! that thread's local task set, as the room's task did (a connection spawned on the thread's
 //! Tokio runtime as a `Send` task instead measured about 10% more CPU per delivery).
 
-use super::connection::Connection;
+use super::connection::{Connection, Socket};
 use crate::rooms::{Task, Worker};
 use crate::sync::lock;
 use actix_web::rt::net::TcpStream;
@@ -35,7 +35,9 @@ pub(crate) fn start(
             move_to(&worker, connections, connection, stream, early);
         }
         _ => {
-            tokio::task::spawn_local(connections.track_future(connection.run(stream, early)));
+            tokio::task::spawn_local(
+                connections.track_future(connection.run(Socket::Here(stream), early)),
+            );
         }
     }
 }
@@ -65,13 +67,17 @@ fn move_to(
         let (moving, connections) = there;
         let arrived = lock(&moving).take();
         if let Some((connection, stream, early)) = arrived {
-            tokio::task::spawn_local(connections.track_future(connection.run_std(stream, early)));
+            tokio::task::spawn_local(
+                connections.track_future(connection.run(Socket::Moved(stream), early)),
+            );
         }
     }));
     // A stopped worker dropped the task; a stopping one may still drop it unrun, but then the
     // server is shutting down and the room with it.
     let stayed = if sent { None } else { lock(&moving).take() };
     if let Some((connection, stream, early)) = stayed {
-        tokio::task::spawn_local(connections.track_future(connection.run_std(stream, early)));
+        tokio::task::spawn_local(
+            connections.track_future(connection.run(Socket::Moved(stream), early)),
+        );
     }
 }
