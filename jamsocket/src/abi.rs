@@ -15,6 +15,14 @@
 //! | `jamsocket_binary` | `(client, ptr, len)` | a binary message in the buffer |
 //! | `jamsocket_timer` | `()` | the timer fired |
 //!
+//! Optional exports (a module without them is served as before; `#[jamsocket_wasm]` always
+//! emits them):
+//!
+//! | export | signature | meaning |
+//! |---|---|---|
+//! | `jamsocket_snapshot` | `() -> i64` | the service's own snapshot: `(ptr << 32) \| len` of bytes valid until the next call, or `-1` if the service keeps none (the host then saves the whole linear memory) |
+//! | `jamsocket_restore` | `(ptr, len) -> i32` | build the service from the buffer instead of `jamsocket_initialize`; the buffer holds the room id's length (u32, little-endian), the room id, then the snapshot. Returns [`RESTORE_OK`], [`RESTORE_UNSUPPORTED`] or [`RESTORE_CORRUPT`] |
+//!
 //! | import (module `jamsocket`) | signature | meaning |
 //! |---|---|---|
 //! | `send_message` | `(recipient, ptr, len)` | send UTF-8 text |
@@ -46,6 +54,13 @@ pub mod imports {
         [(SEND_MESSAGE, 3, 0), (SEND_BINARY, 3, 0), (SET_TIMER, 1, 0)];
 }
 
+/// `jamsocket_restore` rebuilt the service.
+pub const RESTORE_OK: i32 = 0;
+/// `jamsocket_restore`: the service keeps no snapshots.
+pub const RESTORE_UNSUPPORTED: i32 = 1;
+/// `jamsocket_restore`: the snapshot could not be decoded.
+pub const RESTORE_CORRUPT: i32 = 2;
+
 /// Names of the functions a guest exports.
 pub mod exports {
     /// `() -> i32`: the guest's ABI version.
@@ -64,6 +79,10 @@ pub mod exports {
     pub const BINARY: &str = "jamsocket_binary";
     /// `()`: the timer fired.
     pub const TIMER: &str = "jamsocket_timer";
+    /// `() -> i64`, optional: the service's own snapshot as `(ptr << 32) | len`, or `-1`.
+    pub const SNAPSHOT: &str = "jamsocket_snapshot";
+    /// `(ptr: i32, len: i32) -> i32`, optional: build the service from a snapshot.
+    pub const RESTORE: &str = "jamsocket_restore";
     /// The guest's linear memory.
     pub const MEMORY: &str = "memory";
     /// Every function export with its parameter count and result count (all `i32`).

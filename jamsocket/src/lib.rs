@@ -50,12 +50,19 @@
 //! [`JamsocketServiceFactory`] return futures and `Result`s, so that a host can time-slice
 //! a long-running WebAssembly guest and close a room whose service failed.
 //! [`SimpleJamsocketService`] is unchanged, so services written for 0.1 compile as they are.
+//!
+//! Durable rooms: a host with a store saves a room's [`JamsocketService::snapshot`] and brings
+//! the room back with [`JamsocketServiceFactory::restore`]. A [`SimpleJamsocketService`] opts
+//! in with its `snapshot`/`restore` pair, or, with the `serde` feature, by being served as
+//! `Durable<YourService>`. WebAssembly rooms need neither: their host saves the guest's memory.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod abi;
 mod client_id;
 mod context;
+#[cfg(feature = "serde")]
+mod durable;
 mod error;
 mod recording_context;
 mod service;
@@ -63,7 +70,9 @@ mod simple_service;
 
 pub use client_id::{ClientId, MessageRecipient};
 pub use context::JamsocketContext;
-pub use error::ServiceError;
+#[cfg(feature = "serde")]
+pub use durable::Durable;
+pub use error::{RestoreError, ServiceError};
 pub use recording_context::RecordingContext;
 pub use service::{JamsocketService, JamsocketServiceFactory};
 pub use simple_service::{

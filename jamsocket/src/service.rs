@@ -1,4 +1,4 @@
-use crate::{ClientId, JamsocketContext, ServiceError};
+use crate::{ClientId, JamsocketContext, RestoreError, ServiceError};
 use std::future::Future;
 
 /// One room's service, as a host drives it.
@@ -32,6 +32,15 @@ pub trait JamsocketService: Send + 'static {
 
     /// The timer set through the context fired.
     fn timer(&mut self) -> impl Future<Output = Result<(), ServiceError>>;
+
+    /// The room's state as bytes that [`JamsocketServiceFactory::restore`] can turn back into
+    /// this service, or `None` if the service keeps no snapshots (the default).
+    ///
+    /// A host with a store calls this between events, after the room changed (at most once per
+    /// snapshot interval), before an empty room is evicted, and at shutdown.
+    fn snapshot(&mut self) -> impl Future<Output = Result<Option<Vec<u8>>, ServiceError>> {
+        async { Ok(None) }
+    }
 }
 
 /// Creates the service of a new room.
@@ -45,4 +54,17 @@ pub trait JamsocketServiceFactory<C: JamsocketContext>: Send + Sync + 'static {
         room_id: &str,
         context: C,
     ) -> impl Future<Output = Result<Self::Service, ServiceError>>;
+
+    /// Recreates the service of `room_id` from bytes its [`JamsocketService::snapshot`]
+    /// returned, possibly in another process or after a code change. The default refuses with
+    /// [`RestoreError::Unsupported`], and the host builds the room fresh.
+    fn restore(
+        &self,
+        room_id: &str,
+        context: C,
+        snapshot: &[u8],
+    ) -> impl Future<Output = Result<Self::Service, RestoreError>> {
+        let _ = (room_id, context, snapshot);
+        async { Err(RestoreError::unsupported("this service keeps no snapshots")) }
+    }
 }

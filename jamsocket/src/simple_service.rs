@@ -1,4 +1,7 @@
-use crate::{ClientId, JamsocketContext, JamsocketService, JamsocketServiceFactory, ServiceError};
+use crate::{
+    ClientId, JamsocketContext, JamsocketService, JamsocketServiceFactory, RestoreError,
+    ServiceError,
+};
 use std::marker::PhantomData;
 
 /// The easy way to write a service: a constructor and the handlers you need.
@@ -23,6 +26,28 @@ pub trait SimpleJamsocketService: Send + 'static {
 
     /// The timer set with [`JamsocketContext::set_timer`] fired.
     fn timer(&mut self, _ctx: &impl JamsocketContext) {}
+
+    /// The room's state as bytes, for a host with a store to save (see
+    /// [`restore`](SimpleJamsocketService::restore)). `None`, the default, means the service
+    /// keeps no snapshots. With serde, [`Durable`](crate::Durable) writes both methods for you.
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Recreates a room from bytes [`snapshot`](SimpleJamsocketService::snapshot) returned,
+    /// possibly after the service's code changed. Return [`RestoreError::Corrupt`] for bytes you
+    /// cannot decode; the host then keeps them aside and calls
+    /// [`new`](SimpleJamsocketService::new) instead.
+    fn restore(
+        _room_id: &str,
+        _snapshot: &[u8],
+        _ctx: &impl JamsocketContext,
+    ) -> Result<Self, RestoreError>
+    where
+        Self: Sized,
+    {
+        Err(RestoreError::unsupported("this service keeps no snapshots"))
+    }
 }
 
 /// A [`SimpleJamsocketService`] together with its context: a [`JamsocketService`].
@@ -73,6 +98,10 @@ where
         self.model.timer(&self.context);
         Ok(())
     }
+
+    async fn snapshot(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
+        Ok(self.model.snapshot())
+    }
 }
 
 /// Builds a [`WrappedJamsocketService`] around a new `S` for every room.
@@ -112,6 +141,16 @@ where
 
     async fn build(&self, room_id: &str, context: C) -> Result<Self::Service, ServiceError> {
         let model = S::new(room_id, &context);
+        Ok(WrappedJamsocketService::new(model, context))
+    }
+
+    async fn restore(
+        &self,
+        room_id: &str,
+        context: C,
+        snapshot: &[u8],
+    ) -> Result<Self::Service, RestoreError> {
+        let model = S::restore(room_id, snapshot, &context)?;
         Ok(WrappedJamsocketService::new(model, context))
     }
 }
