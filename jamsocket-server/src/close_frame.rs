@@ -34,6 +34,8 @@ pub(crate) mod code {
     pub(crate) const TOO_BIG: u16 = 1009;
     /// The room's service failed.
     pub(crate) const INTERNAL_ERROR: u16 = 1011;
+    /// The server restarts and keeps its rooms (a store is set): reconnect.
+    pub(crate) const SERVICE_RESTART: u16 = 1012;
     /// The server is overloaded: try again later.
     pub(crate) const TRY_AGAIN_LATER: u16 = 1013;
 }

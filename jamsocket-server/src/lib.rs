@@ -103,6 +103,7 @@ mod sync;
 mod transport;
 
 pub use error::{RoomIdError, SettingError};
+pub use jamsocket_store::{Snapshots, StoreConfig, StoreError};
 pub use limits::Limits;
 pub use room_id::{
     is_room_id_char, validate_room_id, RoomIdStrategy, MAX_ROOM_ID_BYTES, ROOM_ID_CHARACTERS,

@@ -10,6 +10,7 @@ use actix_service::map_config;
 use actix_web::dev::{fn_factory, fn_service, AppConfig, ServiceFactory};
 use actix_web::App;
 use jamsocket::{JamsocketServiceFactory, SimpleJamsocketService, SimpleJamsocketServiceFactory};
+use jamsocket_store::Snapshots;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -243,12 +244,51 @@ impl Server {
     }
 
     /// How long a graceful shutdown (SIGINT, SIGTERM, [`RunningServer::stop`]) may take: every
-    /// client is sent 1001 at once, and the process exits when they have all gone or the grace
+    /// client is sent 1001 (1012 with a [store](Server::with_store), after every room was saved) at once, and the process exits when they have all gone or the grace
     /// period is over, whichever is first. Default 5 s; at least 1 s is used.
     #[must_use]
     pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.settings.shutdown_grace = grace;
         self
+    }
+
+    /// Saves rooms in `store` and brings them back from it: a room is saved at most once per
+    /// [snapshot interval](Server::with_snapshot_interval) after it changed, when it empties
+    /// past the [`ShutdownPolicy`] (it hibernates: it is saved and leaves memory, and the next
+    /// client restores it), and at shutdown, which then closes clients with 1012 ("service
+    /// restart") instead of 1001. The service must keep snapshots (see
+    /// [`SimpleJamsocketService::snapshot`], or serve `jamsocket::Durable<S>` with the
+    /// `serde` feature of `jamsocket`); WebAssembly rooms always do.
+    ///
+    /// ```no_run
+    /// # use jamsocket::{JamsocketContext, SimpleJamsocketService};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Counter(i32);
+    /// # impl SimpleJamsocketService for Counter {
+    /// #     fn new(_: &str, _: &impl JamsocketContext) -> Self { Counter(0) }
+    /// # }
+    /// use jamsocket_server::{Server, Snapshots, StoreConfig};
+    ///
+    /// let store = Snapshots::open("sqlite:rooms.db", StoreConfig::new()).expect("store");
+    /// Server::new().with_store(store).serve_default::<jamsocket::Durable<Counter>>()
+    /// # .unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_store(mut self, store: Snapshots) -> Self {
+        self.settings.store = Some(store);
+        self
+    }
+
+    /// How often, at most, a room that changed is saved (with a
+    /// [store](Server::with_store)). `kill -9` loses at most this much. Default 1 s.
+    #[must_use]
+    pub fn with_snapshot_interval(mut self, interval: Duration) -> Self {
+        self.settings.snapshot_interval = interval;
+        self
+    }
+
+    /// How often, at most, a changed room is saved.
+    pub fn snapshot_interval(&self) -> Duration {
+        self.settings.snapshot_interval
     }
 
     /// The port [`serve`](Server::serve) listens on.
@@ -282,7 +322,7 @@ impl Server {
     }
 
     /// Listens on the configured port and serves rooms built by `factory` until SIGINT or
-    /// SIGTERM, then closes every client with 1001 and returns `Ok`.
+    /// SIGTERM, then closes every client with 1001 (1012 with a store) and returns `Ok`.
     ///
     /// Logs through `tracing`: install a subscriber first (say, `tracing_subscriber::fmt()`)
     /// to see the server's address and its rooms come and go.
@@ -437,12 +477,27 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
     actix_web::rt::spawn(async move {
         // Either an explicit stop or the handle being dropped ends the server.
         let _ = stop.await;
-        tracing::info!("shutting down: closing every client with 1001");
         admission.shut_down();
         let deadline =
             tokio::time::Instant::now() + settings.shutdown_grace.saturating_sub(CONNECTION_DRAIN);
-        let away = CloseFrame::new(code::AWAY, "server shutting down");
-        rooms.shut_down(away, deadline).await;
+        // With a store, rooms are saved and come back: clients should reconnect.
+        let frame = match &settings.store {
+            Some(_) => CloseFrame::new(code::SERVICE_RESTART, "service restart"),
+            None => CloseFrame::new(code::AWAY, "server shutting down"),
+        };
+        tracing::info!(code = frame.code, "shutting down: closing every client");
+        rooms.shut_down(frame, deadline).await;
+        if let Some(store) = &settings.store {
+            if tokio::time::timeout_at(deadline, store.flush())
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    pending = store.stats().pending,
+                    "shutdown grace period over before the store wrote every room"
+                );
+            }
+        }
         // Actix checks only once a second whether its connections are done: wait for ours here.
         connections.close();
         let _ = tokio::time::timeout_at(deadline, connections.wait()).await;
@@ -489,7 +544,7 @@ impl RunningServer {
         self.rooms.close(id, frame).await
     }
 
-    /// Closes every client with 1001 ("going away"), stops the server and waits for it.
+    /// Closes every client with 1001 ("going away"; 1012 with a store, after saving every room), stops the server and waits for it.
     pub fn stop(mut self) -> io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

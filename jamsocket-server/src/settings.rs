@@ -1,5 +1,6 @@
 use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
 use ipnet::IpNet;
+use jamsocket_store::Snapshots;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +22,10 @@ pub(crate) struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// Origins whose pages may open a WebSocket; `None` allows every origin.
     pub allowed_origins: Option<Vec<String>>,
+    /// Where rooms are saved; `None` keeps rooms in memory only.
+    pub store: Option<Snapshots>,
+    /// How often, at most, a changed room is saved.
+    pub snapshot_interval: Duration,
 }
 
 impl Default for Settings {
@@ -38,6 +43,8 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(5),
             trusted_proxies: Vec::new(),
             allowed_origins: None,
+            store: None,
+            snapshot_interval: Duration::from_secs(1),
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod raw_frames;
 
 pub mod attacks;
 pub mod chaos;
+pub mod durable;
 pub mod lifecycle;
 pub mod limits;
 pub mod messaging;

@@ -164,6 +164,43 @@ macro_rules! __server_tests_area {
     };
 }
 
+/// Instantiates the durable-room tests ([`durable`](crate::durable)) for the rooms `$factory`
+/// makes, which must keep snapshots (WebAssembly rooms, or a native `Durable<S>`). Expands to a
+/// module `durable`; the invoking crate needs `tokio` with `macros` and `rt-multi-thread`.
+#[macro_export]
+macro_rules! durable_tests {
+    ($factory:expr) => {
+        mod durable {
+            fn factory() -> impl $crate::ConformanceFactory {
+                $factory
+            }
+
+            $crate::__durable_tests! {
+                a_room_survives_a_restart_with_sqlite;
+                a_room_survives_a_restart_with_redis;
+                a_pending_timer_fires_after_a_restore;
+                idle_rooms_hibernate_and_come_back_on_connect;
+                a_corrupt_snapshot_is_kept_aside_and_the_room_starts_fresh;
+                an_oversized_snapshot_is_refused_and_the_room_keeps_serving;
+                redis_going_away_stops_nothing_and_pending_snapshots_are_written_when_it_returns;
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __durable_tests {
+    ($($test:ident;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                $crate::durable::$test(factory()).await
+            }
+        )*
+    };
+}
+
 #[cfg(test)]
 mod tests {
     /// Every `pub async fn` of an area is a test body; one left out of [`server_tests!`] would
@@ -179,6 +216,7 @@ mod tests {
             ("messaging", include_str!("messaging.rs")),
             ("protocol", include_str!("protocol.rs")),
             ("strategies", include_str!("strategies.rs")),
+            ("durable", include_str!("durable.rs")),
         ] {
             for line in source.lines() {
                 if let Some(signature) = line.strip_prefix("pub async fn ") {

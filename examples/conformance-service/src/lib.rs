@@ -18,6 +18,7 @@
 use jamsocket_wasm::prelude::*;
 
 #[jamsocket_wasm]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ConformanceService {
     room: String,
     count: u64,

@@ -10,9 +10,15 @@
 //!
 //! It logs `Jamsocket listening on http://0.0.0.0:8080` (`RUST_LOG` filters the log; default
 //! `info`), and `http://localhost:8080/status` answers `ok`. Set `PORT` to listen elsewhere.
+//!
+//! Set `STORE=sqlite:counter.db` (or `STORE=redis://127.0.0.1:6379/0`) and the counts survive
+//! a restart: the service derives serde's traits and is served as `Durable<...>`, one line.
 
-use jamsocket::{ClientId, JamsocketContext, MessageRecipient, SimpleJamsocketService};
+use jamsocket::{ClientId, Durable, JamsocketContext, MessageRecipient, SimpleJamsocketService};
+use jamsocket_server::{Server, Snapshots, StoreConfig};
+use serde::{Deserialize, Serialize};
 
+#[derive(Serialize, Deserialize)]
 struct SharedCounterServer(i32);
 
 impl SimpleJamsocketService for SharedCounterServer {
@@ -36,17 +42,19 @@ impl SimpleJamsocketService for SharedCounterServer {
 
 fn main() -> std::io::Result<()> {
     init_logging();
-    match std::env::var("PORT") {
-        Ok(port) => {
-            let port = port.parse().map_err(|_| {
-                std::io::Error::other(format!("PORT=`{port}` is not a port number"))
-            })?;
-            jamsocket_server::Server::new()
-                .with_port(port)
-                .serve_default::<SharedCounterServer>()
-        }
-        Err(_) => jamsocket_server::serve::<SharedCounterServer>(),
+    let mut server = Server::new();
+    if let Ok(port) = std::env::var("PORT") {
+        let port = port
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("PORT=`{port}` is not a port number")))?;
+        server = server.with_port(port);
     }
+    if let Ok(url) = std::env::var("STORE") {
+        let store = Snapshots::open(&url, StoreConfig::new())
+            .map_err(|err| std::io::Error::other(format!("STORE=`{url}`: {err}")))?;
+        server = server.with_store(store);
+    }
+    server.serve_default::<Durable<SharedCounterServer>>()
 }
 
 /// Prints the server's log (where it listens, refusals, failures) to stdout; `RUST_LOG`

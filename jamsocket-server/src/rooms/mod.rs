@@ -8,10 +8,12 @@
 //! room's service is built and where an empty room ends; admission decides before
 //! [`Rooms::join`] is called, and may veto a room's creation through its callback.
 
+mod opening;
 mod registry;
 mod room_actor;
 mod room_context;
 mod room_event;
+mod room_snapshot;
 
 pub(crate) use registry::{Locate, RoomHandle, Task, Worker};
 pub(crate) use room_context::Outbound;

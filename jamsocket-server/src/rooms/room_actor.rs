@@ -1,8 +1,10 @@
 //! The room actor: one task per room that owns the service and its clients.
 
+use super::opening;
 use super::registry::{NewRoom, RoomRegistry};
 use super::room_context::{Outbound, Outbox, RoomContext};
 use super::room_event::RoomEvent;
+use super::room_snapshot::RoomSnapshot;
 use super::RoomError;
 use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
@@ -12,6 +14,7 @@ use crate::ShutdownPolicy;
 use jamsocket::{
     ClientId, JamsocketService, JamsocketServiceFactory, MessageRecipient, ServiceError,
 };
+use jamsocket_store::Snapshots;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -60,6 +63,14 @@ struct Room<S> {
     empty_armed: bool,
     /// Whether the registry counts the room as idle (empty, so it may be evicted).
     marked_idle: bool,
+    /// Where the room is saved; `None` without a store, or once the service said it keeps no
+    /// snapshots.
+    store: Option<Snapshots>,
+    /// When the room is next saved, if it changed since it was last saved.
+    save_deadline: Pin<Box<Sleep>>,
+    save_armed: bool,
+    /// Whether the service handled an event since the room was last saved.
+    unsaved: bool,
 }
 
 /// Why a room ended, as told to its clients.
@@ -98,49 +109,51 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         let _ = evicted.events.try_send(close);
         let _ = tokio::time::timeout(EVICTION_WAIT, evicted.events.closed()).await;
     }
-    let (context, outbox) = RoomContext::new();
-    let service = match factory.build(&id, context).await {
-        Ok(service) => service,
-        Err(err) => {
-            tracing::error!(room = %id, error = %err, "room could not be created");
+    let opened = match opening::open(&*factory, &id, settings.store.as_ref()).await {
+        Ok(opened) => opened,
+        Err(refusal) => {
             registry.remove(&id, generation);
-            let refusal = match err {
-                ServiceError::Unavailable(cause) => RoomError::Unavailable {
-                    room: id.to_string(),
-                    cause: cause.to_string(),
-                },
-                other => RoomError::Failed {
-                    room: id.to_string(),
-                    cause: other.to_string(),
-                },
-            };
             refuse_pending(&mut events, refusal).await;
             return;
         }
     };
-    tracing::info!(room = %id, "room created");
+    if opened.restored.is_none() {
+        tracing::info!(room = %id, "room created");
+    }
 
     let mut room = Room {
         id: id.clone(),
         generation,
         registry: registry.clone(),
-        service,
-        outbox,
+        service: opened.service,
+        outbox: opened.outbox,
         scratch: Vec::new(),
         clients: HashMap::new(),
-        next_client: 1,
-        settings,
+        next_client: opened.next_client,
         timer: Box::pin(sleep(Duration::ZERO)),
         timer_armed: false,
         empty_deadline: Box::pin(sleep(Duration::ZERO)),
         empty_armed: false,
         marked_idle: false,
+        store: settings.store.clone(),
+        save_deadline: Box::pin(sleep(Duration::ZERO)),
+        save_armed: false,
+        unsaved: false,
+        settings,
     };
-    let ending = room.run(&mut events).await;
+    let ending = match room.run(&mut events, opened.restored).await {
+        Ending::Failed(err) => Ending::Failed(err),
+        // Saved before the room leaves the table: a room opened in its place loads this.
+        ending => room.save().await.map_or_else(Ending::Failed, |()| ending),
+    };
     registry.remove(&id, generation);
     let reason = match ending {
         Ending::Empty => {
-            tracing::info!(room = %id, "room closed: empty");
+            if room.store.is_some() {
+                tracing::info!(room = %id, "room hibernated: empty, saved and evicted");
+            } else {
+                tracing::info!(room = %id, "room closed: empty");
+            }
             // The service goes first (a WebAssembly room frees its instance), so that whoever
             // waits for this room to end can create another in its place.
             drop(room);
@@ -210,10 +223,20 @@ enum Step {
     Event(RoomEvent),
     Timer,
     EmptyTooLong,
+    Save,
 }
 
 impl<S: JamsocketService> Room<S> {
-    async fn run(&mut self, events: &mut mpsc::Receiver<RoomEvent>) -> Ending {
+    async fn run(
+        &mut self,
+        events: &mut mpsc::Receiver<RoomEvent>,
+        restored: Option<RoomSnapshot>,
+    ) -> Ending {
+        if let Some(saved) = restored {
+            if let Err(err) = self.resume(saved).await {
+                return Ending::Failed(err);
+            }
+        }
         if self.settings.shutdown_policy != ShutdownPolicy::Never {
             // A room nobody joins (created by `POST`) ends like a room everyone left.
             let window = match self.settings.shutdown_policy {
@@ -231,13 +254,16 @@ impl<S: JamsocketService> Room<S> {
                 },
                 () = &mut self.timer, if self.timer_armed => Step::Timer,
                 () = &mut self.empty_deadline, if self.empty_armed => Step::EmptyTooLong,
+                () = &mut self.save_deadline, if self.save_armed => Step::Save,
             };
             let result = match step {
                 Step::Event(event) => self.handle(event).await,
                 Step::Timer => {
                     self.timer_armed = false;
+                    self.changed();
                     self.service.timer().await.map(|()| None)
                 }
+                Step::Save => self.save().await.map(|()| None),
                 Step::EmptyTooLong => {
                     if self.clients.is_empty() {
                         return Ending::Empty;
@@ -287,6 +313,7 @@ impl<S: JamsocketService> Room<S> {
                     self.registry.mark_busy(&self.id, self.generation);
                 }
                 tracing::info!(room = %self.id, %client, "client connected");
+                self.changed();
                 self.service.connect(client).await?;
             }
             RoomEvent::Ready { reply } => {
@@ -294,11 +321,13 @@ impl<S: JamsocketService> Room<S> {
             }
             RoomEvent::Text { client, text } => {
                 if self.clients.contains_key(&client) {
+                    self.changed();
                     self.service.message(client, &text).await?;
                 }
             }
             RoomEvent::Binary { client, data } => {
                 if self.clients.contains_key(&client) {
+                    self.changed();
                     self.service.binary(client, &data).await?;
                 }
             }
@@ -312,6 +341,7 @@ impl<S: JamsocketService> Room<S> {
                     return Ok(None);
                 }
                 tracing::info!(room = %self.id, %client, %reason, "client disconnected");
+                self.changed();
                 self.service.disconnect(client).await?;
                 if self.clients.is_empty() {
                     match self.settings.shutdown_policy {
@@ -326,6 +356,72 @@ impl<S: JamsocketService> Room<S> {
         Ok(None)
     }
 
+    /// Picks up where a saved room left off: its pending timer, and a `disconnect` for each
+    /// client it had (none of them is connected to this instance).
+    async fn resume(&mut self, saved: RoomSnapshot) -> Result<(), ServiceError> {
+        if let Some(ms) = saved.timer_ms {
+            self.set_timer(ms);
+        }
+        for client in saved.clients {
+            self.changed();
+            self.service.disconnect(client).await?;
+            self.flush();
+        }
+        Ok(())
+    }
+
+    /// Notes that the service is about to change the room's state: the room is saved within
+    /// the snapshot interval.
+    fn changed(&mut self) {
+        if self.store.is_none() {
+            return;
+        }
+        self.unsaved = true;
+        if !self.save_armed {
+            let at = Instant::now() + self.settings.snapshot_interval;
+            self.save_deadline.as_mut().reset(at);
+            self.save_armed = true;
+        }
+    }
+
+    /// Hands the room's snapshot to the store, if the room changed since it was last saved.
+    /// The store writes it on a thread of its own.
+    async fn save(&mut self) -> Result<(), ServiceError> {
+        self.save_armed = false;
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        if !std::mem::take(&mut self.unsaved) {
+            return Ok(());
+        }
+        let Some(service) = self.service.snapshot().await? else {
+            not_durable(&self.id);
+            self.store = None;
+            return Ok(());
+        };
+        let timer_ms = self.timer_armed.then(|| {
+            let left = self
+                .timer
+                .deadline()
+                .saturating_duration_since(Instant::now());
+            u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
+        });
+        let snapshot = RoomSnapshot {
+            next_client: self.next_client,
+            timer_ms,
+            clients: self.clients.keys().copied().collect(),
+            service,
+        };
+        store.save(&self.id, snapshot.encode());
+        Ok(())
+    }
+
+    fn set_timer(&mut self, ms: u32) {
+        let deadline = Instant::now() + Duration::from_millis(ms.into());
+        self.timer.as_mut().reset(deadline);
+        self.timer_armed = true;
+    }
+
     /// Starts the grace period of an empty room; until a client joins, the room may also be
     /// closed early to make space for another (see [`RoomRegistry::evict_idle`]).
     fn arm_empty_deadline(&mut self, after: Duration) {
@@ -338,14 +434,13 @@ impl<S: JamsocketService> Room<S> {
     /// Delivers what the service sent during the last handler and applies its timer request.
     fn flush(&mut self) {
         let mut messages = std::mem::take(&mut self.scratch);
-        {
+        let timer = {
             let mut outbox = lock(&self.outbox);
             std::mem::swap(&mut messages, &mut outbox.messages);
-            if let Some(ms) = outbox.timer_ms.take() {
-                let deadline = Instant::now() + Duration::from_millis(ms.into());
-                self.timer.as_mut().reset(deadline);
-                self.timer_armed = true;
-            }
+            outbox.timer_ms.take()
+        };
+        if let Some(ms) = timer {
+            self.set_timer(ms);
         }
         for (recipient, message) in messages.drain(..) {
             match recipient {
@@ -363,6 +458,14 @@ impl<S: JamsocketService> Room<S> {
         }
         self.scratch = messages;
     }
+}
+
+/// Says once per server run that the service keeps no snapshots, so a store saves nothing.
+fn not_durable(room: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::warn!(room, "a store is set but the service keeps no snapshots (its `snapshot` returns None): rooms are not saved");
+    });
 }
 
 /// Queues a message for one client; a client whose queue is full is closed.

@@ -10,3 +10,7 @@ fn factory() -> jamsocket::SimpleJamsocketServiceFactory<conformance_service::Co
 }
 
 jamsocket_test_suite::server_tests!(factory());
+// Native rooms opt in to snapshots with serde.
+jamsocket_test_suite::durable_tests!(jamsocket::SimpleJamsocketServiceFactory::<
+    jamsocket::Durable<conformance_service::ConformanceService>,
+>::default());

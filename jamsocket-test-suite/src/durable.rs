@@ -1,0 +1,207 @@
+//! Durable rooms: a store keeps rooms across restarts and while they hibernate. Each test runs
+//! with a real store: a SQLite file in a temporary folder, or a `redis-server` started on a free
+//! loopback port. Servers stop the way SIGTERM stops them (`RunningServer::stop`).
+
+use crate::common::*;
+use jamsocket_server::{RunningServer, Server, ShutdownPolicy, Snapshots, StoreConfig};
+use jamsocket_store::testing::RedisServer;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A SQLite store in a temporary folder, kept as long as the folder.
+struct SqliteFile {
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl SqliteFile {
+    fn new() -> SqliteFile {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("rooms.db").display());
+        SqliteFile { _dir: dir, url }
+    }
+
+    fn path(&self) -> &str {
+        self.url.strip_prefix("sqlite:").unwrap()
+    }
+}
+
+fn store(url: &str) -> Snapshots {
+    Snapshots::open(url, StoreConfig::new()).unwrap()
+}
+
+fn durable_server(url: &str) -> Server {
+    Server::new()
+        .with_store(store(url))
+        .with_snapshot_interval(Duration::from_millis(100))
+}
+
+/// Sends `count` and returns the count the room answers.
+async fn count(ws: &mut Ws) -> u64 {
+    send(ws, "count").await;
+    let reply = recv_text(ws).await;
+    reply
+        .strip_prefix("count ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("expected `count N`, got `{reply}`"))
+}
+
+/// Stops `server` as SIGTERM does, checking that `clients` are told to reconnect (1012).
+async fn stop(server: RunningServer, clients: Vec<Ws>) {
+    let stopped = tokio::task::spawn_blocking(move || server.stop());
+    for mut ws in clients {
+        assert_eq!(recv_close(&mut ws).await, (1012, "service restart".into()));
+    }
+    tokio::time::timeout(TIMEOUT, stopped)
+        .await
+        .expect("shutdown timed out")
+        .unwrap()
+        .unwrap();
+}
+
+async fn restart_keeps_count_and_client_ids(url: &str, factory: impl ConformanceFactory) {
+    let server = start(durable_server(url), factory.clone());
+    let (mut ws, id) = join(server.local_addr(), "counter").await;
+    assert_eq!(id, 1);
+    for expected in 1..=5 {
+        assert_eq!(count(&mut ws).await, expected);
+    }
+    stop(server, vec![ws]).await;
+
+    let server = start(durable_server(url), factory);
+    let (mut ws, id) = join(server.local_addr(), "counter").await;
+    assert_eq!(id, 2, "client ids continue after a restore");
+    assert_eq!(count(&mut ws).await, 6);
+}
+
+pub async fn a_room_survives_a_restart_with_sqlite(factory: impl ConformanceFactory) {
+    let file = SqliteFile::new();
+    restart_keeps_count_and_client_ids(&file.url, factory).await;
+}
+
+pub async fn a_room_survives_a_restart_with_redis(factory: impl ConformanceFactory) {
+    let redis = RedisServer::start().unwrap();
+    restart_keeps_count_and_client_ids(&redis.url(), factory).await;
+}
+
+pub async fn a_pending_timer_fires_after_a_restore(factory: impl ConformanceFactory) {
+    let file = SqliteFile::new();
+    let server = start(durable_server(&file.url), factory.clone());
+    let (mut ws, _) = join(server.local_addr(), "timer").await;
+    send(&mut ws, "timer:1500").await;
+    // `count` answers after the timer was set: the room has handled both.
+    count(&mut ws).await;
+    stop(server, vec![ws]).await;
+
+    let server = start(durable_server(&file.url), factory);
+    let (mut ws, _) = join(server.local_addr(), "timer").await;
+    // The saved client's `left` went to nobody; the timer set before the restart fires.
+    assert_eq!(recv_text(&mut ws).await, "timer fired");
+}
+
+/// Joins `room`, counts once and leaves; returns the count.
+async fn visit(addr: SocketAddr, room: &str) -> u64 {
+    let (mut ws, _) = join(addr, room).await;
+    let n = count(&mut ws).await;
+    ws.close(None).await.unwrap();
+    recv_close(&mut ws).await;
+    n
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn idle_rooms_hibernate_and_come_back_on_connect(factory: impl ConformanceFactory) {
+    const ROOMS: usize = 1000;
+    let file = SqliteFile::new();
+    let server = start(
+        durable_server(&file.url).with_shutdown_policy(ShutdownPolicy::Immediate),
+        factory,
+    );
+    let addr = server.local_addr();
+    for room in 0..ROOMS {
+        assert_eq!(visit(addr, &format!("h{room}")).await, 1);
+    }
+    until("every room to hibernate", || server.room_count() == 0).await;
+    for room in 0..ROOMS {
+        assert_eq!(visit(addr, &format!("h{room}")).await, 2, "room h{room}");
+    }
+}
+
+pub async fn a_corrupt_snapshot_is_kept_aside_and_the_room_starts_fresh(
+    factory: impl ConformanceFactory,
+) {
+    let file = SqliteFile::new();
+    let writer = store(&file.url);
+    writer.save("broken", b"not a snapshot".to_vec());
+    writer.flush().await;
+    drop(writer);
+
+    let server = start(durable_server(&file.url), factory);
+    let addr = server.local_addr();
+    assert_eq!(visit(addr, "broken").await, 1);
+    assert_eq!(visit(addr, "other").await, 1);
+    let kept: Vec<Vec<u8>> = rusqlite::Connection::open(file.path())
+        .unwrap()
+        .prepare("SELECT bytes FROM corrupt_snapshots WHERE room = 'broken'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(kept.len(), 1, "the bad bytes are kept for inspection");
+}
+
+pub async fn an_oversized_snapshot_is_refused_and_the_room_keeps_serving(
+    factory: impl ConformanceFactory,
+) {
+    let file = SqliteFile::new();
+    let tiny = Snapshots::open(&file.url, StoreConfig::new().with_max_snapshot_bytes(8)).unwrap();
+    let server = start(
+        Server::new()
+            .with_store(tiny.clone())
+            .with_snapshot_interval(Duration::from_millis(50)),
+        factory.clone(),
+    );
+    let (mut ws, _) = join(server.local_addr(), "big").await;
+    assert_eq!(count(&mut ws).await, 1);
+    until("the refused write", || tiny.stats().failures > 0).await;
+    assert_eq!(count(&mut ws).await, 2, "the room keeps serving");
+    stop(server, vec![ws]).await;
+
+    // Nothing was written: the room starts fresh.
+    let server = start(durable_server(&file.url), factory);
+    let (mut ws, _) = join(server.local_addr(), "big").await;
+    assert_eq!(count(&mut ws).await, 1);
+}
+
+pub async fn redis_going_away_stops_nothing_and_pending_snapshots_are_written_when_it_returns(
+    factory: impl ConformanceFactory,
+) {
+    let mut redis = RedisServer::start().unwrap();
+    let url = redis.url();
+    let server = start(durable_server(&url), factory.clone());
+    let addr = server.local_addr();
+    let (mut ws, _) = join(addr, "kept").await;
+    assert_eq!(count(&mut ws).await, 1);
+
+    redis.stop();
+    for expected in 2..=5 {
+        assert_eq!(count(&mut ws).await, expected);
+    }
+    // Open rooms keep serving; a room whose saved state cannot be read is refused, not started
+    // empty (which would overwrite that state).
+    assert_eq!(handshake_status(addr, "/ws/unreadable").await, 503);
+    assert_eq!(count(&mut ws).await, 6);
+    redis.restart().unwrap();
+    stop(server, vec![ws]).await;
+
+    let server = start(durable_server(&url), factory);
+    let (mut ws, _) = join(server.local_addr(), "kept").await;
+    assert_eq!(count(&mut ws).await, 7);
+}
