@@ -71,7 +71,17 @@
 //! | 1008 | the client stopped reading and its outbound queue filled up; sent more than [`Limits::max_messages_per_sec`], [`Limits::max_frames_per_sec`] or [`Limits::max_bytes_per_sec`]; or did not finish a message within [`Limits::message_deadline`] |
 //! | 1009 | a message exceeded [`Limits::max_message_bytes`], or a frame header announced more: closed after the header, before the payload is read |
 //! | 1011 | the room's service failed |
+//! | 1012 | the server shuts down with a [store](Server::with_store): its rooms were saved, reconnect |
 //! | 1013 | the server already holds [`Limits::max_pending_message_bytes`] of partly received messages ("try again later") |
+//!
+//! # Durable rooms
+//! With [`Server::with_store`], rooms are saved to SQLite or Redis ([`Snapshots`]) and brought
+//! back: after a restart, and after an empty room *hibernated* (saved and evicted when its
+//! [`ShutdownPolicy`] ended it). The room's service must keep snapshots
+//! ([`jamsocket::JamsocketService::snapshot`]); WebAssembly rooms always do. Saved with the
+//! service's state: the next client id, the pending timer, and the connected clients, who get
+//! `disconnect` after a restore. A room whose saved state cannot be read (the store is down)
+//! is refused with 503 rather than opened empty.
 //!
 //! # Memory
 //! What a client can make the server hold is bounded: one frame of the largest message size
