@@ -1,0 +1,87 @@
+//! The two kinds of store behind one interface: load a room's stored bytes, apply a batch of
+//! writes. Every write to a store goes through [`Backend::write`] (where a fencing token, when
+//! there is one, belongs).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
+
+use crate::redis_store::RedisStore;
+use crate::sqlite_store::SqliteStore;
+use crate::store_url::StoreUrl;
+use crate::StoreError;
+
+/// The answer to a load: the room's stored (compressed) bytes.
+pub(crate) type LoadReply = oneshot::Sender<Result<Option<Vec<u8>>, StoreError>>;
+
+/// One change, borrowed from the batch being written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Write<'a> {
+    /// Store `bytes` (compressed) as the room's snapshot.
+    Put { room: &'a str, bytes: &'a [u8] },
+    /// Remove the room's snapshot.
+    Delete { room: &'a str },
+    /// Keep `bytes` aside (as given) under the room and a time.
+    Quarantine {
+        room: &'a str,
+        unix_ms: u64,
+        bytes: &'a [u8],
+    },
+}
+
+impl<'a> Write<'a> {
+    pub(crate) fn room(&self) -> &'a str {
+        match *self {
+            Write::Put { room, .. } | Write::Delete { room } | Write::Quarantine { room, .. } => {
+                room
+            }
+        }
+    }
+}
+
+pub(crate) enum Backend {
+    Sqlite(SqliteStore),
+    Redis(RedisStore),
+}
+
+impl Backend {
+    /// Opens the store; for Redis, inside the store thread's runtime.
+    pub(crate) async fn open(url: &StoreUrl, shown_url: &str) -> Result<Backend, StoreError> {
+        match url {
+            StoreUrl::SqliteFile(path) => SqliteStore::open(Some(path)).map(Backend::Sqlite),
+            StoreUrl::SqliteMemory => SqliteStore::open(None).map(Backend::Sqlite),
+            StoreUrl::Redis(url) => RedisStore::open(url, shown_url).await.map(Backend::Redis),
+        }
+    }
+
+    /// Answers a load: SQLite at once (a lookup by primary key), Redis from a task of its own so
+    /// that it does not wait for a write under way.
+    pub(crate) fn serve_load(&self, room: String, reply: LoadReply) {
+        match self {
+            Backend::Sqlite(store) => {
+                let _ = reply.send(store.load(&room));
+            }
+            Backend::Redis(store) => {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(store.load(&room).await);
+                });
+            }
+        }
+    }
+
+    /// Applies a batch: completely (SQLite: one transaction), or with an error after which the
+    /// whole batch may be applied again.
+    pub(crate) async fn write(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite(store) => store.write(writes),
+            Backend::Redis(store) => store.write(writes).await,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_ms() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH);
+    since_epoch.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,59 @@
+//! Durable snapshot storage for Jamsocket rooms.
+//!
+//! A [`Snapshots`] store keeps one opaque byte blob (a *snapshot*, versioned by the caller) per
+//! room id, in a SQLite file or in Redis, and gives it back when the room starts again. It knows
+//! nothing of rooms, HTTP or wasm.
+//!
+//! - [`save`](Snapshots::save), [`delete`](Snapshots::delete) and
+//!   [`quarantine`](Snapshots::quarantine) return at once: a background thread compresses
+//!   (zstd) and writes, in batches, retrying while the store is unreachable. A newer save of a
+//!   room replaces an older one that is not written yet.
+//! - [`load`](Snapshots::load) answers from memory while a save is pending, else from the store;
+//!   [`flush`](Snapshots::flush) waits until everything queued is written. Both work from any
+//!   async runtime, including Actix's single-threaded ones.
+//!
+//! ```
+//! use jamsocket_store::{Snapshots, StoreConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let folder = tempfile::tempdir()?;
+//! let url = format!("sqlite:{}", folder.path().join("rooms.db").display());
+//!
+//! let store = Snapshots::open(&url, StoreConfig::new())?;
+//! store.save("lobby", b"state v1".to_vec());
+//! // Visible at once, before it is written.
+//! assert_eq!(store.load("lobby").await?, Some(b"state v1".to_vec()));
+//! store.flush().await;
+//! drop(store);
+//!
+//! // A restarted server finds it in the file.
+//! let store = Snapshots::open(&url, StoreConfig::new())?;
+//! assert_eq!(store.load("lobby").await?, Some(b"state v1".to_vec()));
+//! assert_eq!(store.load("elsewhere").await?, None);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Logs go through `tracing` (the library installs no subscriber): refused (oversized) and
+//! corrupt snapshots as errors naming the room, failed writes as warnings (at most one a second).
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod backend;
+mod compression;
+mod config;
+mod error;
+mod pending;
+mod redis_store;
+mod snapshots;
+mod sqlite_store;
+mod stats;
+mod store_url;
+#[cfg(feature = "test-util")]
+pub mod testing;
+mod writer;
+
+pub use config::StoreConfig;
+pub use error::StoreError;
+pub use snapshots::Snapshots;
+pub use stats::StoreStats;

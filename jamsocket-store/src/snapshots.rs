@@ -1,0 +1,199 @@
+//! The handle callers hold: it queues changes in the pending map and asks the store thread for
+//! what the map does not have.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::backend::unix_ms;
+use crate::pending::{Change, Pending};
+use crate::stats::Counters;
+use crate::store_url::{redact, StoreUrl};
+use crate::writer::{self, LoadRequest};
+use crate::{compression, StoreConfig, StoreError, StoreStats};
+
+/// How many distinct corrupt snapshots a store remembers having quarantined (so that loading a
+/// corrupt room again does not keep another copy each time).
+const QUARANTINE_MEMORY: usize = 4096;
+
+/// What the handles and the store thread share.
+pub(crate) struct Shared {
+    /// The url with its password hidden.
+    pub(crate) url: String,
+    pub(crate) config: StoreConfig,
+    pub(crate) pending: Pending,
+    pub(crate) counters: Counters,
+    /// Wakes the writer when there is something to write.
+    pub(crate) wake: Notify,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    loads: mpsc::UnboundedSender<LoadRequest>,
+    /// Hashes of the corrupt snapshots quarantined by `load`.
+    quarantined: Mutex<HashSet<u64>>,
+}
+
+/// A handle to one snapshot store; cheap to clone.
+///
+/// Saves, deletes and quarantines are queued and return at once; a background thread compresses
+/// and writes them. The store closes when the last handle is dropped, after writing what is
+/// pending (retrying for up to 10 s if the store is unreachable): call [`flush`](Self::flush)
+/// first to know that it is written.
+#[derive(Clone)]
+pub struct Snapshots(Arc<Handle>);
+
+impl Snapshots {
+    /// Opens the store at `url` and starts its background thread (named `jamsocket-store`):
+    /// - `sqlite:PATH` (relative or absolute; `sqlite://PATH` works too): creates the file and
+    ///   its tables if needed, but not its folder;
+    /// - `sqlite::memory:`: a database in memory, gone with the store (for tests);
+    /// - `redis://HOST:PORT/DB` (with `user:password@` if needed): checks that Redis answers.
+    ///   `rediss://` (TLS) is recognized, but this build has no TLS support and refuses it.
+    ///
+    /// Blocks until the store is open (for Redis at most a few seconds).
+    pub fn open(url: &str, config: StoreConfig) -> Result<Snapshots, StoreError> {
+        let target = StoreUrl::parse(url)?;
+        let shared = Arc::new(Shared {
+            url: redact(url),
+            config,
+            pending: Pending::default(),
+            counters: Counters::default(),
+            wake: Notify::new(),
+        });
+        let loads = writer::start(target, shared.clone())?;
+        tracing::info!(url = %shared.url, "snapshot store opened");
+        Ok(Snapshots(Arc::new(Handle {
+            shared,
+            loads,
+            quarantined: Mutex::default(),
+        })))
+    }
+
+    /// The url as given, with any password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.0.shared.url
+    }
+
+    /// The latest snapshot of `room`, decompressed, or `None` if it has none (or its deletion
+    /// is pending). A save not written yet is answered from memory.
+    ///
+    /// Stored bytes that do not decompress are kept aside (see [`quarantine`](Self::quarantine)),
+    /// logged as an error naming the room and returned as [`StoreError::Corrupt`]; they stay
+    /// in place until the room is saved or deleted.
+    ///
+    /// Works from any async runtime (or none): the store thread does the reading.
+    pub async fn load(&self, room: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.0.shared.pending.get(room) {
+            Some(Change::Save(snapshot)) => return Ok(Some(snapshot.to_vec())),
+            Some(Change::Delete) => return Ok(None),
+            None => {}
+        }
+        let (reply, answer) = oneshot::channel();
+        let unavailable = || StoreError::Unavailable {
+            url: self.url().to_owned(),
+            reason: "its thread has stopped".into(),
+        };
+        (self.0.loads)
+            .send((room.to_owned(), reply))
+            .map_err(|_| unavailable())?;
+        let Some(stored) = answer.await.map_err(|_| unavailable())?? else {
+            return Ok(None);
+        };
+        compression::decompress(&stored)
+            .map(Some)
+            .map_err(|reason| {
+                tracing::error!(
+                    room,
+                    url = %self.url(),
+                    "stored snapshot of room `{room}` is corrupt ({reason}): kept aside, not loaded"
+                );
+                self.quarantine_once(room, stored);
+                StoreError::Corrupt {
+                    room: room.to_owned(),
+                    reason,
+                }
+            })
+    }
+
+    /// Queues `snapshot` as the latest snapshot of `room` and returns at once. A newer save or
+    /// delete of the room replaces it if it is not written yet.
+    ///
+    /// It is compressed (zstd) and written on the store thread. A snapshot over
+    /// [`StoreConfig::max_snapshot_bytes`] compressed is not written (an error is logged and
+    /// the previous snapshot stays). While the store is unreachable, writes are retried with a
+    /// growing delay (100 ms to 5 s) until they succeed.
+    pub fn save(&self, room: &str, snapshot: Vec<u8>) {
+        self.push(room, Change::Save(Arc::new(snapshot)));
+    }
+
+    /// Queues the deletion of `room`'s snapshot, like [`save`](Self::save): whichever of the
+    /// two was called last wins.
+    pub fn delete(&self, room: &str) {
+        self.push(room, Change::Delete);
+    }
+
+    /// Queues `bytes` to be kept aside for inspection, like [`save`](Self::save) but never
+    /// coalesced: for a snapshot that the caller cannot decode. SQLite keeps them in table
+    /// `corrupt_snapshots(room, saved_at, bytes)`, Redis under `jamsocket:corrupt:<room>:<unix_ms>`.
+    pub fn quarantine(&self, room: &str, bytes: Vec<u8>) {
+        (self.0.shared.pending).push_quarantined(room, bytes, unix_ms());
+        self.0.shared.wake.notify_one();
+    }
+
+    /// Resolves once everything queued before this call is written (or refused for its size).
+    /// While the store is unreachable it keeps waiting: put a timeout around it.
+    pub async fn flush(&self) {
+        if let Some(done) = self.0.shared.pending.wait_for_all() {
+            if !self.0.loads.is_closed() {
+                let _ = done.await;
+            }
+        }
+    }
+
+    /// Counters since the store was opened.
+    pub fn stats(&self) -> StoreStats {
+        (self.0.shared.counters).read(self.0.shared.pending.len())
+    }
+
+    fn push(&self, room: &str, change: Change) {
+        self.0.shared.pending.push(room, change);
+        self.0.shared.wake.notify_one();
+    }
+
+    /// Quarantines `bytes` unless this store already did for the same room and bytes.
+    fn quarantine_once(&self, room: &str, bytes: Vec<u8>) {
+        let mut hasher = DefaultHasher::new();
+        (room, &bytes).hash(&mut hasher);
+        let hash = hasher.finish();
+        {
+            let mut seen = self
+                .0
+                .quarantined
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if seen.len() >= QUARANTINE_MEMORY {
+                seen.clear();
+            }
+            if !seen.insert(hash) {
+                return;
+            }
+        }
+        self.quarantine(room, bytes);
+    }
+}
+
+impl std::fmt::Debug for Snapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshots")
+            .field("url", &self.url())
+            .field(
+                "max_snapshot_bytes",
+                &self.0.shared.config.max_snapshot_bytes(),
+            )
+            .finish_non_exhaustive()
+    }
+}

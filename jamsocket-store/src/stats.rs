@@ -1,0 +1,43 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of a store since it was opened ([`Snapshots::stats`](crate::Snapshots::stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Snapshots written (deletes and quarantined copies are not counted).
+    pub written: u64,
+    /// Their stored (compressed) bytes.
+    pub bytes_written: u64,
+    /// Writes that failed: each room of each failed attempt (a retry that fails counts again),
+    /// plus each snapshot refused for its size.
+    pub failures: u64,
+    /// Rooms with a save or delete not written yet, plus quarantined copies not written yet.
+    pub pending: usize,
+}
+
+/// The counters behind [`StoreStats`], updated by the store thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    written: AtomicU64,
+    bytes_written: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add_written(&self, snapshots: u64, bytes: u64) {
+        self.written.fetch_add(snapshots, Ordering::Relaxed);
+        self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_failures(&self, failures: u64) {
+        self.failures.fetch_add(failures, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read(&self, pending: usize) -> StoreStats {
+        StoreStats {
+            written: self.written.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            pending,
+        }
+    }
+}
