@@ -4,6 +4,7 @@
 //! jamsocket-bench --url ws://127.0.0.1:8080 broadcast --rooms 10 --clients 10 --prefix all:
 //! jamsocket-bench idle --rooms 100 --clients 10 --hold-secs 3 --server-pid 4242
 //! jamsocket-bench churn --rooms 2000 --concurrency 16 --json
+//! jamsocket-bench hibernate --rooms 1000 --server-pid 4242 --expect-after "new value: 2"
 //! jamsocket-bench chart bench/results/latest.json bench/results/latest.svg
 //! ```
 //!
@@ -19,6 +20,7 @@ mod chart;
 mod churn;
 mod connect;
 mod flood;
+mod hibernate;
 mod idle;
 mod message;
 mod process;
@@ -85,6 +87,9 @@ enum Scenario {
     Idle(idle::IdleArgs),
     /// Visit new rooms one client each: connect, send, await the reply, close; report rooms/s.
     Churn(churn::ChurnArgs),
+    /// Visit new rooms, let them hibernate into the server's store, visit them again; report
+    /// restore latency against creation, server memory before/after and the store's size.
+    Hibernate(hibernate::HibernateArgs),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Scenario::Broadcast(args) => args.connections(),
         Scenario::Idle(args) => args.connections(),
         Scenario::Churn(args) => args.concurrency as u64,
+        Scenario::Hibernate(args) => args.concurrency as u64,
     };
     raise_open_file_limit(connections.saturating_add(SPARE_FILES))?;
 
@@ -139,6 +145,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .and_then(|report| emit(&report, report.timed_out, json)),
                 Scenario::Churn(args) => churn::run(args, &context)
+                    .await
+                    .and_then(|report| emit(&report, report.timed_out, json)),
+                Scenario::Hibernate(args) => hibernate::run(args, &context)
                     .await
                     .and_then(|report| emit(&report, report.timed_out, json)),
             }
