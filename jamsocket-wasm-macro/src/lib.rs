@@ -4,7 +4,8 @@
 //! Put it on the struct, enum or type alias that implements
 //! `jamsocket::SimpleJamsocketService`. It leaves the item as written and adds a thin shim: a
 //! static cell holding the room's service and one `extern "C"` function per export of the
-//! Jamsocket WebAssembly ABI (`jamsocket::abi::exports`), each a one-line call into
+//! Jamsocket WebAssembly ABI (`jamsocket::abi::exports`, including the optional
+//! `jamsocket_snapshot` / `jamsocket_restore` pair), each a one-line call into
 //! `jamsocket_wasm::__private`. The exports exist only when compiling for `wasm32`, so the same
 //! crate also builds natively (as an `rlib`) and its service can be used there as a plain type.
 //!
@@ -119,8 +120,9 @@ fn item_keyword_span(item: &syn::Item) -> proc_macro2::Span {
     }
 }
 
-/// The exports, one line each. The names are those of `jamsocket::abi::exports` (a unit test
-/// checks them); everything else lives in `jamsocket_wasm::__private`.
+/// The exports, one line each: the required ones and the optional snapshot pair. The names and
+/// signatures are those of `jamsocket::abi::exports` (a unit test checks them); everything else
+/// lives in `jamsocket_wasm::__private`.
 fn shim(ty: &Ident) -> TokenStream2 {
     let rt = quote!(::jamsocket_wasm::__private);
     // Spanned on the type name, so "does not implement SimpleJamsocketService" points at it.
@@ -173,6 +175,16 @@ fn shim(ty: &Ident) -> TokenStream2 {
             pub extern "C" fn jamsocket_timer() {
                 #rt::timer(&SERVICE)
             }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn jamsocket_snapshot() -> i64 {
+                #rt::snapshot(&SERVICE)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn jamsocket_restore(ptr: u32, len: u32) -> i32 {
+                #rt::restore(&SERVICE, ptr, len)
+            }
         };
     }
 }
@@ -181,8 +193,19 @@ fn shim(ty: &Ident) -> TokenStream2 {
 mod tests {
     use super::*;
 
-    /// The `no_mangle` functions of an expansion: (name, parameter count, result count).
-    fn exported_functions(expansion: TokenStream2) -> Vec<(String, usize, usize)> {
+    /// A function's parameter and result types as wasm type names (`u32` crosses as `i32`).
+    type Signature = (Vec<String>, Vec<String>);
+
+    fn wasm_type(ty: &syn::Type) -> String {
+        match quote!(#ty).to_string().as_str() {
+            "u32" | "i32" => "i32".to_string(),
+            "u64" | "i64" => "i64".to_string(),
+            other => panic!("unexpected type `{other}` in an export"),
+        }
+    }
+
+    /// The `no_mangle` functions of an expansion, by name, with their wasm signatures.
+    fn exported_functions(expansion: TokenStream2) -> Vec<(String, Signature)> {
         let file: syn::File = syn::parse2(expansion).expect("the expansion parses as a file");
         let mut found = Vec::new();
         for item in &file.items {
@@ -201,11 +224,20 @@ mod tests {
                     .iter()
                     .any(|a| quote!(#a).to_string().replace(' ', "") == "#[unsafe(no_mangle)]");
                 assert!(no_mangle, "`{}` is not `no_mangle`", f.sig.ident);
-                let results = match f.sig.output {
-                    syn::ReturnType::Default => 0,
-                    syn::ReturnType::Type(..) => 1,
+                let params = f
+                    .sig
+                    .inputs
+                    .iter()
+                    .map(|input| match input {
+                        syn::FnArg::Typed(arg) => wasm_type(&arg.ty),
+                        syn::FnArg::Receiver(_) => panic!("`{}` takes self", f.sig.ident),
+                    })
+                    .collect();
+                let results = match &f.sig.output {
+                    syn::ReturnType::Default => vec![],
+                    syn::ReturnType::Type(_, ty) => vec![wasm_type(ty)],
                 };
-                found.push((f.sig.ident.to_string(), f.sig.inputs.len(), results));
+                found.push((f.sig.ident.to_string(), (params, results)));
             }
         }
         found.sort();
@@ -214,9 +246,21 @@ mod tests {
 
     #[test]
     fn exports_match_the_abi() {
-        let mut expected: Vec<(String, usize, usize)> = jamsocket::abi::exports::FUNCTIONS
+        use jamsocket::abi::exports::{FUNCTIONS, OPTIONAL_FUNCTIONS};
+        let names = |types: &[&str]| types.iter().map(|t| t.to_string()).collect();
+        // Every required export, all `i32`, and every optional one with its own types.
+        let mut expected: Vec<(String, Signature)> = FUNCTIONS
             .iter()
-            .map(|(name, params, results)| (name.to_string(), *params, *results))
+            .map(|&(name, params, results)| {
+                let signature = (
+                    vec!["i32".to_string(); params],
+                    vec!["i32".to_string(); results],
+                );
+                (name.to_string(), signature)
+            })
+            .chain(OPTIONAL_FUNCTIONS.iter().map(|&(name, params, results)| {
+                (name.to_string(), (names(params), names(results)))
+            }))
             .collect();
         expected.sort();
         assert_eq!(

@@ -26,11 +26,11 @@ pub fn buffer(len: u32) -> u32 {
     address(&mut buffer)
 }
 
-/// The guest address of `buffer`, as passed across the ABI.
+/// The guest address of `buffer` (or of any `Vec`), as passed across the ABI.
 ///
 /// On `wasm32` this is the real address. Natively (where the runtime is only unit-tested) it is
 /// truncated to 32 bits and serves as a token compared with what the caller passes back.
-fn address(buffer: &mut Vec<u8>) -> u32 {
+pub(crate) fn address(buffer: &mut Vec<u8>) -> u32 {
     buffer.as_mut_ptr().expose_provenance() as u32
 }
 

@@ -49,9 +49,54 @@
 //! (`std::thread::sleep` traps: use [`JamsocketContext::set_timer`](jamsocket::JamsocketContext::set_timer)),
 //! open files or sockets. The host limits each instance's memory and the CPU time of each call.
 //!
+//! # Durable rooms
+//!
+//! A host with a store saves rooms and brings them back after a restart. With no code, it saves
+//! the guest's memory, which only the same module can restore: after a code change, rooms start
+//! fresh. To keep state across code changes, enable this crate's `serde` feature, derive serde's
+//! `Serialize` and `Deserialize` on the service and export it as
+//! [`Durable`](jamsocket::Durable) (in the prelude with the feature):
+//!
+//! ```
+//! use jamsocket_wasm::prelude::*;
+//! # // The prelude has `Durable` with this crate's `serde` feature; here it comes from `jamsocket`.
+//! use jamsocket_wasm::jamsocket::{Durable, RecordingContext};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Tally(u64);
+//!
+//! impl SimpleJamsocketService for Tally {
+//!     fn new(_: &str, _: &impl JamsocketContext) -> Self {
+//!         Tally(0)
+//!     }
+//!
+//!     fn message(&mut self, _: ClientId, _: &str, _: &impl JamsocketContext) {
+//!         self.0 += 1;
+//!     }
+//! }
+//!
+//! #[jamsocket_wasm]
+//! type Service = Durable<Tally>;
+//!
+//! // What the host saves and restores, natively:
+//! let ctx = RecordingContext::default();
+//! let mut tally = Service::new("room", &ctx);
+//! tally.message(ClientId::from(1), "hi", &ctx);
+//! let saved = tally.snapshot().expect("a Durable service keeps snapshots");
+//! assert_eq!(saved, b"\x011"); // format 1, then JSON
+//! assert_eq!(Service::restore("room", &saved, &ctx).unwrap().0 .0, 1);
+//! ```
+//!
+//! Its state is then saved as JSON through the attribute's `jamsocket_snapshot` export and read
+//! back by `jamsocket_restore` (instead of `new`), in whichever build can deserialize it. Or
+//! implement [`SimpleJamsocketService::snapshot`](jamsocket::SimpleJamsocketService::snapshot)
+//! and `restore` yourself. `examples/durable-counter` is a complete one.
+//!
 //! # The ABI
 //!
-//! The attribute exports the functions listed in [`jamsocket::abi`]. The host copies a room id
+//! The attribute exports the functions listed in [`jamsocket::abi`], including the optional
+//! `jamsocket_snapshot` / `jamsocket_restore` pair (a service that keeps no snapshots answers
+//! "none" and "unsupported", and the host saves its memory instead). The host copies a room id
 //! or a message into a buffer it gets from `jamsocket_buffer` and passes its `(ptr, len)`. The
 //! runtime only reads input inside that buffer, so a wrong pointer cannot make it read
 //! elsewhere. Text that is not valid UTF-8 (which a conforming host never sends) is decoded
@@ -66,6 +111,7 @@ mod imports;
 mod lock;
 pub mod prelude;
 mod service_cell;
+mod snapshot;
 
 pub use jamsocket;
 pub use jamsocket_wasm_macro::jamsocket_wasm;
@@ -81,4 +127,5 @@ pub mod __private {
         abi_version, assert_service, binary, connect, disconnect, initialize, message, timer,
         ServiceCell,
     };
+    pub use crate::snapshot::{restore, snapshot};
 }

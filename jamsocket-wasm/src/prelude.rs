@@ -1,4 +1,6 @@
 //! Everything a service needs: `use jamsocket_wasm::prelude::*;`.
 
 pub use crate::jamsocket_wasm;
+#[cfg(feature = "serde")]
+pub use jamsocket::Durable;
 pub use jamsocket::{ClientId, JamsocketContext, MessageRecipient, SimpleJamsocketService};

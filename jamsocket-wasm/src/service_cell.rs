@@ -21,12 +21,19 @@ impl<S> ServiceCell<S> {
     /// Runs `f` on the service. Panics (which traps the instance) if the host calls a handler
     /// before `jamsocket_initialize`: that is a host bug, and silently dropping the event would
     /// hide it.
-    fn with(&self, export: &str, f: impl FnOnce(&mut S)) {
+    pub(crate) fn with<R>(&self, export: &str, f: impl FnOnce(&mut S) -> R) -> R {
+        // Bytes kept for the host since the last `jamsocket_snapshot` are no longer needed.
+        crate::snapshot::release();
         let mut service = lock(&self.0);
         match service.as_mut() {
             Some(service) => f(service),
             None => panic!("`{export}` was called before `jamsocket_initialize`"),
         }
+    }
+
+    /// Puts `service` in the cell, replacing any previous one.
+    pub(crate) fn set(&self, service: S) {
+        *lock(&self.0) = Some(service);
     }
 }
 
@@ -40,11 +47,11 @@ pub fn abi_version() -> u32 {
 }
 
 /// Decodes text input, replacing invalid UTF-8 with U+FFFD.
-fn text(bytes: &[u8]) -> Cow<'_, str> {
+pub(crate) fn text(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
 }
 
-fn input<R>(export: &str, ptr: u32, len: u32, f: impl FnOnce(&[u8]) -> R) -> R {
+pub(crate) fn input<R>(export: &str, ptr: u32, len: u32, f: impl FnOnce(&[u8]) -> R) -> R {
     with_input(ptr, len, f).unwrap_or_else(|problem| panic!("`{export}`: {problem}"))
 }
 
@@ -54,7 +61,7 @@ pub fn initialize<S: SimpleJamsocketService>(cell: &ServiceCell<S>, room_ptr: u3
     let service = input("jamsocket_initialize", room_ptr, room_len, |room_id| {
         S::new(&text(room_id), &GuestContext)
     });
-    *lock(&cell.0) = Some(service);
+    cell.set(service);
 }
 
 /// `jamsocket_connect`
@@ -197,6 +204,9 @@ mod tests {
     #[test]
     #[should_panic(expected = "`jamsocket_timer` was called before `jamsocket_initialize`")]
     fn handlers_before_initialize_panic() {
+        // Serial: a handler call releases the bytes kept by `jamsocket_snapshot`, which the
+        // snapshot tests read.
+        let _serial = crate::buffer::tests_support::serial();
         static CELL: ServiceCell<Recorder> = ServiceCell::new();
         timer(&CELL);
     }

@@ -96,6 +96,13 @@ pub mod exports {
         (BINARY, 3, 0),
         (TIMER, 0, 0),
     ];
+    /// The optional function exports, with their parameter and result types as wasm type names
+    /// (they return `i64`, which [`FUNCTIONS`] cannot describe). A module may leave each out;
+    /// a host checks the signature of those it has.
+    pub const OPTIONAL_FUNCTIONS: [(&str, &[&str], &[&str]); 2] = [
+        (SNAPSHOT, &[], &["i64"]),
+        (RESTORE, &["i32", "i32"], &["i32"]),
+    ];
 }
 
 /// Encodes a recipient as the `i32` passed to `send_message` / `send_binary`.
