@@ -2,6 +2,7 @@
 
 use crate::guest_limiter::GuestLimiter;
 use crate::imports::WASI_MODULE;
+use crate::memory_image::InitialPages;
 use crate::{WasmHostConfig, WasmHostError};
 use jamsocket::abi::{exports, imports, IMPORT_MODULE};
 use wasmtime::{Engine, ExternType, FuncType, Linker, Module, Store, ValType};
@@ -13,7 +14,9 @@ pub(crate) fn check_version_export(module: &Module, name: &str) -> Result<(), Wa
 }
 
 /// Calls `jamsocket_abi_version` on a throwaway instance whose imports all trap, with the
-/// configured memory limit and a deadline of about one call's CPU budget.
+/// configured memory limit and a deadline of about one call's CPU budget. Also returns which
+/// pages of that fresh instance's memory are zero (before the call), which restoring a memory
+/// image relies on.
 ///
 /// This runs synchronously (no host function blocks), so it is safe on any thread.
 pub(crate) fn read_abi_version(
@@ -21,7 +24,7 @@ pub(crate) fn read_abi_version(
     module: &Module,
     name: &str,
     config: &WasmHostConfig,
-) -> Result<u32, WasmHostError> {
+) -> Result<(u32, InitialPages), WasmHostError> {
     // Trap stubs only cover function imports; report any other import precisely first.
     if module
         .imports()
@@ -55,10 +58,15 @@ pub(crate) fn read_abi_version(
             });
         }
     };
-    instance
+    let initial = instance
+        .get_memory(&mut store, exports::MEMORY)
+        .map(|memory| InitialPages::of(memory.data(&store)))
+        .unwrap_or_default();
+    let version = instance
         .get_typed_func::<(), u32>(&mut store, exports::ABI_VERSION)
         .and_then(|version| version.call(&mut store, ()))
-        .map_err(version_check)
+        .map_err(version_check)?;
+    Ok((version, initial))
 }
 
 /// Checks every export the ABI requires: the functions of `exports::FUNCTIONS` with their
@@ -80,6 +88,55 @@ pub(crate) fn check_exports(module: &Module, name: &str) -> Result<(), WasmHostE
             found: describe(&other),
         }),
     }
+}
+
+/// Which optional exports a module has (their signatures checked).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OptionalExports {
+    /// `jamsocket_snapshot`
+    pub(crate) snapshot: bool,
+    /// `jamsocket_restore`
+    pub(crate) restore: bool,
+}
+
+/// Checks the signature of each optional export of `exports::OPTIONAL_FUNCTIONS` the module
+/// has, and says which it has.
+pub(crate) fn check_optional_exports(
+    module: &Module,
+    name: &str,
+) -> Result<OptionalExports, WasmHostError> {
+    let mut found = OptionalExports::default();
+    for (export, params, results) in exports::OPTIONAL_FUNCTIONS {
+        let Some(ty) = module.get_export(export) else {
+            continue;
+        };
+        let matches = |types: &mut dyn ExactSizeIterator<Item = ValType>, expected: &[&str]| {
+            types.len() == expected.len() && types.zip(expected).all(|(ty, e)| ty.to_string() == *e)
+        };
+        match &ty {
+            ExternType::Func(func)
+                if matches(&mut func.params(), params) && matches(&mut func.results(), results) => {
+            }
+            other => {
+                return Err(WasmHostError::ExportSignature {
+                    module: name.to_string(),
+                    export,
+                    expected: format!(
+                        "a function ({}) -> ({})",
+                        params.join(", "),
+                        results.join(", ")
+                    ),
+                    found: describe(other),
+                })
+            }
+        }
+        match export {
+            exports::SNAPSHOT => found.snapshot = true,
+            exports::RESTORE => found.restore = true,
+            _ => {}
+        }
+    }
+    Ok(found)
 }
 
 fn check_function_export(

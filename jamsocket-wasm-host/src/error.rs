@@ -224,6 +224,71 @@ pub enum WasmHostError {
         /// The earlier failure.
         failure: GuestFailure,
     },
+
+    /// A room's snapshot cannot be read: truncated or garbled bytes, an unknown format, or
+    /// contents that do not fit the module or the memory limit. Reaches the server as
+    /// [`RestoreError::Corrupt`](jamsocket::RestoreError::Corrupt).
+    #[error("cannot restore room `{room_id}`: its snapshot is corrupt: {problem}")]
+    SnapshotCorrupt {
+        /// The room.
+        room_id: String,
+        /// What is wrong with the bytes.
+        problem: String,
+    },
+
+    /// A memory image taken by another module: only the module that took it can read it.
+    /// Reaches the server as [`RestoreError::Unsupported`](jamsocket::RestoreError::Unsupported).
+    #[error(
+        "cannot restore room `{room_id}` from its memory image: the image was taken by module \
+         {saved_hash}…, but `{module}` is {module_hash}…; the module changed and keeps no \
+         explicit snapshot (its `jamsocket_snapshot` is missing or returns none), so the room \
+         starts fresh"
+    )]
+    SnapshotModuleChanged {
+        /// The room.
+        room_id: String,
+        /// The loaded module's path.
+        module: String,
+        /// The first 8 hex digits of the SHA-256 of the module that took the image.
+        saved_hash: String,
+        /// The first 8 hex digits of the loaded module's SHA-256.
+        module_hash: String,
+    },
+
+    /// The service's own snapshot, but the module cannot read one. Reaches the server as
+    /// [`RestoreError::Unsupported`](jamsocket::RestoreError::Unsupported).
+    #[error(
+        "cannot restore room `{room_id}`: module `{module}` has no `jamsocket_restore` export, \
+         so it cannot read the service's own snapshot; the room starts fresh"
+    )]
+    NoRestoreExport {
+        /// The room.
+        room_id: String,
+        /// The module's path.
+        module: String,
+    },
+
+    /// The guest's `jamsocket_restore` answered `RESTORE_UNSUPPORTED`: the service keeps no
+    /// snapshots. [`RestoreError::Unsupported`](jamsocket::RestoreError::Unsupported).
+    #[error(
+        "cannot restore room `{room_id}`: the guest's `jamsocket_restore` cannot read snapshots \
+         (the service keeps none); the room starts fresh"
+    )]
+    GuestSnapshotUnsupported {
+        /// The room.
+        room_id: String,
+    },
+
+    /// The guest's `jamsocket_restore` answered `RESTORE_CORRUPT`; its reason is in the room's
+    /// log (the guest's stderr). [`RestoreError::Corrupt`](jamsocket::RestoreError::Corrupt).
+    #[error(
+        "cannot restore room `{room_id}`: the guest's `jamsocket_restore` reports the snapshot \
+         corrupt (the reason is in the room's log)"
+    )]
+    GuestSnapshotCorrupt {
+        /// The room.
+        room_id: String,
+    },
 }
 
 impl WasmHostError {

@@ -58,6 +58,18 @@ pub enum GuestFailure {
         memory_size: usize,
     },
 
+    /// An export returned a value the ABI does not allow: a `jamsocket_snapshot` `(ptr, len)`
+    /// outside the guest's memory, or an unknown `jamsocket_restore` status.
+    #[error("`{export}` returned {value:#x}, which {problem}")]
+    BadReturn {
+        /// The export.
+        export: &'static str,
+        /// What it returned.
+        value: i64,
+        /// Why the value is wrong.
+        problem: String,
+    },
+
     /// The input does not fit in the ABI's 32-bit length.
     #[error("the input is {len} bytes, more than a 32-bit guest can address")]
     InputTooLarge {

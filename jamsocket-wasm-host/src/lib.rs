@@ -13,6 +13,14 @@
 //! stderr lines go to the `tracing` log (target `jamsocket_wasm_host::guest`, with the room id),
 //! rate-limited per room and cut at a length limit.
 //!
+//! Rooms are durable: [`JamsocketService::snapshot`](jamsocket::JamsocketService::snapshot)
+//! returns the service's own snapshot when the guest has one (`jamsocket_snapshot`, e.g. a
+//! `Durable<_>` service), which any build of the module that reads it can restore, and
+//! otherwise a memory image of the guest, which only the same module
+//! ([`WasmHostFactory::module_hash`]) can restore.
+//! [`JamsocketServiceFactory::restore`](jamsocket::JamsocketServiceFactory::restore) brings the
+//! room back. See the README's *Snapshots* for the format and what survives a code change.
+//!
 //! ```
 //! use jamsocket::{ClientId, JamsocketContext, JamsocketService, JamsocketServiceFactory, MessageRecipient};
 //! use jamsocket_wasm_host::{WasmHostConfig, WasmHostFactory};
@@ -51,10 +59,16 @@
 //! let (outbox, sent) = mpsc::channel();
 //! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
 //! runtime.block_on(async {
-//!     let mut room = factory.build("room-1", Outbox(outbox)).await?;
-//!     room.message(ClientId::from(7), "hello").await
+//!     let mut room = factory.build("room-1", Outbox(outbox.clone())).await?;
+//!     room.message(ClientId::from(7), "hello").await?;
+//!     // Saved (a memory image: this guest keeps no snapshot of its own), then brought back.
+//!     let saved = room.snapshot().await?.expect("a wasm room always has a snapshot");
+//!     let mut restored = factory.restore("room-1", Outbox(outbox), &saved).await?;
+//!     restored.message(ClientId::from(8), "hello again").await?;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
 //! })?;
 //! assert_eq!(sent.try_recv()?, (MessageRecipient::Client(ClientId::from(7)), "hi".to_string()));
+//! assert_eq!(sent.try_recv()?, (MessageRecipient::Client(ClientId::from(8)), "hi".to_string()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -76,7 +90,9 @@ mod guest_log;
 mod host_state;
 mod imports;
 mod lock;
+mod memory_image;
 mod output_budget;
+mod snapshot_format;
 mod wasm_host;
 mod wasm_host_factory;
 

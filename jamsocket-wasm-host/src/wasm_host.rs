@@ -2,11 +2,16 @@ use crate::erased_context::ErasedContext;
 use crate::host_state::HostState;
 use crate::wasm_host_factory::FactoryInner;
 use crate::{GuestFailure, WasmHostError};
+use guest_exports::{write_input, CallError, GuestExports};
 use jamsocket::abi::exports;
 use jamsocket::{ClientId, JamsocketService, ServiceError};
 use std::sync::Arc;
 use tracing::Instrument;
-use wasmtime::{Instance, Memory, PoolConcurrencyLimitError, Store, TypedFunc};
+use wasmtime::{PoolConcurrencyLimitError, Store};
+
+mod guest_exports;
+mod restore;
+mod snapshot;
 
 /// One room's guest instance: a [`JamsocketService`] that forwards each event to the module's
 /// exports.
@@ -15,9 +20,14 @@ use wasmtime::{Instance, Memory, PoolConcurrencyLimitError, Store, TypedFunc};
 /// every time slice. If a call fails (a trap, a limit, a bad argument to an import), the error
 /// names the room, the export and the cause, and the host refuses every later call.
 ///
+/// [`snapshot`](JamsocketService::snapshot) returns the service's own snapshot when the guest
+/// has one (`jamsocket_snapshot`), and otherwise a memory image of the guest; see the README's
+/// *Snapshots*.
+///
 /// Created by [`WasmHostFactory`](crate::WasmHostFactory).
 pub struct WasmHost {
     room_id: Arc<str>,
+    factory: Arc<FactoryInner>,
     store: Store<HostState>,
     exports: GuestExports,
     /// Set when a call fails; later calls are refused.
@@ -26,36 +36,6 @@ pub struct WasmHost {
     /// future was dropped before it finished.
     in_call: bool,
     span: tracing::Span,
-}
-
-/// The guest's ABI functions, looked up once per room.
-struct GuestExports {
-    buffer: TypedFunc<u32, u32>,
-    initialize: TypedFunc<(u32, u32), ()>,
-    connect: TypedFunc<u32, ()>,
-    disconnect: TypedFunc<u32, ()>,
-    message: TypedFunc<(u32, u32, u32), ()>,
-    binary: TypedFunc<(u32, u32, u32), ()>,
-    timer: TypedFunc<(), ()>,
-    memory: Memory,
-}
-
-impl GuestExports {
-    fn new(instance: &Instance, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        let memory = instance
-            .get_memory(&mut *store, exports::MEMORY)
-            .ok_or_else(|| wasmtime::format_err!("no `{}` export", exports::MEMORY))?;
-        Ok(GuestExports {
-            buffer: instance.get_typed_func(&mut *store, exports::BUFFER)?,
-            initialize: instance.get_typed_func(&mut *store, exports::INITIALIZE)?,
-            connect: instance.get_typed_func(&mut *store, exports::CONNECT)?,
-            disconnect: instance.get_typed_func(&mut *store, exports::DISCONNECT)?,
-            message: instance.get_typed_func(&mut *store, exports::MESSAGE)?,
-            binary: instance.get_typed_func(&mut *store, exports::BINARY)?,
-            timer: instance.get_typed_func(&mut *store, exports::TIMER)?,
-            memory,
-        })
-    }
 }
 
 /// An event delivered to the guest.
@@ -84,7 +64,19 @@ impl Event<'_> {
 impl WasmHost {
     /// Instantiates the module for `room_id` and calls `jamsocket_initialize`.
     pub(crate) async fn build(
-        factory: &FactoryInner,
+        factory: &Arc<FactoryInner>,
+        room_id: &str,
+        context: Box<dyn ErasedContext>,
+    ) -> Result<WasmHost, ServiceError> {
+        let mut host = Self::instantiate(factory, room_id, context).await?;
+        host.handle(Event::Initialize(room_id)).await?;
+        Ok(host)
+    }
+
+    /// A new instance of the module for `room_id`, with no export called yet. Fails with
+    /// [`ServiceError::Unavailable`] when the room limit is reached.
+    async fn instantiate(
+        factory: &Arc<FactoryInner>,
         room_id: &str,
         context: Box<dyn ErasedContext>,
     ) -> Result<WasmHost, ServiceError> {
@@ -99,7 +91,12 @@ impl WasmHost {
 
         let instantiated = async {
             let instance = factory.instance_pre.instantiate_async(&mut store).await?;
-            GuestExports::new(&instance, &mut store)
+            GuestExports::new(
+                &instance,
+                &mut store,
+                factory.optional_exports,
+                &factory.image_layout,
+            )
         }
         .instrument(span.clone())
         .await;
@@ -125,16 +122,15 @@ impl WasmHost {
         })?;
         store.data_mut().memory = Some(exports.memory);
 
-        let mut host = WasmHost {
+        Ok(WasmHost {
             room_id: room,
+            factory: factory.clone(),
             store,
             exports,
             failure: None,
             in_call: false,
             span,
-        };
-        host.handle(Event::Initialize(room_id)).await?;
-        Ok(host)
+        })
     }
 
     /// The room this instance serves.
@@ -147,26 +143,37 @@ impl WasmHost {
         self.failure.as_ref()
     }
 
-    /// Delivers `event`, turning any failure into a [`ServiceError`] that closes the room.
-    async fn handle(&mut self, event: Event<'_>) -> Result<(), ServiceError> {
-        let export = event.export();
+    /// Refuses to go on with a room that failed, or whose last call was abandoned half-way.
+    fn check_usable(&mut self, export: &'static str) -> Result<(), ServiceError> {
         if self.in_call {
             self.in_call = false;
             self.failure.get_or_insert(GuestFailure::Cancelled);
         }
-        if let Some(failure) = &self.failure {
-            return Err(ServiceError::failed(WasmHostError::RoomFailed {
+        match &self.failure {
+            Some(failure) => Err(ServiceError::failed(WasmHostError::RoomFailed {
                 room_id: self.room_id.to_string(),
                 export,
                 failure: failure.clone(),
-            }));
+            })),
+            None => Ok(()),
         }
+    }
 
+    /// Runs one guest call, `f`, on the room's store: refused if the room failed; with fresh
+    /// per-call budgets; and any error becomes the room's failure and a [`ServiceError`] that
+    /// closes the room, naming the export that failed.
+    async fn call<R>(
+        &mut self,
+        export: &'static str,
+        f: impl AsyncFnOnce(&mut Store<HostState>, &GuestExports) -> Result<R, CallError>,
+    ) -> Result<R, ServiceError> {
+        self.check_usable(export)?;
         self.in_call = true;
         self.store.data_mut().start_call();
         self.store.set_epoch_deadline(1);
-        let span = self.span.clone();
-        let result = self.deliver(event).instrument(span).await;
+        let result = f(&mut self.store, &self.exports)
+            .instrument(self.span.clone())
+            .await;
         self.in_call = false;
 
         result.map_err(|(export, error)| {
@@ -187,94 +194,44 @@ impl WasmHost {
         })
     }
 
-    /// Calls the export for `event` (after copying its input into the guest). An error comes
-    /// with the export that failed: the event's, or `jamsocket_buffer`.
-    async fn deliver(&mut self, event: Event<'_>) -> Result<(), (&'static str, wasmtime::Error)> {
-        let export = event.export();
-        let exports = &self.exports;
-        let store = &mut self.store;
-        let in_export = |error| (export, error);
-        match event {
-            Event::Initialize(room_id) => {
-                let (ptr, len) = write_input(store, exports, room_id.as_bytes()).await?;
-                let args = (ptr, len);
-                exports
-                    .initialize
-                    .call_async(store, args)
-                    .await
-                    .map_err(in_export)
-            }
-            Event::Connect(client) => {
-                let args = client.into();
-                exports
-                    .connect
-                    .call_async(store, args)
-                    .await
-                    .map_err(in_export)
-            }
-            Event::Disconnect(client) => {
-                let args = client.into();
-                exports
-                    .disconnect
-                    .call_async(store, args)
-                    .await
-                    .map_err(in_export)
-            }
-            Event::Message(client, message) => {
-                let (ptr, len) = write_input(store, exports, message.as_bytes()).await?;
-                let args = (client.into(), ptr, len);
-                exports
-                    .message
-                    .call_async(store, args)
-                    .await
-                    .map_err(in_export)
-            }
-            Event::Binary(client, message) => {
-                let (ptr, len) = write_input(store, exports, message).await?;
-                let args = (client.into(), ptr, len);
-                exports
-                    .binary
-                    .call_async(store, args)
-                    .await
-                    .map_err(in_export)
-            }
-            Event::Timer => exports.timer.call_async(store, ()).await.map_err(in_export),
-        }
+    /// Delivers `event` (see [`call`](Self::call)).
+    async fn handle(&mut self, event: Event<'_>) -> Result<(), ServiceError> {
+        self.call(event.export(), async |store, exports| {
+            deliver(store, exports, event).await
+        })
+        .await
     }
 }
 
-/// Copies `input` into a buffer from `jamsocket_buffer`, returning its `(ptr, len)`. Empty
-/// input is passed as `(0, 0)` without a call. Errors are attributed to `jamsocket_buffer`.
-async fn write_input(
+/// Calls the export for `event` (after copying its input into the guest). An error comes with
+/// the export that failed: the event's, or `jamsocket_buffer`.
+async fn deliver(
     store: &mut Store<HostState>,
     exports: &GuestExports,
-    input: &[u8],
-) -> Result<(u32, u32), (&'static str, wasmtime::Error)> {
-    let in_buffer = |error: wasmtime::Error| (exports::BUFFER, error);
-    let len = u32::try_from(input.len())
-        .map_err(|_| in_buffer(GuestFailure::InputTooLarge { len: input.len() }.into()))?;
-    if len == 0 {
-        return Ok((0, 0));
+    event: Event<'_>,
+) -> Result<(), CallError> {
+    let export = event.export();
+    let in_export = |error| (export, error);
+    match event {
+        Event::Initialize(room_id) => {
+            let args = write_input(store, exports, room_id.as_bytes()).await?;
+            exports.initialize.call_async(store, args).await
+        }
+        Event::Connect(client) => exports.connect.call_async(store, client.into()).await,
+        Event::Disconnect(client) => exports.disconnect.call_async(store, client.into()).await,
+        Event::Message(client, message) => {
+            let (ptr, len) = write_input(store, exports, message.as_bytes()).await?;
+            let args = (client.into(), ptr, len);
+            exports.message.call_async(store, args).await
+        }
+        Event::Binary(client, message) => {
+            let (ptr, len) = write_input(store, exports, message).await?;
+            let args = (client.into(), ptr, len);
+            exports.binary.call_async(store, args).await
+        }
+        Event::Timer => exports.timer.call_async(store, ()).await,
     }
-    let ptr = exports
-        .buffer
-        .call_async(&mut *store, len)
-        .await
-        .map_err(in_buffer)?;
-    let memory = exports.memory.data_mut(&mut *store);
-    let memory_size = memory.len();
-    let range = crate::imports::checked_range(memory_size, ptr, len).ok_or_else(|| {
-        in_buffer(
-            GuestFailure::BadBuffer {
-                ptr,
-                len,
-                memory_size,
-            }
-            .into(),
-        )
-    })?;
-    memory[range].copy_from_slice(input);
-    Ok((ptr, len))
+    .map_err(in_export)
 }
 
 impl JamsocketService for WasmHost {
@@ -296,6 +253,13 @@ impl JamsocketService for WasmHost {
 
     async fn timer(&mut self) -> Result<(), ServiceError> {
         self.handle(Event::Timer).await
+    }
+
+    /// The service's own snapshot if the guest returns one from `jamsocket_snapshot` (a call
+    /// with the usual budgets: a trap fails the room), otherwise a memory image of the guest.
+    /// `None` only for a module whose exported mutable globals a memory image cannot hold.
+    async fn snapshot(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
+        self.take_snapshot().await
     }
 }
 

@@ -1,16 +1,22 @@
+use crate::abi_check::OptionalExports;
 use crate::host_state::HostState;
+use crate::memory_image::ImageLayout;
 use crate::{abi_check, epoch_ticker, imports, WasmHost, WasmHostConfig, WasmHostError};
-use jamsocket::{JamsocketContext, JamsocketServiceFactory, ServiceError};
+use jamsocket::{JamsocketContext, JamsocketServiceFactory, RestoreError, ServiceError};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::{Engine, InstancePre, Linker, Module};
 
 /// Loads a Jamsocket guest module once and creates one isolated instance of it per room.
 ///
-/// Loading compiles the module, checks its exports and imports against [`jamsocket::abi`],
-/// calls its `jamsocket_abi_version` on a throwaway instance, and prepares the linker. Each
-/// room then only instantiates (from a pool, with a copy-on-write memory image) and calls
-/// `jamsocket_initialize`. The factory is cheap to clone: clones share the engine and module.
+/// Loading hashes the module (SHA-256, see [`module_hash`](Self::module_hash)), compiles it,
+/// checks its exports and imports against [`jamsocket::abi`], calls its
+/// `jamsocket_abi_version` on a throwaway instance, and prepares the linker. Each room then only
+/// instantiates (from a pool, with a copy-on-write memory image) and calls
+/// `jamsocket_initialize`, or, when [restored](JamsocketServiceFactory::restore) from a
+/// snapshot, `jamsocket_restore` or nothing at all (see the README's *Snapshots*). The factory
+/// is cheap to clone: clones share the engine and module.
 ///
 /// ```no_run
 /// use jamsocket_wasm_host::{WasmHostConfig, WasmHostFactory};
@@ -33,6 +39,12 @@ pub(crate) struct FactoryInner {
     pub(crate) engine: Engine,
     pub(crate) instance_pre: InstancePre<HostState>,
     pub(crate) config: WasmHostConfig,
+    /// SHA-256 of the module's bytes: a memory image only fits the module that took it.
+    pub(crate) module_hash: [u8; 32],
+    /// Which of `jamsocket_snapshot` / `jamsocket_restore` the module exports.
+    pub(crate) optional_exports: OptionalExports,
+    /// The exported mutable globals a memory image holds.
+    pub(crate) image_layout: ImageLayout,
 }
 
 impl WasmHostFactory {
@@ -69,9 +81,16 @@ impl WasmHostFactory {
         &self.inner.module_name
     }
 
+    /// The SHA-256 of the module's bytes, computed once at load. Snapshots carry the hash of
+    /// the module that took them; a memory image is only restored into the same module.
+    pub fn module_hash(&self) -> [u8; 32] {
+        self.inner.module_hash
+    }
+
     fn load(name: String, bytes: &[u8], config: WasmHostConfig) -> Result<Self, WasmHostError> {
         config.validate()?;
         check_magic(&name, bytes)?;
+        let module_hash: [u8; 32] = Sha256::digest(bytes).into();
         let engine =
             Engine::new(&config.engine_config()).map_err(|source| WasmHostError::Engine {
                 max_rooms: config.max_rooms(),
@@ -95,7 +114,7 @@ impl WasmHostFactory {
         // The version first: a module built for another ABI gets a version error, not a
         // complaint about some export.
         abi_check::check_version_export(&module, &name)?;
-        let found = abi_check::read_abi_version(&engine, &module, &name, &config)?;
+        let (found, initial_pages) = abi_check::read_abi_version(&engine, &module, &name, &config)?;
         if found != jamsocket::abi::ABI_VERSION {
             return Err(WasmHostError::AbiVersionMismatch {
                 module: name,
@@ -104,7 +123,9 @@ impl WasmHostFactory {
             });
         }
         abi_check::check_exports(&module, &name)?;
+        let optional_exports = abi_check::check_optional_exports(&module, &name)?;
         abi_check::check_imports(&module, &name)?;
+        let image_layout = ImageLayout::of(&module, initial_pages);
 
         let link = |source| WasmHostError::Link {
             module: name.clone(),
@@ -113,7 +134,13 @@ impl WasmHostFactory {
         let mut linker = Linker::new(&engine);
         imports::add_to_linker(&mut linker).map_err(link)?;
         let instance_pre = linker.instantiate_pre(&module).map_err(link)?;
-        tracing::info!(module = %name, ?config, "loaded guest module");
+        tracing::info!(
+            module = %name,
+            module_hash = %crate::snapshot_format::short_hex(&module_hash),
+            explicit_snapshots = optional_exports.snapshot && optional_exports.restore,
+            ?config,
+            "loaded guest module"
+        );
 
         Ok(WasmHostFactory {
             inner: Arc::new(FactoryInner {
@@ -121,6 +148,9 @@ impl WasmHostFactory {
                 engine,
                 instance_pre,
                 config,
+                module_hash,
+                optional_exports,
+                image_layout,
             }),
         })
     }
@@ -147,12 +177,36 @@ impl<C: JamsocketContext + Send + 'static> JamsocketServiceFactory<C> for WasmHo
     async fn build(&self, room_id: &str, context: C) -> Result<WasmHost, ServiceError> {
         WasmHost::build(&self.inner, room_id, Box::new(context)).await
     }
+
+    /// Recreates `room_id` from bytes [`WasmHost`]'s `snapshot` returned. The service's own
+    /// snapshot goes to a fresh instance's `jamsocket_restore` (any build of the module that
+    /// has it can read it); a memory image is written into a fresh instance of the same module,
+    /// without calling `jamsocket_initialize`.
+    ///
+    /// [`RestoreError::Unsupported`]: a memory image from a module with another hash, or the
+    /// service's own snapshot for a module without `jamsocket_restore` (or whose service keeps
+    /// none). [`RestoreError::Corrupt`]: bytes that do not decode (truncated, garbled, another
+    /// format, larger than the memory limit, globals the module does not have), or that the
+    /// guest reports corrupt. [`RestoreError::Service`]: the room limit
+    /// ([`ServiceError::Unavailable`]) or a failed guest call, as in `build`.
+    async fn restore(
+        &self,
+        room_id: &str,
+        context: C,
+        snapshot: &[u8],
+    ) -> Result<WasmHost, RestoreError> {
+        WasmHost::restore(&self.inner, room_id, Box::new(context), snapshot).await
+    }
 }
 
 impl std::fmt::Debug for WasmHostFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmHostFactory")
             .field("module", &self.inner.module_name)
+            .field(
+                "module_hash",
+                &crate::snapshot_format::short_hex(&self.inner.module_hash),
+            )
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }

@@ -5,8 +5,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every example guest crate under `examples/` that the tests build.
-pub const EXAMPLES: [&str; 7] = [
+pub const EXAMPLES: [&str; 8] = [
     "counter-service",
+    "durable-counter",
     "echo-server",
     "binary-echo",
     "broadcast-echo",
@@ -21,7 +22,12 @@ fn workspace_root() -> &'static Path {
         .expect("the crate lives in the workspace")
 }
 
-/// The `.wasm` of an example, building all examples the first time it is called.
+/// Builds of an example with a feature, as (example, feature): the `.wasm` is
+/// `<example>_<feature>.wasm`, e.g. `example_wasm("durable-counter-v2")`.
+pub const VARIANTS: [(&str, &str); 1] = [("durable-counter", "v2")];
+
+/// The `.wasm` of an example (or of a [`VARIANTS`] build), building all of them the first time
+/// it is called.
 pub fn example_wasm(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = BUILT
@@ -33,14 +39,36 @@ pub fn example_wasm(name: &str) -> PathBuf {
 
 /// `cargo build --release --target wasm32-wasip1` of every example, in its own target
 /// directory so it does not wait on the lock of the `cargo test` that runs us.
+///
+/// Each variant is built with its feature and copied aside, then its example is built again
+/// without it (cargo finds that build fresh and puts its `.wasm` back).
 fn build_examples() -> Result<PathBuf, String> {
     ensure_wasm_target()?;
     let root = workspace_root();
     let target_dir = root.join("target").join("wasm-guests");
+    let out = target_dir.join("wasm32-wasip1").join("release");
+    let wasm = |example: &str| out.join(format!("{}.wasm", example.replace('-', "_")));
+    cargo_build(&target_dir, &EXAMPLES, None)?;
+    for (example, feature) in VARIANTS {
+        cargo_build(
+            &target_dir,
+            &[example],
+            Some(&format!("{example}/{feature}")),
+        )?;
+        let variant = wasm(&format!("{example}-{feature}"));
+        std::fs::copy(wasm(example), &variant)
+            .map_err(|err| format!("copying to {}: {err}", variant.display()))?;
+        cargo_build(&target_dir, &[example], None)?;
+    }
+    Ok(out)
+}
+
+/// `cargo build --release --target wasm32-wasip1` of `examples` into `target_dir`.
+fn cargo_build(target_dir: &Path, examples: &[&str], features: Option<&str>) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
     command
-        .current_dir(root)
+        .current_dir(workspace_root())
         .args([
             "build",
             "--release",
@@ -48,11 +76,14 @@ fn build_examples() -> Result<PathBuf, String> {
             "wasm32-wasip1",
             "--target-dir",
         ])
-        .arg(&target_dir)
+        .arg(target_dir)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET");
-    for example in EXAMPLES {
+    for example in examples {
         command.args(["-p", example]);
+    }
+    if let Some(features) = features {
+        command.args(["--features", features]);
     }
     let status = command
         .status()
@@ -60,7 +91,7 @@ fn build_examples() -> Result<PathBuf, String> {
     if !status.success() {
         return Err(format!("{command:?} exited with {status}"));
     }
-    Ok(target_dir.join("wasm32-wasip1").join("release"))
+    Ok(())
 }
 
 fn ensure_wasm_target() -> Result<(), String> {

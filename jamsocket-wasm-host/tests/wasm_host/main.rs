@@ -10,5 +10,6 @@ mod guests;
 mod limits;
 mod log_capture;
 mod module_loading;
+mod snapshots;
 mod time_slicing;
 mod wat_guest;
