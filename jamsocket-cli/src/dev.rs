@@ -50,16 +50,21 @@ pub fn run(mut args: DevArgs) -> Result<()> {
     let wasm = project.build()?;
     let host_config = args.server.host_config();
     let slot = ModuleSlot::new(load_module(&wasm, host_config.clone())?);
+    let store = args.server.open_store(dev_store(&wasm)?)?;
 
     let addr = listener.local_addr()?;
-    let running = args.server.server().start(listener, slot.clone())?;
+    let mut server = args.server.server();
+    if let Some(store) = &store {
+        server = server.with_store(store.clone());
+    }
+    let running = server.start(listener, slot.clone())?;
     say!(
         "Serving {} ({}) on {}",
         project.package,
         wasm.display(),
         base_url(addr)
     );
-    args.server.print_urls(addr);
+    args.server.print_urls(addr, store.as_ref());
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -150,6 +155,18 @@ impl Reloader<'_> {
             }
         }
     }
+}
+
+/// `jamsocket dev`'s store: `target/jamsocket/rooms.db` of the crate's target folder (the
+/// module is `<target>/wasm32-wasip1/release/<name>.wasm`), so rooms survive a restart, and a
+/// rebuild when the service keeps explicit snapshots.
+fn dev_store(wasm: &Path) -> Result<Option<String>> {
+    let Some(target) = wasm.ancestors().nth(3) else {
+        return Ok(None);
+    };
+    let dir = target.join("jamsocket");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(Some(format!("sqlite:{}", dir.join("rooms.db").display())))
 }
 
 /// Editors write temporary files next to sources; only real sources trigger a rebuild.

@@ -1,4 +1,4 @@
-use jamsocket::{JamsocketServiceFactory, ServiceError};
+use jamsocket::{JamsocketServiceFactory, RestoreError, ServiceError};
 use jamsocket_server::RoomContext;
 use jamsocket_wasm_host::{WasmHost, WasmHostFactory};
 use std::sync::{Arc, RwLock};
@@ -33,5 +33,14 @@ impl JamsocketServiceFactory<RoomContext> for ModuleSlot {
 
     async fn build(&self, room_id: &str, context: RoomContext) -> Result<WasmHost, ServiceError> {
         self.current().build(room_id, context).await
+    }
+
+    async fn restore(
+        &self,
+        room_id: &str,
+        context: RoomContext,
+        snapshot: &[u8],
+    ) -> Result<WasmHost, RestoreError> {
+        self.current().restore(room_id, context, snapshot).await
     }
 }

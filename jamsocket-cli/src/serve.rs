@@ -17,6 +17,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> Result<()> {
     raise_file_limit();
     let factory = load_module(&args.module, args.server.host_config())?;
+    let store = args.server.open_store(None)?;
     let listener = args.server.bind()?;
     let addr = listener.local_addr()?;
     if args.server.allowed_origins.is_none() {
@@ -25,12 +26,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
              --allowed-origins (https://app.example,http://localhost:*)"
         );
     }
-    let running = args
-        .server
-        .server()
-        .start(listener, ModuleSlot::new(factory))?;
+    let mut server = args.server.server();
+    if let Some(store) = &store {
+        server = server.with_store(store.clone());
+    }
+    let running = server.start(listener, ModuleSlot::new(factory))?;
     say!("Serving {} on {}", args.module.display(), base_url(addr));
-    args.server.print_urls(addr);
+    args.server.print_urls(addr, store.as_ref());
     running.stop_on_signal()?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use crate::user_error::UserError;
 use anyhow::Result;
 use ipnet::IpNet;
-use jamsocket_server::{Limits, RoomIdStrategy, Server, ShutdownPolicy};
+use jamsocket_server::{Limits, RoomIdStrategy, Server, ShutdownPolicy, Snapshots, StoreConfig};
 use jamsocket_wasm_host::WasmHostConfig;
 use std::fmt::Display;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -64,7 +64,7 @@ pub struct ServerArgs {
         long,
         value_parser = clap::value_parser!(u64).range(1..=3600),
         help = with_default(
-            "On SIGINT/SIGTERM, seconds clients get to take their close frames (1001) before exit",
+            "On SIGINT/SIGTERM, seconds clients get to take their close frames (1001; 1012 with --store) before exit",
             secs(Server::new().shutdown_grace()),
         )
     )]
@@ -209,6 +209,33 @@ pub struct ServerArgs {
         )
     )]
     pub allowed_origins: Option<Vec<String>>,
+    /// Where rooms are saved, so that they survive restarts and leave memory when idle:
+    /// sqlite:PATH, redis://HOST:PORT/DB, or none [default: none with serve;
+    /// sqlite:<target>/jamsocket/rooms.db with dev]
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    #[arg(
+        long,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "With --store: a room that changed is saved at most this often, in milliseconds \
+             (kill -9 loses at most this much)",
+            Server::new().snapshot_interval().as_millis(),
+        )
+    )]
+    pub snapshot_interval_ms: Option<u64>,
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help = with_default(
+            "With --store: largest snapshot of one room (compressed); larger ones are not \
+             written and the error names the room",
+            bytes(StoreConfig::new().max_snapshot_bytes()),
+        )
+    )]
+    pub max_snapshot_bytes: Option<u64>,
     #[arg(
         long,
         value_parser = clap::value_parser!(u64).range(2..=4096),
@@ -317,7 +344,27 @@ impl ServerArgs {
         if let Some(origins) = &self.allowed_origins {
             server = server.with_allowed_origins(origins.iter().cloned());
         }
+        if let Some(ms) = self.snapshot_interval_ms {
+            server = server.with_snapshot_interval(Duration::from_millis(ms));
+        }
         server
+    }
+
+    /// Opens the store `--store` names (`default` when the flag is absent), if any.
+    pub fn open_store(&self, default: Option<String>) -> Result<Option<Snapshots>> {
+        let Some(url) = self.store.clone().or(default) else {
+            return Ok(None);
+        };
+        if url == "none" {
+            return Ok(None);
+        }
+        let mut config = StoreConfig::new();
+        if let Some(bytes) = self.max_snapshot_bytes {
+            config = config.with_max_snapshot_bytes(saturating_usize(bytes));
+        }
+        let store = Snapshots::open(&url, config)
+            .map_err(|err| anyhow::Error::new(err).context(UserError::BadStore { url }))?;
+        Ok(Some(store))
     }
 
     /// The guest limits these flags describe.
@@ -344,7 +391,7 @@ impl ServerArgs {
     }
 
     /// Prints where the server can be reached, from where, and by which pages.
-    pub fn print_urls(&self, addr: SocketAddr) {
+    pub fn print_urls(&self, addr: SocketAddr, store: Option<&Snapshots>) {
         let base = base_url(addr);
         say!("  status:    {base}/status");
         say!(
@@ -368,6 +415,10 @@ impl ServerArgs {
                 origins.join(", ")
             ),
             None => say!("  origins:   pages from any site (--allowed-origins to restrict)"),
+        }
+        match store {
+            Some(store) => say!("  store:     {} (rooms are saved and restored)", store.url()),
+            None => say!("  store:     none: rooms live in memory only (--store sqlite:rooms.db to keep them)"),
         }
     }
 }

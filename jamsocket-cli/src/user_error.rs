@@ -33,6 +33,8 @@ pub enum UserError {
     BadModule { path: PathBuf, abi_mismatch: bool },
     #[error("{0} already exists")]
     AlreadyExists(PathBuf),
+    #[error("cannot open the room store `{url}`")]
+    BadStore { url: String },
 }
 
 impl UserError {
@@ -55,6 +57,8 @@ impl UserError {
             UserError::BadModule { abi_mismatch: true, .. } => "rebuild the service against this version of jamsocket-wasm (`cargo update -p jamsocket-wasm`, then `jamsocket build`)".to_string(),
             UserError::BadModule { .. } => "pass a module built with `jamsocket build` (a wasm32-wasip1 cdylib using #[jamsocket_wasm])".to_string(),
             UserError::AlreadyExists(_) => "pick another name, or remove the existing folder".to_string(),
+            UserError::BadStore { url } if url.starts_with("redis") => "start Redis (or check the address in --store), or pass --store sqlite:rooms.db for a file on this machine".to_string(),
+            UserError::BadStore { .. } => "pass --store sqlite:PATH with a folder that exists and is writable, redis://HOST:PORT/DB, or none".to_string(),
             UserError::BuildFailed => return None,
         })
     }

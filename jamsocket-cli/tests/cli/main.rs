@@ -4,6 +4,7 @@ mod attacks;
 mod browser;
 mod common;
 mod dev;
+mod durable;
 mod errors;
 mod new;
 mod serve;

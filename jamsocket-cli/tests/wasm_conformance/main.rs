@@ -22,6 +22,8 @@ fn factory() -> WasmHostFactory {
 }
 
 jamsocket_test_suite::server_tests!(factory());
+// WebAssembly rooms are durable as they are: the host saves the guest's memory.
+jamsocket_test_suite::durable_tests!(super::factory());
 
 /// Builds `examples/<name>` for `wasm32-wasip1` with the real `jamsocket build`.
 fn build_guest(name: &str) -> PathBuf {
