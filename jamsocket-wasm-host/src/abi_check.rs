@@ -2,7 +2,7 @@
 
 use crate::guest_limiter::GuestLimiter;
 use crate::imports::WASI_MODULE;
-use crate::memory_image::InitialPages;
+use crate::memory_image::InitialImage;
 use crate::{WasmHostConfig, WasmHostError};
 use jamsocket::abi::{exports, imports, IMPORT_MODULE};
 use wasmtime::{Engine, ExternType, FuncType, Linker, Module, Store, ValType};
@@ -14,9 +14,9 @@ pub(crate) fn check_version_export(module: &Module, name: &str) -> Result<(), Wa
 }
 
 /// Calls `jamsocket_abi_version` on a throwaway instance whose imports all trap, with the
-/// configured memory limit and a deadline of about one call's CPU budget. Also returns which
-/// pages of that fresh instance's memory are zero (before the call), which restoring a memory
-/// image relies on.
+/// configured memory limit and a deadline of about one call's CPU budget. Also returns that
+/// fresh instance's memory as it was before the call: the module's initial image, which memory
+/// images are taken against.
 ///
 /// This runs synchronously (no host function blocks), so it is safe on any thread.
 pub(crate) fn read_abi_version(
@@ -24,7 +24,7 @@ pub(crate) fn read_abi_version(
     module: &Module,
     name: &str,
     config: &WasmHostConfig,
-) -> Result<(u32, InitialPages), WasmHostError> {
+) -> Result<(u32, InitialImage), WasmHostError> {
     // Trap stubs only cover function imports; report any other import precisely first.
     if module
         .imports()
@@ -60,7 +60,7 @@ pub(crate) fn read_abi_version(
     };
     let initial = instance
         .get_memory(&mut store, exports::MEMORY)
-        .map(|memory| InitialPages::of(memory.data(&store)))
+        .map(|memory| InitialImage::of(memory.data(&store)))
         .unwrap_or_default();
     let version = instance
         .get_typed_func::<(), u32>(&mut store, exports::ABI_VERSION)

@@ -16,7 +16,8 @@
 //! Rooms are durable: [`JamsocketService::snapshot`](jamsocket::JamsocketService::snapshot)
 //! returns the service's own snapshot when the guest has one (`jamsocket_snapshot`, e.g. a
 //! `Durable<_>` service), which any build of the module that reads it can restore, and
-//! otherwise a memory image of the guest, which only the same module
+//! otherwise a memory image of the guest (the 4 KiB chunks of its memory that differ from the
+//! module's initial memory, and its exported mutable globals), which only the same module
 //! ([`WasmHostFactory::module_hash`]) can restore.
 //! [`JamsocketServiceFactory::restore`](jamsocket::JamsocketServiceFactory::restore) brings the
 //! room back. See the README's *Snapshots* for the format and what survives a code change.

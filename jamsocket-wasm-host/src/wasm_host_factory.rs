@@ -43,7 +43,8 @@ pub(crate) struct FactoryInner {
     pub(crate) module_hash: [u8; 32],
     /// Which of `jamsocket_snapshot` / `jamsocket_restore` the module exports.
     pub(crate) optional_exports: OptionalExports,
-    /// The exported mutable globals a memory image holds.
+    /// The exported mutable globals a memory image holds, and the module's initial memory
+    /// (one copy, shared by every room) that images are taken against.
     pub(crate) image_layout: ImageLayout,
 }
 
@@ -114,7 +115,7 @@ impl WasmHostFactory {
         // The version first: a module built for another ABI gets a version error, not a
         // complaint about some export.
         abi_check::check_version_export(&module, &name)?;
-        let (found, initial_pages) = abi_check::read_abi_version(&engine, &module, &name, &config)?;
+        let (found, initial_image) = abi_check::read_abi_version(&engine, &module, &name, &config)?;
         if found != jamsocket::abi::ABI_VERSION {
             return Err(WasmHostError::AbiVersionMismatch {
                 module: name,
@@ -125,7 +126,7 @@ impl WasmHostFactory {
         abi_check::check_exports(&module, &name)?;
         let optional_exports = abi_check::check_optional_exports(&module, &name)?;
         abi_check::check_imports(&module, &name)?;
-        let image_layout = ImageLayout::of(&module, initial_pages);
+        let image_layout = ImageLayout::of(&module, initial_image);
 
         let link = |source| WasmHostError::Link {
             module: name.clone(),

@@ -4,7 +4,7 @@
 use super::guest_exports::write_input;
 use super::WasmHost;
 use crate::erased_context::ErasedContext;
-use crate::snapshot_format::{self, short_hex, Body, GlobalValue, PAGE};
+use crate::snapshot_format::{self, short_hex, Body, Chunks, GlobalValue, PAGE};
 use crate::wasm_host_factory::FactoryInner;
 use crate::{memory_image, GuestFailure, WasmHostError};
 use jamsocket::abi::{exports, RESTORE_CORRUPT, RESTORE_OK, RESTORE_UNSUPPORTED};
@@ -39,7 +39,11 @@ impl WasmHost {
                 }
                 Self::restore_explicit(factory, room_id, context, saved).await
             }
-            Body::Memory { globals, memory } => {
+            Body::Memory {
+                pages,
+                globals,
+                chunks,
+            } => {
                 if snapshot.module_hash != factory.module_hash {
                     return Err(RestoreError::unsupported(
                         WasmHostError::SnapshotModuleChanged {
@@ -50,15 +54,18 @@ impl WasmHost {
                         },
                     ));
                 }
+                let memory_len = (pages as usize).saturating_mul(PAGE);
                 (factory.image_layout)
-                    .check(&globals, memory.len(), factory.config.memory_limit())
+                    .check(&globals, memory_len, factory.config.memory_limit())
                     .map_err(corrupt)?;
                 let mut host = Self::instantiate(factory, room_id, context).await?;
-                let written = host.write_image(memory, &globals).map_err(corrupt)?;
+                let written = host
+                    .write_image(pages, &chunks, &globals)
+                    .map_err(corrupt)?;
                 tracing::debug!(
                     room_id,
-                    pages = memory.len() / PAGE,
-                    pages_written = written,
+                    pages,
+                    chunks_written = written,
                     "restored a memory image"
                 );
                 Ok(host)
@@ -69,7 +76,8 @@ impl WasmHost {
     /// Puts a memory image into this fresh instance (no export called yet).
     fn write_image(
         &mut self,
-        memory: &[u8],
+        pages: u32,
+        chunks: &Chunks<'_>,
         globals: &[(&str, GlobalValue)],
     ) -> Result<usize, String> {
         let instance_globals: Vec<_> = (self.factory.image_layout.global_names())
@@ -77,10 +85,10 @@ impl WasmHost {
             .collect();
         memory_image::restore(
             &mut self.store,
-            &self.factory.image_layout,
             self.exports.memory,
             &instance_globals,
-            memory,
+            pages,
+            chunks,
             globals,
         )
     }

@@ -30,16 +30,18 @@ impl WasmHost {
             .collect();
         let image = memory_image::capture(
             &mut self.store,
+            &self.factory.image_layout,
             self.exports.memory,
             &globals,
             &self.factory.module_hash,
         );
         match image {
-            Ok(image) => {
+            Ok((image, chunks)) => {
                 tracing::debug!(
                     room_id = &*self.room_id,
                     bytes = image.len(),
                     pages = self.exports.memory.data_size(&self.store) / PAGE,
+                    chunks,
                     "took a memory image"
                 );
                 Ok(Some(image))

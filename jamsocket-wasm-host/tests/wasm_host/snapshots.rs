@@ -14,6 +14,8 @@ use jamsocket_wasm_host::{GuestFailure, WasmHost, WasmHostError, WasmHostFactory
 use std::time::Duration;
 
 const PAGE: usize = 64 * 1024;
+/// The granularity of a memory image.
+const CHUNK: usize = 4 * 1024;
 /// Magic, version, kind and module hash.
 const HEADER: usize = 4 + 1 + 1 + 32;
 const MEMORY_KIND: u8 = 1;
@@ -94,22 +96,66 @@ fn encode(kind: u8, module_hash: [u8; 32], body: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// A memory image body with `i32` globals.
-fn memory_body(globals: &[(&str, i32)], memory: &[u8]) -> Vec<u8> {
-    let mut body = ((memory.len() / PAGE) as u32).to_le_bytes().to_vec();
+/// A memory image body: a memory of `pages`, `i32` and `i64` globals, and the 4 KiB chunks
+/// `chunks` (by index, in increasing order).
+fn memory_body(
+    pages: usize,
+    globals: &[(&str, Global)],
+    chunks: &[(usize, [u8; CHUNK])],
+) -> Vec<u8> {
+    let mut body = (pages as u32).to_le_bytes().to_vec();
     body.extend_from_slice(&(globals.len() as u32).to_le_bytes());
     for (name, value) in globals {
         body.extend_from_slice(&(name.len() as u32).to_le_bytes());
         body.extend_from_slice(name.as_bytes());
-        body.push(0x7f);
-        body.extend_from_slice(&value.to_le_bytes());
+        match value {
+            Global::I32(value) => {
+                body.push(0x7f);
+                body.extend_from_slice(&value.to_le_bytes());
+            }
+            Global::I64(value) => {
+                body.push(0x7e);
+                body.extend_from_slice(&value.to_le_bytes());
+            }
+        }
     }
-    body.extend_from_slice(memory);
+    let mut bitmap = vec![0u8; pages * PAGE / CHUNK / 8];
+    for (index, _) in chunks {
+        bitmap[index / 8] |= 1 << (index % 8);
+    }
+    body.extend_from_slice(&bitmap);
+    for (_, chunk) in chunks {
+        body.extend_from_slice(chunk);
+    }
     body
 }
 
-/// `(pages, pages_written)` of the last "restored a memory image" line in the log.
-fn pages_written(log: &LogCapture) -> (usize, usize) {
+/// A global's value in [`memory_body`].
+#[derive(Clone, Copy)]
+enum Global {
+    I32(i32),
+    I64(i64),
+}
+
+/// The layout of a memory image without globals (checked against its length): its pages and
+/// the indexes of its stored chunks.
+fn image_chunks(image: &[u8], globals_len: usize) -> (usize, Vec<usize>) {
+    let pages_at = HEADER;
+    let pages = u32::from_le_bytes(image[pages_at..pages_at + 4].try_into().unwrap()) as usize;
+    let bitmap_at = HEADER + 8 + globals_len;
+    let bitmap = &image[bitmap_at..bitmap_at + pages * 2];
+    let stored: Vec<usize> = (0..pages * 16)
+        .filter(|index| bitmap[index / 8] >> (index % 8) & 1 == 1)
+        .collect();
+    assert_eq!(
+        image.len(),
+        bitmap_at + pages * 2 + stored.len() * CHUNK + 4
+    );
+    (pages, stored)
+}
+
+/// `(pages, chunks_written)` of the last "restored a memory image" line in the log.
+fn chunks_written(log: &LogCapture) -> (usize, usize) {
     let line = log
         .lines_with(&["restored a memory image"])
         .pop()
@@ -122,7 +168,7 @@ fn pages_written(log: &LogCapture) -> (usize, usize) {
             .collect();
         digits.parse().unwrap()
     };
-    (field("pages"), field("pages_written"))
+    (field("pages"), field("chunks_written"))
 }
 
 #[tokio::test]
@@ -136,21 +182,22 @@ async fn a_counter_restored_from_its_memory_image_continues_the_count() {
 
     let saved = snapshot(&mut counter).await;
     // A memory image (the counter keeps no snapshot of its own) of this very module, with no
-    // globals: the header, the page count, a zero global count, the memory, the checksum.
+    // globals: the header, the page count, a zero global count, the chunk bitmap, the chunks
+    // that changed since the instance was created, the checksum.
     assert_eq!(&saved[..6], b"JSWM\x01\x01");
     assert_eq!(saved[6..HEADER], factory.module_hash());
-    let pages = u32::from_le_bytes(saved[HEADER..HEADER + 4].try_into().unwrap()) as usize;
     assert_eq!(saved[HEADER + 4..HEADER + 8], [0; 4]);
-    assert_eq!(saved.len(), HEADER + 8 + pages * PAGE + 4);
+    let (pages, stored) = image_chunks(&saved, 0);
+    // The counter changes a few 4 KiB chunks of its 17 pages (the stack, the heap, its state).
+    assert!(pages >= 17, "{pages}");
+    assert!(!stored.is_empty() && stored.len() <= 8, "{stored:?}");
 
     let log = LogCapture::start();
     let (mut restored, restored_sent) = restore(&factory, "durable-room", &saved).await.unwrap();
-    // Only the pages the guest changed since it was instantiated are written back; the rest
-    // stay shared with the module's copy-on-write image.
-    let (image_pages, written) = pages_written(&log);
-    assert_eq!(image_pages, pages);
-    assert!(written > 0 && written < pages / 2, "{written} of {pages}");
-    // Nothing ran in between: the restored room's image is the saved one.
+    // Only the stored chunks are written; the rest stay shared with the module's copy-on-write
+    // image.
+    assert_eq!(chunks_written(&log), (pages, stored.len()));
+    // Nothing ran in between: the restored room's memory and image are the saved ones.
     assert_eq!(snapshot(&mut restored).await, saved);
 
     send(&mut restored, "increment").await;
@@ -253,13 +300,26 @@ async fn corrupt_snapshots_are_refused_without_a_panic() {
         corrupt(restore(&durable, "c", &garbled).await, "c");
     }
 
-    // A sample of the truncations of a memory image (each restore checksums the whole image).
+    // Truncations and flipped bytes of a memory image: every one in the header, the bitmap
+    // and the checksum, a sample of those in the chunks.
     let counter_factory = example_factory("counter-service");
     let (mut plain, _) = room(&counter_factory, "m").await;
+    send(&mut plain, "increment").await;
     let image = snapshot(&mut plain).await;
-    for len in (0..HEADER + 16).chain([image.len() / 2, image.len() - 5, image.len() - 1]) {
+    let (pages, stored) = image_chunks(&image, 0);
+    assert!(!stored.is_empty());
+    let chunks_at = HEADER + 8 + pages * 2;
+    let positions = (0..image.len())
+        .filter(|i| *i < chunks_at + 8 || image.len() - i <= 8 || i % 241 == 0)
+        .collect::<Vec<_>>();
+    for &len in &positions {
         let message = corrupt(restore(&counter_factory, "m", &image[..len]).await, "m");
         assert!(message.contains("corrupt"), "{message}");
+    }
+    for &i in &positions {
+        let mut garbled = image.clone();
+        garbled[i] ^= 0x08;
+        corrupt(restore(&counter_factory, "m", &garbled).await, "m");
     }
 
     // Random bytes, some behind a valid-looking header.
@@ -291,21 +351,33 @@ async fn memory_images_that_do_not_fit_the_module_are_corrupt() {
     let factory = WasmHostFactory::with_config(&path, test_config().with_max_memory_bytes(2 << 20))
         .expect("load");
     let hash = factory.module_hash();
+    let mut more_bits_than_chunks = memory_body(17, &[], &[(3, [1; CHUNK])]);
+    more_bits_than_chunks[8] |= 0x80;
     let cases = [
         (
             MEMORY_KIND,
-            memory_body(&[], &vec![0; 40 * PAGE]),
+            memory_body(40, &[], &[]),
             "over the limit of 2097152 bytes",
         ),
         (
             MEMORY_KIND,
-            memory_body(&[("nope", 1)], &vec![0; 17 * PAGE]),
+            memory_body(17, &[("nope", Global::I32(1))], &[]),
             "global `nope`",
         ),
         (
             MEMORY_KIND,
-            memory_body(&[], &vec![0; PAGE]),
+            memory_body(1, &[], &[(15, [1; CHUNK])]),
             "smaller than the module's initial",
+        ),
+        (
+            MEMORY_KIND,
+            more_bits_than_chunks,
+            "marks 2 chunks (8192 bytes), but 4096 bytes of chunks follow",
+        ),
+        (
+            MEMORY_KIND,
+            memory_body(70_000, &[], &[]),
+            "announces 70000 pages",
         ),
         (9, Vec::new(), "unknown snapshot kind 9"),
     ];
@@ -364,26 +436,100 @@ async fn exported_mutable_globals_and_grown_memory_round_trip() {
     let saved = snapshot(&mut guest).await;
     assert_eq!(saved[5], MEMORY_KIND);
     assert_eq!(saved[HEADER..HEADER + 8], [3, 0, 0, 0, 2, 0, 0, 0]);
+    // The globals: "count" (i32) and "wide" (i64), each with its name's length and type.
+    let globals_len = (4 + 5 + 1 + 4) + (4 + 4 + 1 + 8);
+    // Chunk 0 (the message buffer at 1024, the reply written at 32) and chunk 32 (the timer's
+    // 77 at 131080, in the grown memory); the rest of the grown memory is zero, so not stored.
+    assert_eq!(image_chunks(&saved, globals_len), (3, vec![0, 32]));
 
     let log = LogCapture::start();
     let (mut restored, restored_sent) = restore(&factory, "globals", &saved).await.unwrap();
-    // Page 0 (the reply written at 32) and page 2 (the timer's 77); page 1 is still zero.
-    assert_eq!(pages_written(&log), (3, 2));
+    assert_eq!(chunks_written(&log), (3, 2));
     assert_eq!(snapshot(&mut restored).await, saved);
     send(&mut restored, "c").await;
     assert_eq!(counts(&restored_sent), [(3, 3 << 32)]);
 
     // Globals the module has but the image lacks, or of another type, are corrupt.
     let hash = factory.module_hash();
-    let memory = vec![0; 3 * PAGE];
     for (globals, expected) in [
-        (&[("count", 1)][..], "no value for global `wide`"),
-        (&[("count", 1), ("wide", 2)][..], "of type i64"),
+        (
+            &[("count", Global::I32(1))][..],
+            "no value for global `wide`",
+        ),
+        (
+            &[("count", Global::I32(1)), ("wide", Global::I32(2))][..],
+            "of type i64",
+        ),
     ] {
-        let bytes = encode(MEMORY_KIND, hash, &memory_body(globals, &memory));
+        let bytes = encode(MEMORY_KIND, hash, &memory_body(3, globals, &[]));
         let message = corrupt(restore(&factory, "globals", &bytes).await, "globals");
         assert!(message.contains(expected), "{message}");
     }
+}
+
+/// An image written from the README's description (not by the host) is restored exactly: its
+/// globals, its stored chunks, and everything else as the module starts.
+#[tokio::test]
+async fn a_hand_written_memory_image_is_restored_chunk_by_chunk() {
+    let factory = counting_guest().factory();
+    let mut grown = [0u8; CHUNK];
+    grown[131080 % CHUNK..][..4].copy_from_slice(&5i32.to_le_bytes());
+    let body = memory_body(
+        3,
+        &[("count", Global::I32(41)), ("wide", Global::I64(9 << 32))],
+        &[(32, grown), (47, [0x5a; CHUNK])],
+    );
+    let bytes = encode(MEMORY_KIND, factory.module_hash(), &body);
+    let log = LogCapture::start();
+    let (mut restored, sent) = restore(&factory, "crafted", &bytes).await.unwrap();
+    assert_eq!(chunks_written(&log), (3, 2));
+    send(&mut restored, "m").await;
+    assert_eq!(counts(&sent), [(42, 10 << 32)]);
+    // The guest wrote chunk 0 (its reply, the message); chunks 32 and 47 are as restored.
+    let globals_len = (4 + 5 + 1 + 4) + (4 + 4 + 1 + 8);
+    let saved = snapshot(&mut restored).await;
+    assert_eq!(image_chunks(&saved, globals_len), (3, vec![0, 32, 47]));
+    let chunk = |n: usize| {
+        let at = saved.len() - 4 - (3 - n) * CHUNK;
+        &saved[at..at + CHUNK]
+    };
+    assert_eq!(chunk(1), grown);
+    assert_eq!(chunk(2), [0x5a; CHUNK]);
+}
+
+/// A chunk that the guest set back to zero differs from the module's data segment there, so it
+/// is stored, and restored as zero.
+#[tokio::test]
+async fn a_chunk_the_guest_zeroed_is_stored() {
+    let factory = WatGuest::default()
+        .memory(r#"(memory (export "memory") 2)"#)
+        .extra(r#"(data (i32.const 70000) "hello")"#)
+        .body(
+            "jamsocket_message",
+            "(call $send_message (local.get $client) (i32.const 70000) (i32.const 5))",
+        )
+        .body(
+            "jamsocket_timer",
+            "(i32.store (i32.const 70000) (i32.const 0)) (i32.store8 (i32.const 70004) (i32.const 0))",
+        )
+        .factory();
+    let (mut guest, sent) = room(&factory, "zeroed").await;
+    send(&mut guest, "a").await;
+    assert_eq!(texts(&sent), ["hello"]);
+    let fresh = snapshot(&mut guest).await;
+    // Only chunk 0 (the message buffer at 1024); the data segment's chunk 17 is as it started.
+    assert_eq!(image_chunks(&fresh, 0), (2, vec![0]));
+
+    within(guest.timer()).await.unwrap();
+    let saved = snapshot(&mut guest).await;
+    assert_eq!(image_chunks(&saved, 0), (2, vec![0, 17]));
+    let (mut restored, restored_sent) = restore(&factory, "zeroed", &saved).await.unwrap();
+    send(&mut restored, "b").await;
+    assert_eq!(texts(&restored_sent), ["\0\0\0\0\0"]);
+    // The fresh image restores the data segment.
+    let (mut again, again_sent) = restore(&factory, "zeroed", &fresh).await.unwrap();
+    send(&mut again, "c").await;
+    assert_eq!(texts(&again_sent), ["hello"]);
 }
 
 /// A guest whose `jamsocket_snapshot` has `body` (returning an `i64`), with a `jamsocket_restore`
