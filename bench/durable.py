@@ -58,14 +58,14 @@ def bench(server, args, timeout):
     return json.loads(out.stdout)
 
 
-def hibernate(counter, tmp, ports, name, rooms, store):
+def hibernate(counter, tmp, ports, name, rooms, store, concurrency=16):
     db = Path(tmp) / name / "rooms.db"
     db.parent.mkdir()
     port = next(ports)
     # Default --max-rooms (10,000 at once): hibernated rooms do not count, and a pool for
     # 120,000 would need more memory mappings (a guard page per stack) than vm.max_map_count.
     command = [JAMSOCKET, "serve", counter, "--port", str(port), "--shutdown-policy", "immediate"]
-    args = ["hibernate", "--rooms", str(rooms)]
+    args = ["hibernate", "--rooms", str(rooms), "--concurrency", str(concurrency)]
     if store:
         command += ["--store", f"sqlite:{db}"]
         args += ["--store-file", str(db), "--expect-after", "new value: 2"]
@@ -75,7 +75,7 @@ def hibernate(counter, tmp, ports, name, rooms, store):
         r = bench(server, args, timeout=120 + rooms // 50)
     finally:
         server.stop()
-    r["server"], r["with_store"] = name, store
+    r["server"], r["with_store"], r["concurrency"] = name, store, concurrency
     print(f"  {name:18} {rooms:>7} rooms: create p50 {r['create']['first_message']['p50_us']} us, "
           f"restore p50 {r['restore']['first_message']['p50_us']} us, rss {r['server_rss_empty_kib']} / "
           f"{r['server_rss_peak_kib']} / {r['server_rss_hibernated_kib']} KiB, store {r['store_bytes']} B, "
@@ -122,6 +122,9 @@ def main():
         print("hibernation: examples/counter-service", flush=True)
         rooms = [hibernate(counter, tmp, ports, "no-store-1000", 1000, store=False),
                  hibernate(counter, tmp, ports, "store-1000", 1000, store=True),
+                 # One room at a time: latency without queueing behind other rooms.
+                 hibernate(counter, tmp, ports, "no-store-1000-c1", 1000, store=False, concurrency=1),
+                 hibernate(counter, tmp, ports, "store-1000-c1", 1000, store=True, concurrency=1),
                  hibernate(counter, tmp, ports, f"store-{large}", large, store=True)]
         print("broadcast S2: examples/broadcast-echo with and without a store", flush=True)
         names = ["no-store", "store"]
@@ -156,7 +159,8 @@ def report(rooms, casts, repeats, quick, s2):
              "load generator share the cores); raw data in `durable.json`.", "",
              "## Hibernation", "",
              "examples/counter-service as WebAssembly, `jamsocket serve --shutdown-policy immediate` with "
-             "`--store sqlite:...` or none; `jamsocket-bench hibernate`, 16 rooms at a time. Latency is from "
+             "`--store sqlite:...` or none; `jamsocket-bench hibernate`, 16 rooms at a time (1 in the "
+             "`-c1` rows). Latency is from "
              "starting to connect to the room's first message (its current value). Restore visits every room "
              "created; without a store they start over (state not checked). Memory is the server's resident "
              "set: empty, at the peak while creating, and once it settled after every room emptied.", "",
@@ -174,10 +178,14 @@ def report(rooms, casts, repeats, quick, s2):
                      f"{mib(r['server_rss_hibernated_kib'])} | {ratio(r['server_rss_hibernated_kib'], r['server_rss_empty_kib'])} | "
                      f"{store} | {per} | {lost} | {r['errors']} | {'yes' if r['timed_out'] else 'no'} |")
     base, same = rooms[0], rooms[1]
+    base1, same1 = rooms[2], rooms[3]
     lines += ["", f"With a store against without, 1,000 rooms: create p50 "
               f"{ratio(same['create']['first_message']['p50_us'], base['create']['first_message']['p50_us'])}, "
               f"peak RSS {ratio(same['server_rss_peak_kib'], base['server_rss_peak_kib'])}, hibernated RSS "
-              f"{ratio(same['server_rss_hibernated_kib'], base['server_rss_hibernated_kib'])}.", ""]
+              f"{ratio(same['server_rss_hibernated_kib'], base['server_rss_hibernated_kib'])}. One room at a time: "
+              f"restore p50 {ms(same1['restore']['first_message']['p50_us'])} ms against creating a room without a "
+              f"store {ms(base1['create']['first_message']['p50_us'])} ms "
+              f"({ratio(same1['restore']['first_message']['p50_us'], base1['create']['first_message']['p50_us'])}).", ""]
 
     lines += [f"## Broadcast S2 with a store ({s2[1]} rooms x {s2[3]} clients x {s2[5]} messages, 64 B)", "",
               f"examples/broadcast-echo as WebAssembly, `jamsocket serve` with `--store sqlite:...` (snapshot "

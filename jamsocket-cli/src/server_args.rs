@@ -457,7 +457,7 @@ const MIB: usize = 1024 * 1024;
 
 /// A number of bytes, with its size in MiB when it is a whole number of them.
 fn bytes(n: usize) -> String {
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{n} = {} MiB", n / MIB)
     } else {
         n.to_string()
