@@ -50,7 +50,9 @@ pub fn run(mut args: DevArgs) -> Result<()> {
     let wasm = project.build()?;
     let host_config = args.server.host_config();
     let slot = ModuleSlot::new(load_module(&wasm, host_config.clone())?);
-    let store = args.server.open_store(dev_store(&wasm)?)?;
+    let store = args
+        .server
+        .open_store(dev_store(&wasm, &project.package)?)?;
 
     let addr = listener.local_addr()?;
     let mut server = args.server.server();
@@ -157,14 +159,15 @@ impl Reloader<'_> {
     }
 }
 
-/// `jamsocket dev`'s store: `target/jamsocket/rooms.db` of the crate's target folder (the
-/// module is `<target>/wasm32-wasip1/release/<name>.wasm`), so rooms survive a restart, and a
-/// rebuild when the service keeps explicit snapshots.
-fn dev_store(wasm: &Path) -> Result<Option<String>> {
+/// `jamsocket dev`'s store: `jamsocket/<package>/rooms.db` in the crate's target folder (the
+/// module is `<target>/wasm32-wasip1/release/<name>.wasm`; one folder per package, as a target
+/// folder may be shared), so rooms survive a restart, and a rebuild when the service keeps
+/// explicit snapshots.
+fn dev_store(wasm: &Path, package: &str) -> Result<Option<String>> {
     let Some(target) = wasm.ancestors().nth(3) else {
         return Ok(None);
     };
-    let dir = target.join("jamsocket");
+    let dir = target.join("jamsocket").join(package);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(Some(format!("sqlite:{}", dir.join("rooms.db").display())))
 }

@@ -211,7 +211,7 @@ pub struct ServerArgs {
     pub allowed_origins: Option<Vec<String>>,
     /// Where rooms are saved, so that they survive restarts and leave memory when idle:
     /// sqlite:PATH, redis://HOST:PORT/DB, or none [default: none with serve;
-    /// sqlite:<target>/jamsocket/rooms.db with dev]
+    /// sqlite:<target>/jamsocket/<package>/rooms.db with dev]
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
     #[arg(

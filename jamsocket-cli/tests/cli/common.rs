@@ -112,12 +112,20 @@ pub struct Running {
     pub port: u16,
     lines: mpsc::Receiver<String>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The room store of a `dev` run, unless the test named one.
+    _store: Option<TempDir>,
 }
 
 impl Running {
     /// Starts the binary and waits (up to `BUILD_TIMEOUT`) until it prints its URLs.
     pub fn start(args: &[&str]) -> Running {
         Running::launch(args, None, None)
+    }
+
+    /// Like [`start`](Running::start), but `dev` keeps its default store (in the shared target
+    /// folder) rather than one of its own for this run.
+    pub fn start_with_default_store(args: &[&str]) -> Running {
+        Running::launch_with(args, None, None, false)
     }
 
     /// Like [`start`](Running::start), in a process that may open at most `files` files (its
@@ -133,11 +141,29 @@ impl Running {
     }
 
     fn launch(args: &[&str], last_line: Option<&'static str>, files: Option<u64>) -> Running {
+        Running::launch_with(args, last_line, files, true)
+    }
+
+    fn launch_with(
+        args: &[&str],
+        last_line: Option<&'static str>,
+        files: Option<u64>,
+        own_store: bool,
+    ) -> Running {
         let mut command = jamsocket();
-        command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.args(args);
+        // `dev` keeps rooms in the (shared) target folder by default: each run gets a store of
+        // its own instead, so that runs do not find each other's rooms.
+        let dev = args.first() == Some(&"dev");
+        let store = (own_store && dev && !args.iter().any(|a| a.starts_with("--store")))
+            .then(|| TempDir::new("dev-store"));
+        if let Some(store) = &store {
+            command.arg(format!(
+                "--store=sqlite:{}",
+                store.0.join("rooms.db").display()
+            ));
+        }
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         if let Some(files) = files {
             use std::os::unix::process::CommandExt;
             // SAFETY: only a system call runs between fork and exec.
@@ -176,6 +202,7 @@ impl Running {
             port: 0,
             lines,
             stderr,
+            _store: store,
         };
         let line = running.wait_for_line("status:", BUILD_TIMEOUT);
         // `http://localhost:8080/status`, `http://[::1]:8080/status`, ...

@@ -57,10 +57,32 @@ async fn dev_serves_rebuilds_on_change_and_keeps_serving_after_a_failed_build() 
     other.send("increment").await;
     assert_eq!(other.recv().await, "value is now 1");
 
-    // SIGTERM closes clients with 1001 and exits 0.
+    // SIGTERM saves the rooms (dev keeps a store), closes clients with 1012 and exits 0.
     let status = dev.terminate();
     assert!(status.success(), "{status}");
-    assert_eq!(ws.recv().await, "close 1001");
+    assert_eq!(ws.recv().await, "close 1012");
+}
+
+#[tokio::test]
+async fn dev_keeps_rooms_in_the_target_folder_across_restarts() {
+    let (_temp, dir) = copy_counter_as("dev-store");
+    let dir = dir.to_str().unwrap();
+    // The default store, shared by every run of this test: a room of its own for this run.
+    let room = format!("room-{}", std::process::id());
+    let args = ["dev", dir, "--port", "0", "--no-watch"];
+    let mut dev = Running::start_with_default_store(&args);
+    let store = dev.wait_for_line("store:", TIMEOUT);
+    let expected = workspace_root().join("target/cli-tests/jamsocket/dev-store/rooms.db");
+    assert!(store.contains(expected.to_str().unwrap()), "{store}");
+    let mut ws = dev.ws(&room).await;
+    assert_eq!(ws.recv().await, "new value: 0");
+    ws.send("increment").await;
+    assert_eq!(ws.recv().await, "new value: 1");
+    assert!(dev.terminate().success());
+
+    let dev = Running::start_with_default_store(&args);
+    let mut ws = dev.ws(&room).await;
+    assert_eq!(ws.recv().await, "new value: 1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
