@@ -28,31 +28,30 @@ pub(super) async fn open<F: JamsocketServiceFactory<RoomContext>>(
     id: &str,
     store: Option<&Snapshots>,
 ) -> Result<Opened<F::Service>, RoomError> {
-    let mut next_client = 1;
-    if let Some(store) = store {
-        if let Some(saved) = load(store, id).await? {
-            {
-                next_client = saved.next_client;
-                let (context, outbox) = RoomContext::new();
-                match factory.restore(id, context, &saved.service).await {
-                    Ok(service) => {
-                        tracing::info!(room = %id, clients = saved.clients.len(), "room restored from its snapshot");
-                        return Ok(Opened {
-                            service,
-                            outbox,
-                            next_client,
-                            restored: Some(saved),
-                        });
-                    }
-                    Err(RestoreError::Service(err)) => return Err(refusal(id, err)),
-                    Err(RestoreError::Corrupt(cause)) => {
-                        tracing::error!(room = %id, %cause, "the room's snapshot is corrupt: kept aside in the store; the room starts fresh");
-                        store.quarantine(id, saved.encode());
-                    }
-                    Err(err) => {
-                        tracing::warn!(room = %id, reason = %err, "the room's snapshot cannot be restored; the room starts fresh");
-                    }
-                }
+    let saved = match store {
+        Some(store) => load(store, id).await?.map(|saved| (store, saved)),
+        None => None,
+    };
+    let next_client = saved.as_ref().map_or(1, |(_, saved)| saved.next_client);
+    if let Some((store, saved)) = saved {
+        let (context, outbox) = RoomContext::new();
+        match factory.restore(id, context, &saved.service).await {
+            Ok(service) => {
+                tracing::info!(room = %id, clients = saved.clients.len(), "room restored from its snapshot");
+                return Ok(Opened {
+                    service,
+                    outbox,
+                    next_client,
+                    restored: Some(saved),
+                });
+            }
+            Err(RestoreError::Service(err)) => return Err(refusal(id, err)),
+            Err(RestoreError::Corrupt(cause)) => {
+                tracing::error!(room = %id, %cause, "the room's snapshot is corrupt: kept aside in the store; the room starts fresh");
+                store.quarantine(id, saved.encode());
+            }
+            Err(err) => {
+                tracing::warn!(room = %id, reason = %err, "the room's snapshot cannot be restored; the room starts fresh");
             }
         }
     }

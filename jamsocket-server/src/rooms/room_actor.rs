@@ -66,9 +66,8 @@ struct Room<S> {
     /// Where the room is saved; `None` without a store, or once the service said it keeps no
     /// snapshots.
     store: Option<Snapshots>,
-    /// When the room is next saved, if it changed since it was last saved.
+    /// When the room is next saved, if it is `unsaved`.
     save_deadline: Pin<Box<Sleep>>,
-    save_armed: bool,
     /// Whether the service handled an event since the room was last saved.
     unsaved: bool,
 }
@@ -137,7 +136,6 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         marked_idle: false,
         store: settings.store.clone(),
         save_deadline: Box::pin(sleep(Duration::ZERO)),
-        save_armed: false,
         unsaved: false,
         settings,
     };
@@ -254,7 +252,7 @@ impl<S: JamsocketService> Room<S> {
                 },
                 () = &mut self.timer, if self.timer_armed => Step::Timer,
                 () = &mut self.empty_deadline, if self.empty_armed => Step::EmptyTooLong,
-                () = &mut self.save_deadline, if self.save_armed => Step::Save,
+                () = &mut self.save_deadline, if self.unsaved => Step::Save,
             };
             let result = match step {
                 Step::Event(event) => self.handle(event).await,
@@ -365,35 +363,32 @@ impl<S: JamsocketService> Room<S> {
         for client in saved.clients {
             self.changed();
             self.service.disconnect(client).await?;
-            self.flush();
         }
+        // What the service sent them goes to nobody, not to the room's first clients.
+        self.flush();
         Ok(())
     }
 
     /// Notes that the service is about to change the room's state: the room is saved within
     /// the snapshot interval.
     fn changed(&mut self) {
-        if self.store.is_none() {
+        if self.store.is_none() || self.unsaved {
             return;
         }
         self.unsaved = true;
-        if !self.save_armed {
-            let at = Instant::now() + self.settings.snapshot_interval;
-            self.save_deadline.as_mut().reset(at);
-            self.save_armed = true;
-        }
+        let at = Instant::now() + self.settings.snapshot_interval;
+        self.save_deadline.as_mut().reset(at);
     }
 
     /// Hands the room's snapshot to the store, if the room changed since it was last saved.
     /// The store writes it on a thread of its own.
     async fn save(&mut self) -> Result<(), ServiceError> {
-        self.save_armed = false;
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
         if !std::mem::take(&mut self.unsaved) {
             return Ok(());
         }
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
         let Some(service) = self.service.snapshot().await? else {
             not_durable(&self.id);
             self.store = None;
