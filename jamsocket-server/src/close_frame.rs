@@ -38,4 +38,6 @@ pub(crate) mod code {
     pub(crate) const SERVICE_RESTART: u16 = 1012;
     /// The server is overloaded: try again later.
     pub(crate) const TRY_AGAIN_LATER: u16 = 1013;
+    /// Another connection presented the client's resume key and took its session over.
+    pub(crate) const TAKEN_OVER: u16 = 4000;
 }

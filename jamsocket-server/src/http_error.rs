@@ -1,6 +1,7 @@
 //! HTTP refusals: the one place that decides which status each failure gets.
 
 use crate::admission::Refusal;
+use crate::auth::AuthRefusal;
 use crate::error::RoomIdError;
 use crate::rooms::RoomError;
 use crate::transport::Rejection;
@@ -14,6 +15,7 @@ use actix_web::{HttpResponse, ResponseError};
 pub(crate) struct HttpError {
     pub status: StatusCode,
     pub message: String,
+    pub content_type: &'static str,
 }
 
 impl HttpError {
@@ -21,6 +23,7 @@ impl HttpError {
         HttpError {
             status,
             message: message.into(),
+            content_type: "text/plain; charset=utf-8",
         }
     }
 }
@@ -32,7 +35,7 @@ impl ResponseError for HttpError {
 
     fn error_response(&self) -> HttpResponse {
         HttpResponse::build(self.status)
-            .content_type("text/plain; charset=utf-8")
+            .content_type(self.content_type)
             .body(format!("{}\n", self.message))
     }
 }
@@ -60,7 +63,8 @@ impl From<RoomError> for HttpError {
                 )
             }
             RoomError::Closed { .. } => StatusCode::NOT_FOUND,
-            RoomError::Exists { .. } => StatusCode::CONFLICT,
+            RoomError::Exists { .. } | RoomError::TakenOver { .. } => StatusCode::CONFLICT,
+            RoomError::NotYourSession { .. } => StatusCode::FORBIDDEN,
             RoomError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             RoomError::Full { .. }
             | RoomError::Unavailable { .. }
@@ -94,6 +98,23 @@ impl From<Rejection> for HttpError {
             Rejection::RoomId(err) => err.into(),
             Rejection::Refused(refusal) => refusal.into(),
             Rejection::Room(err) => err.into(),
+            Rejection::Auth(refusal) => refusal.into(),
+            Rejection::ResumeKey(_) | Rejection::Seen { .. } => {
+                HttpError::new(StatusCode::BAD_REQUEST, rejection.to_string())
+            }
+        }
+    }
+}
+
+impl From<AuthRefusal> for HttpError {
+    fn from(refusal: AuthRefusal) -> Self {
+        match refusal {
+            AuthRefusal::Token(err) => HttpError::new(err.status(), err.to_string()),
+            AuthRefusal::Denied(denied) => HttpError {
+                status: denied.status,
+                message: denied.body,
+                content_type: denied.content_type,
+            },
         }
     }
 }

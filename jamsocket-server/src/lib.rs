@@ -96,6 +96,7 @@
 mod admission;
 #[cfg(feature = "jemalloc")]
 mod allocator;
+mod auth;
 mod close_frame;
 mod error;
 mod http_error;
@@ -112,6 +113,7 @@ mod static_files;
 mod sync;
 mod transport;
 
+pub use auth::{AdmissionRequest, Denied, JwtKeyError, JwtVerifier, TOKEN_PROTOCOL_PREFIX};
 pub use error::{RoomIdError, SettingError};
 pub use jamsocket_store::{Snapshots, StoreConfig, StoreError};
 pub use limits::Limits;

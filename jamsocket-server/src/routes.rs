@@ -3,6 +3,7 @@
 //! here: the upgrade service in [`crate::transport`] takes them.
 
 use crate::admission::Admission;
+use crate::auth;
 use crate::http_error::HttpError;
 use crate::room_id::validate_room_id;
 use crate::rooms::{RoomError, Rooms};
@@ -52,15 +53,23 @@ async fn status() -> &'static str {
     "ok"
 }
 
-/// `GET /ws/{room_id}` without a WebSocket handshake.
+/// `GET /ws/{room_id}` without a WebSocket handshake: the refusal the handshake would get
+/// (a browser's `WebSocket` cannot read it, so clients ask this way after a failed one), or
+/// 426 if it would be accepted.
 async fn websocket(
+    request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    validate_room_id(&path)?;
-    state.check_room_exists(&path)?;
+    let room_id = path.as_str();
+    validate_room_id(room_id)?;
+    state.check_room_exists(room_id)?;
+    let headers = request.headers();
+    state.admission.check_origin(headers)?;
+    let query = request.query_string();
+    auth::admit(&state.settings, room_id, headers, query, request.peer_addr()).await?;
     Err(HttpError::new(
-        StatusCode::BAD_REQUEST,
+        StatusCode::UPGRADE_REQUIRED,
         "expected a WebSocket handshake (`Connection: Upgrade`, `Upgrade: websocket`)",
     ))
 }
@@ -79,7 +88,7 @@ async fn create_room(
             "rooms are created with POST /ws/<room> only under the `api` room-id strategy",
         ));
     }
-    check_creation(&state, &request)?;
+    check_creation(&state, &request, room_id).await?;
     state.rooms.create(room_id).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })))
 }
@@ -90,7 +99,8 @@ async fn new_room(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     if state.settings.room_id_strategy.generate().is_some() {
-        check_creation(&state, &request)?;
+        // No room id yet: a token limited to one room cannot create another.
+        check_creation(&state, &request, "").await?;
     }
     match state.rooms.create_with_new_id().await {
         Some(room_id) => {
@@ -103,11 +113,19 @@ async fn new_room(
     }
 }
 
-/// Whether the client of `request` may create a room now (a page of another origin may not).
-fn check_creation(state: &AppState, request: &HttpRequest) -> Result<(), HttpError> {
+/// Whether the client of `request` may create the room `room_id` now: a page of another
+/// origin may not, nor a client the token check or admission hook refuses.
+async fn check_creation(
+    state: &AppState,
+    request: &HttpRequest,
+    room_id: &str,
+) -> Result<(), HttpError> {
     let admission = &state.admission;
     admission.check_running()?;
-    admission.check_origin(request.headers())?;
-    let ip = admission.client_ip(request.peer_addr(), request.headers());
+    let headers = request.headers();
+    admission.check_origin(headers)?;
+    let query = request.query_string();
+    auth::admit(&state.settings, room_id, headers, query, request.peer_addr()).await?;
+    let ip = admission.client_ip(request.peer_addr(), headers);
     Ok(admission.create_room(ip)?)
 }

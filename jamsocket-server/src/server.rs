@@ -1,9 +1,10 @@
 use crate::admission::Admission;
+use crate::auth::{AdmissionRequest, Denied, JwtVerifier};
 use crate::close_frame::{code, CloseFrame};
 use crate::limits::open_file_limit;
 use crate::rooms::{RoomContext, Rooms};
 use crate::routes::{configure, AppState};
-use crate::settings::Settings;
+use crate::settings::{AdmissionHook, Settings};
 use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
 use actix_http::HttpService;
 use actix_service::map_config;
@@ -233,6 +234,64 @@ impl Server {
         origins: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
         self.settings.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Verifies the token each client presents before it joins (see [`JwtVerifier`]): from
+    /// `?token=`, `Authorization: Bearer` or the subprotocol `jamsocket.token.<jwt>`. A client
+    /// without a valid token gets 401 (403 for a token limited to another room) and nothing is
+    /// created; the token's `sub` is the client's [`jamsocket::User`], which the service reads
+    /// with `ctx.user(client)`. Default: no tokens.
+    #[must_use]
+    pub fn with_jwt(mut self, verifier: JwtVerifier) -> Self {
+        self.settings.jwt = Some(verifier);
+        self
+    }
+
+    /// Decides, before the WebSocket handshake is answered, whether a client may join a room:
+    /// `hook` sees the room id, headers, query string, peer address and token (and the user a
+    /// verified JWT names, when [`with_jwt`](Server::with_jwt) is set too), and returns the
+    /// client's user (`Ok(None)`: anonymous) or a [`Denied`] status and reason, which the
+    /// client gets as the HTTP answer. It runs after the server's own limits and before a room
+    /// is created.
+    ///
+    /// ```no_run
+    /// use jamsocket::User;
+    /// use jamsocket_server::{AdmissionRequest, Denied, Server};
+    /// # #[derive(Default)] struct Chat;
+    /// # impl jamsocket::SimpleJamsocketService for Chat {
+    /// #     fn new(_: &str, _: &impl jamsocket::JamsocketContext) -> Self { Chat }
+    /// # }
+    ///
+    /// Server::new()
+    ///     .with_admission(|request: AdmissionRequest| async move {
+    ///         match request.headers.get("x-api-key").and_then(|key| key.to_str().ok()) {
+    ///             Some("let-me-in") => Ok(Some(User::new("backend"))),
+    ///             Some(_) => Err(Denied::forbidden("unknown API key")),
+    ///             None => Err(Denied::unauthorized("send an X-Api-Key header")),
+    ///         }
+    ///     })
+    ///     .serve_default::<Chat>()
+    /// # .unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_admission<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(AdmissionRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Option<jamsocket::User>, Denied>> + 'static,
+    {
+        self.settings.admission = Some(AdmissionHook(crate::auth::hook(hook)));
+        self
+    }
+
+    /// How long a client that presented a resume key (`?resume=<key>`) may be away before its
+    /// session ends: a connection with the same key (and the same user) within the grace gets
+    /// the same client id, the service sees neither `disconnect` nor `connect`, and the
+    /// messages sent to the client meanwhile are delivered (up to its outbound queue). Zero
+    /// turns sessions off. Default 30 s.
+    #[must_use]
+    pub fn with_reconnect_grace(mut self, grace: Duration) -> Self {
+        self.settings.reconnect_grace = grace;
         self
     }
 

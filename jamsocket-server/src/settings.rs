@@ -1,8 +1,10 @@
+use crate::auth::{Hook, JwtVerifier};
 use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
 use ipnet::IpNet;
 use jamsocket_store::Snapshots;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything configurable about a server; [`Server`](crate::Server) is its builder.
@@ -26,6 +28,23 @@ pub(crate) struct Settings {
     pub store: Option<Snapshots>,
     /// How often, at most, a changed room is saved.
     pub snapshot_interval: Duration,
+    /// How long a client with a session may be away before the service hears it left; zero
+    /// turns sessions off.
+    pub reconnect_grace: Duration,
+    /// Verifies the tokens clients present; `None` admits clients without one.
+    pub jwt: Option<JwtVerifier>,
+    /// The native admission hook.
+    pub admission: Option<AdmissionHook>,
+}
+
+/// The admission hook, shown as such in `Debug` output.
+#[derive(Clone)]
+pub(crate) struct AdmissionHook(pub Arc<Hook>);
+
+impl std::fmt::Debug for AdmissionHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdmissionHook")
+    }
 }
 
 impl Default for Settings {
@@ -45,6 +64,9 @@ impl Default for Settings {
             allowed_origins: None,
             store: None,
             snapshot_interval: Duration::from_secs(1),
+            reconnect_grace: Duration::from_secs(30),
+            jwt: None,
+            admission: None,
         }
     }
 }

@@ -166,9 +166,10 @@ pub async fn upgrade_requests_that_cannot_be_served_get_an_http_error_that_says_
     let (status, body) = answer(addr, &old_version).await;
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
     assert!(body.starts_with("not a WebSocket handshake"), "{body}");
-    // Without the upgrade headers, the room's path is an ordinary (refused) HTTP request.
+    // Without the upgrade headers, the room's path is an ordinary request, answered with 426
+    // when a handshake would be accepted.
     let (status, body) = http(addr, "GET", "/ws/room");
-    assert_eq!(status, 400);
+    assert_eq!(status, 426);
     assert!(body.contains("expected a WebSocket handshake"), "{body}");
 }
 

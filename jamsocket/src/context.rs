@@ -1,4 +1,4 @@
-use crate::MessageRecipient;
+use crate::{ClientId, MessageRecipient, User};
 
 /// What a service can do to the outside world: send messages and set a timer.
 ///
@@ -16,6 +16,14 @@ pub trait JamsocketContext {
     ///
     /// A room has at most one pending timer: a new call replaces the pending one.
     fn set_timer(&self, ms_delay: u32);
+
+    /// Who `client` is, if the host authenticated it (a verified token's `sub` and claims, or
+    /// what a native admission hook attached); `None` for anonymous clients, for clients not in
+    /// the room, and from hosts that know no users (the default).
+    fn user(&self, client: ClientId) -> Option<User> {
+        let _ = client;
+        None
+    }
 }
 
 /// A shared context is a context too, so whoever hands a room an `Arc` of one can keep a handle
@@ -32,12 +40,16 @@ impl<C: JamsocketContext> JamsocketContext for std::sync::Arc<C> {
     fn set_timer(&self, ms_delay: u32) {
         (**self).set_timer(ms_delay);
     }
+
+    fn user(&self, client: ClientId) -> Option<User> {
+        (**self).user(client)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ClientId, RecordingContext};
+    use crate::RecordingContext;
     use std::sync::Arc;
 
     #[test]

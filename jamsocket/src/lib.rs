@@ -67,6 +67,7 @@ mod error;
 mod recording_context;
 mod service;
 mod simple_service;
+mod user;
 
 pub use client_id::{ClientId, MessageRecipient};
 pub use context::JamsocketContext;
@@ -75,6 +76,7 @@ pub use durable::Durable;
 pub use error::{RestoreError, ServiceError};
 pub use recording_context::RecordingContext;
 pub use service::{JamsocketService, JamsocketServiceFactory};
+pub use user::User;
 pub use simple_service::{
     SimpleJamsocketService, SimpleJamsocketServiceFactory, WrappedJamsocketService,
 };

@@ -1,4 +1,5 @@
-use crate::{JamsocketContext, MessageRecipient};
+use crate::{ClientId, JamsocketContext, MessageRecipient, User};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// A [`JamsocketContext`] that records what a service sent, for tests.
@@ -19,6 +20,7 @@ pub struct RecordingContext {
     messages: Mutex<Vec<(MessageRecipient, String)>>,
     binaries: Mutex<Vec<(MessageRecipient, Vec<u8>)>>,
     timer: Mutex<Option<u32>>,
+    users: Mutex<HashMap<ClientId, User>>,
 }
 
 impl RecordingContext {
@@ -35,6 +37,14 @@ impl RecordingContext {
     /// The delay of the most recent `set_timer` call, if any.
     pub fn timer(&self) -> Option<u32> {
         *lock(&self.timer)
+    }
+
+    /// Makes [`JamsocketContext::user`] answer `user` for `client` (`None` makes it anonymous).
+    pub fn set_user(&self, client: ClientId, user: Option<User>) {
+        match user {
+            Some(user) => lock(&self.users).insert(client, user),
+            None => lock(&self.users).remove(&client),
+        };
     }
 }
 
@@ -55,5 +65,9 @@ impl JamsocketContext for RecordingContext {
 
     fn set_timer(&self, ms_delay: u32) {
         *lock(&self.timer) = Some(ms_delay);
+    }
+
+    fn user(&self, client: ClientId) -> Option<User> {
+        lock(&self.users).get(&client).cloned()
     }
 }

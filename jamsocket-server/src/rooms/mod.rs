@@ -14,11 +14,13 @@ mod room_actor;
 mod room_context;
 mod room_event;
 mod room_snapshot;
+mod session;
 
 pub(crate) use registry::{Locate, RoomHandle, Task, Worker};
 pub(crate) use room_context::Outbound;
 pub use room_context::RoomContext;
-pub(crate) use room_event::RoomEvent;
+pub(crate) use room_event::{Arrival, RoomEvent};
+pub(crate) use session::{CountError, Delivery, ResumeKey, ResumeKeyError, ACK_EVERY};
 
 use crate::close_frame::CloseFrame;
 use crate::log_throttle::warn_throttled;
@@ -26,7 +28,7 @@ use crate::settings::Settings;
 use jamsocket::{ClientId, JamsocketServiceFactory};
 use registry::{NewRoom, RoomRegistry};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
@@ -60,15 +62,24 @@ pub(crate) enum RoomError {
     NoUnusedId,
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("the resume key belongs to another user's session in room `{room}`")]
+    NotYourSession { room: String },
+    #[error("the session in room `{room}` was taken over by another connection with the same resume key")]
+    TakenOver { room: String },
 }
 
-/// A client that a room took in: its id, and the two queues that connect it to the room.
+/// A client that a room took in: its id, the messages on their way to it, and how the room
+/// closes its connection.
 #[derive(Debug)]
 pub(crate) struct Joined {
     pub room: RoomHandle,
     pub client: ClientId,
-    pub outbound: mpsc::Receiver<Outbound>,
+    pub delivery: Delivery,
     pub close: oneshot::Receiver<CloseFrame>,
+    /// Whether the client resumed an earlier session.
+    pub resumed: bool,
+    /// How many of the session's messages from the client the room has handled.
+    pub received: u64,
 }
 
 /// Starts a registered room's task (the factory, type-erased).
@@ -134,13 +145,15 @@ impl Rooms {
         self.registry.get(id).is_some()
     }
 
-    /// Joins the room `id`, creating it if the room-id strategy creates rooms on connect.
+    /// Joins the room `id` as `arrival` says (resuming its session if it has one in the
+    /// room), creating the room if the room-id strategy creates rooms on connect.
     /// `before_create` runs each time a room is about to be created for this client and may
     /// veto it (a per-address creation rate, say). Retries if the room closes while the
     /// request is on its way.
     pub(crate) async fn join<E: From<RoomError>>(
         &self,
         id: &str,
+        arrival: Arrival,
         mut before_create: impl FnMut() -> Result<(), E>,
     ) -> Result<Joined, E> {
         let creates = self.settings.room_id_strategy.creates_on_connect();
@@ -159,12 +172,10 @@ impl Rooms {
                         room: id.to_string(),
                     })?
             };
-            let (outbound_tx, outbound) =
-                mpsc::channel(self.settings.limits.outbound_queue_messages);
             let (close_tx, close) = oneshot::channel();
             let (reply_tx, reply) = oneshot::channel();
             let join = RoomEvent::Join {
-                outbound: outbound_tx,
+                arrival: arrival.clone(),
                 close: close_tx,
                 reply: reply_tx,
             };
@@ -174,12 +185,14 @@ impl Rooms {
                 continue;
             }
             match reply.await {
-                Ok(Ok(client)) => {
+                Ok(Ok(admitted)) => {
                     return Ok(Joined {
                         room,
-                        client,
-                        outbound,
+                        client: admitted.client,
+                        delivery: admitted.delivery,
                         close,
+                        resumed: admitted.resumed,
+                        received: admitted.received,
                     })
                 }
                 Ok(Err(RoomError::Closed { .. })) => continue,

@@ -3,8 +3,9 @@
 use super::opening;
 use super::registry::{NewRoom, RoomRegistry};
 use super::room_context::{Outbound, Outbox, RoomContext};
-use super::room_event::RoomEvent;
-use super::room_snapshot::RoomSnapshot;
+use super::room_event::{Admitted, Arrival, RoomEvent};
+use super::room_snapshot::{RoomSnapshot, SavedClient, SavedSession};
+use super::session::{Delivery, ResumeKey, ACK_EVERY};
 use super::RoomError;
 use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
@@ -12,10 +13,10 @@ use crate::settings::Settings;
 use crate::sync::lock;
 use crate::ShutdownPolicy;
 use jamsocket::{
-    ClientId, JamsocketService, JamsocketServiceFactory, MessageRecipient, ServiceError,
+    ClientId, JamsocketService, JamsocketServiceFactory, MessageRecipient, ServiceError, User,
 };
 use jamsocket_store::Snapshots;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,7 +34,31 @@ pub(crate) const FIRST_JOIN_WINDOW: Duration = Duration::from_secs(60);
 struct ClientSlot {
     /// `None` once the room gave up on the client (its queue filled up).
     outbound: Option<mpsc::Sender<Outbound>>,
+    /// Closes the client's connection; `None` while it has none.
     close: Option<oneshot::Sender<CloseFrame>>,
+    /// The client's session, if it presented a resume key.
+    session: Option<Session>,
+}
+
+/// What lets a client come back as itself.
+struct Session {
+    key: ResumeKey,
+    /// Messages from the client the room has handled, over every connection of the session.
+    received: u64,
+    /// Whether the client's connection speaks `jamsocket.v1` (and gets acknowledgements).
+    sequenced: bool,
+    /// While the client is away: its delivery, and when the session ends if it does not
+    /// come back.
+    away: Option<(Delivery, Instant)>,
+    /// A connection waiting for the session's current one to let go of it.
+    takeover: Option<Takeover>,
+}
+
+/// A join that takes over a connected session.
+struct Takeover {
+    user: Option<User>,
+    close: oneshot::Sender<CloseFrame>,
+    reply: oneshot::Sender<Result<Admitted, RoomError>>,
 }
 
 impl ClientSlot {
@@ -70,6 +95,12 @@ struct Room<S> {
     save_deadline: Pin<Box<Sleep>>,
     /// Whether the service handled an event since the room was last saved.
     unsaved: bool,
+    /// Sessions whose clients are away, by when they end (the grace is the same for all, so
+    /// this is in order). An entry whose client came back in the meantime is skipped.
+    away: VecDeque<(Instant, ClientId)>,
+    away_deadline: Pin<Box<Sleep>>,
+    /// Away clients whose queue filled up: their sessions end after this flush.
+    overflowed: Vec<ClientId>,
 }
 
 /// Why a room ended, as told to its clients.
@@ -137,6 +168,9 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         store: settings.store.clone(),
         save_deadline: Box::pin(sleep(Duration::ZERO)),
         unsaved: false,
+        away: VecDeque::new(),
+        away_deadline: Box::pin(sleep(Duration::ZERO)),
+        overflowed: Vec::new(),
         settings,
     };
     let ending = match room.run(&mut events, opened.restored).await {
@@ -222,6 +256,7 @@ enum Step {
     Timer,
     EmptyTooLong,
     Save,
+    AwayTooLong,
 }
 
 impl<S: JamsocketService> Room<S> {
@@ -253,6 +288,7 @@ impl<S: JamsocketService> Room<S> {
                 () = &mut self.timer, if self.timer_armed => Step::Timer,
                 () = &mut self.empty_deadline, if self.empty_armed => Step::EmptyTooLong,
                 () = &mut self.save_deadline, if self.unsaved => Step::Save,
+                () = &mut self.away_deadline, if !self.away.is_empty() => Step::AwayTooLong,
             };
             let result = match step {
                 Step::Event(event) => self.handle(event).await,
@@ -262,6 +298,7 @@ impl<S: JamsocketService> Room<S> {
                     self.service.timer().await.map(|()| None)
                 }
                 Step::Save => self.save().await.map(|()| None),
+                Step::AwayTooLong => self.end_expired_sessions().await,
                 Step::EmptyTooLong => {
                     if self.clients.is_empty() {
                         return Ending::Empty;
@@ -271,6 +308,10 @@ impl<S: JamsocketService> Room<S> {
                 }
             };
             self.flush();
+            let result = match result {
+                Ok(None) if !self.overflowed.is_empty() => self.end_overflowed_sessions().await,
+                result => result,
+            };
             match result {
                 Ok(None) => {}
                 Ok(Some(ending)) => return ending,
@@ -282,38 +323,10 @@ impl<S: JamsocketService> Room<S> {
     async fn handle(&mut self, event: RoomEvent) -> Result<Option<Ending>, ServiceError> {
         match event {
             RoomEvent::Join {
-                outbound,
+                arrival,
                 close,
                 reply,
-            } => {
-                let max = self.settings.limits.max_clients_per_room;
-                if self.clients.len() >= max || self.next_client == u32::MAX {
-                    warn_throttled!(room = %self.id, max, "room full: refused a client");
-                    let _ = reply.send(Err(RoomError::Full {
-                        room: self.id.to_string(),
-                        max,
-                    }));
-                    return Ok(None);
-                }
-                let client = ClientId::from(self.next_client);
-                self.next_client += 1;
-                if reply.send(Ok(client)).is_err() {
-                    // The request went away before it was answered.
-                    return Ok(None);
-                }
-                let slot = ClientSlot {
-                    outbound: Some(outbound),
-                    close: Some(close),
-                };
-                self.clients.insert(client, slot);
-                self.empty_armed = false;
-                if std::mem::take(&mut self.marked_idle) {
-                    self.registry.mark_busy(&self.id, self.generation);
-                }
-                tracing::info!(room = %self.id, %client, "client connected");
-                self.changed();
-                self.service.connect(client).await?;
-            }
+            } => return self.join(arrival, close, reply).await.map(|()| None),
             RoomEvent::Ready { reply } => {
                 let _ = reply.send(Ok(()));
             }
@@ -321,12 +334,14 @@ impl<S: JamsocketService> Room<S> {
                 if self.clients.contains_key(&client) {
                     self.changed();
                     self.service.message(client, &text).await?;
+                    self.received(client);
                 }
             }
             RoomEvent::Binary { client, data } => {
                 if self.clients.contains_key(&client) {
                     self.changed();
                     self.service.binary(client, &data).await?;
+                    self.received(client);
                 }
             }
             // `_handled` is dropped at the end of this arm, once the service has heard of it.
@@ -334,35 +349,333 @@ impl<S: JamsocketService> Room<S> {
                 client,
                 reason,
                 handled: _handled,
-            } => {
-                if self.clients.remove(&client).is_none() {
-                    return Ok(None);
-                }
-                tracing::info!(room = %self.id, %client, %reason, "client disconnected");
-                self.changed();
-                self.service.disconnect(client).await?;
-                if self.clients.is_empty() {
-                    match self.settings.shutdown_policy {
-                        ShutdownPolicy::Never => {}
-                        ShutdownPolicy::Immediate => return Ok(Some(Ending::Empty)),
-                        ShutdownPolicy::After(grace) => self.arm_empty_deadline(grace),
-                    }
-                }
-            }
+                park,
+            } => return self.leave(client, &reason, park).await,
             RoomEvent::Close { reason } => return Ok(Some(Ending::Closed(reason))),
         }
         Ok(None)
     }
 
-    /// Picks up where a saved room left off: its pending timer, and a `disconnect` for each
-    /// client it had (none of them is connected to this instance).
+    /// Takes a client in: back into its session if its resume key names one, else as a new
+    /// client.
+    async fn join(
+        &mut self,
+        arrival: Arrival,
+        close: oneshot::Sender<CloseFrame>,
+        reply: oneshot::Sender<Result<Admitted, RoomError>>,
+    ) -> Result<(), ServiceError> {
+        if let Some(key) = &arrival.resume {
+            if let Some(client) = self.session_of(key) {
+                self.rejoin(client, arrival, close, reply);
+                return Ok(());
+            }
+        }
+        let max = self.settings.limits.max_clients_per_room;
+        if self.clients.len() >= max || self.next_client == u32::MAX {
+            warn_throttled!(room = %self.id, max, "room full: refused a client");
+            let _ = reply.send(Err(RoomError::Full {
+                room: self.id.to_string(),
+                max,
+            }));
+            return Ok(());
+        }
+        let client = ClientId::from(self.next_client);
+        self.next_client += 1;
+        let (outbound, queue) = mpsc::channel(self.settings.limits.outbound_queue_messages);
+        let admitted = Admitted {
+            client,
+            delivery: Delivery::new(queue),
+            resumed: false,
+            received: 0,
+        };
+        if reply.send(Ok(admitted)).is_err() {
+            // The request went away before it was answered.
+            return Ok(());
+        }
+        let session = arrival
+            .resume
+            .filter(|_| !self.settings.reconnect_grace.is_zero())
+            .map(|key| Session {
+                key,
+                received: 0,
+                sequenced: arrival.sequenced,
+                away: None,
+                takeover: None,
+            });
+        let slot = ClientSlot {
+            outbound: Some(outbound),
+            close: Some(close),
+            session,
+        };
+        self.clients.insert(client, slot);
+        if let Some(user) = arrival.user {
+            lock(&self.outbox).users.insert(client, user);
+        }
+        self.empty_armed = false;
+        if std::mem::take(&mut self.marked_idle) {
+            self.registry.mark_busy(&self.id, self.generation);
+        }
+        tracing::info!(room = %self.id, %client, "client connected");
+        self.changed();
+        self.service.connect(client).await
+    }
+
+    /// The client whose session `key` opened, if it is in the room.
+    fn session_of(&self, key: &ResumeKey) -> Option<ClientId> {
+        self.clients.iter().find_map(|(client, slot)| {
+            let session = slot.session.as_ref()?;
+            session.key.matches(key).then_some(*client)
+        })
+    }
+
+    /// A connection presents the key of `client`'s session: it resumes the session if the
+    /// client is away, or takes it over from the client's current connection.
+    fn rejoin(
+        &mut self,
+        client: ClientId,
+        arrival: Arrival,
+        close: oneshot::Sender<CloseFrame>,
+        reply: oneshot::Sender<Result<Admitted, RoomError>>,
+    ) {
+        let same_user = {
+            let users = &lock(&self.outbox).users;
+            users.get(&client).map(|user| &user.id) == arrival.user.as_ref().map(|user| &user.id)
+        };
+        if !same_user {
+            warn_throttled!(room = %self.id, %client, "refused a resume: the key belongs to another user's session");
+            let _ = reply.send(Err(RoomError::NotYourSession {
+                room: self.id.to_string(),
+            }));
+            return;
+        }
+        let Some(slot) = self.clients.get_mut(&client) else {
+            return;
+        };
+        let Some(session) = &mut slot.session else {
+            return;
+        };
+        session.sequenced = arrival.sequenced;
+        if let Some((delivery, _)) = session.away.take() {
+            self.attach(client, delivery, arrival.user, close, reply);
+            return;
+        }
+        let takeover = Takeover {
+            user: arrival.user,
+            close,
+            reply,
+        };
+        if let Some(earlier) = session.takeover.replace(takeover) {
+            let _ = earlier.reply.send(Err(RoomError::TakenOver {
+                room: self.id.to_string(),
+            }));
+        }
+        // The session's queue carries on; only its connection goes.
+        if let Some(close) = slot.close.take() {
+            let _ = close.send(CloseFrame::new(
+                code::TAKEN_OVER,
+                "session taken over by another connection",
+            ));
+        }
+        tracing::info!(room = %self.id, %client, "another connection takes over the client's session");
+    }
+
+    /// Hands `client`'s session to a new connection.
+    fn attach(
+        &mut self,
+        client: ClientId,
+        delivery: Delivery,
+        user: Option<User>,
+        close: oneshot::Sender<CloseFrame>,
+        reply: oneshot::Sender<Result<Admitted, RoomError>>,
+    ) {
+        let Some(slot) = self.clients.get_mut(&client) else {
+            return;
+        };
+        let Some(session) = &mut slot.session else {
+            return;
+        };
+        let admitted = Admitted {
+            client,
+            delivery,
+            resumed: true,
+            received: session.received,
+        };
+        match reply.send(Ok(admitted)) {
+            Ok(()) => {
+                slot.close = Some(close);
+                if let Some(user) = user {
+                    lock(&self.outbox).users.insert(client, user);
+                }
+                tracing::info!(room = %self.id, %client, "client resumed its session");
+            }
+            // The request went away before it was answered: the client is still away.
+            Err(Ok(admitted)) => self.set_away(client, admitted.delivery),
+            Err(Err(_)) => {}
+        }
+    }
+
+    /// `client`'s connection ended. A client with a session whose connection dropped is away
+    /// until it comes back or the reconnect grace passes; any other client is gone.
+    async fn leave(
+        &mut self,
+        client: ClientId,
+        reason: &str,
+        park: Option<Delivery>,
+    ) -> Result<Option<Ending>, ServiceError> {
+        let Some(slot) = self.clients.get_mut(&client) else {
+            return Ok(None);
+        };
+        if let (Some(session), Some(delivery)) = (&mut slot.session, park) {
+            if slot.outbound.is_some() {
+                slot.close = None;
+                if let Some(Takeover { user, close, reply }) = session.takeover.take() {
+                    self.attach(client, delivery, user, close, reply);
+                } else {
+                    tracing::info!(room = %self.id, %client, %reason, "client away: its session waits for it to reconnect");
+                    self.set_away(client, delivery);
+                }
+                return Ok(None);
+            }
+        }
+        let slot = self.clients.remove(&client);
+        if let Some(takeover) = slot.and_then(|slot| slot.session?.takeover) {
+            // The session ended as it was being taken over: the join starts a new one.
+            let _ = takeover.reply.send(Err(RoomError::Closed {
+                room: self.id.to_string(),
+            }));
+        }
+        tracing::info!(room = %self.id, %client, %reason, "client disconnected");
+        self.end_session(client).await
+    }
+
+    /// Keeps `client`'s session, with its queue, until the reconnect grace has passed.
+    fn set_away(&mut self, client: ClientId, delivery: Delivery) {
+        let Some(session) = self
+            .clients
+            .get_mut(&client)
+            .and_then(|slot| slot.session.as_mut())
+        else {
+            return;
+        };
+        let until = Instant::now() + self.settings.reconnect_grace;
+        session.away = Some((delivery, until));
+        if self.away.is_empty() {
+            self.away_deadline.as_mut().reset(until);
+        }
+        self.away.push_back((until, client));
+    }
+
+    /// The service hears that `client` left, for good. An emptied room ends as its shutdown
+    /// policy says.
+    async fn end_session(&mut self, client: ClientId) -> Result<Option<Ending>, ServiceError> {
+        self.changed();
+        self.service.disconnect(client).await?;
+        lock(&self.outbox).users.remove(&client);
+        if self.clients.is_empty() {
+            match self.settings.shutdown_policy {
+                ShutdownPolicy::Never => {}
+                ShutdownPolicy::Immediate => return Ok(Some(Ending::Empty)),
+                ShutdownPolicy::After(grace) => self.arm_empty_deadline(grace),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ends the sessions of clients away for longer than the reconnect grace.
+    async fn end_expired_sessions(&mut self) -> Result<Option<Ending>, ServiceError> {
+        let now = Instant::now();
+        while let Some(&(until, client)) = self.away.front() {
+            if until > now {
+                self.away_deadline.as_mut().reset(until);
+                break;
+            }
+            self.away.pop_front();
+            let expired = self
+                .clients
+                .get(&client)
+                .and_then(|slot| slot.session.as_ref()?.away.as_ref())
+                .is_some_and(|(_, away_until)| *away_until == until);
+            if expired {
+                self.clients.remove(&client);
+                tracing::info!(room = %self.id, %client, "client disconnected: did not reconnect within the grace");
+                if let Some(ending) = self.end_session(client).await? {
+                    return Ok(Some(ending));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ends the sessions of away clients whose queue filled up.
+    async fn end_overflowed_sessions(&mut self) -> Result<Option<Ending>, ServiceError> {
+        for client in std::mem::take(&mut self.overflowed) {
+            if self.clients.remove(&client).is_some() {
+                if let Some(ending) = self.end_session(client).await? {
+                    return Ok(Some(ending));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Counts a message from `client` as handled, and tells a `jamsocket.v1` client every
+    /// [`ACK_EVERY`] messages.
+    fn received(&mut self, client: ClientId) {
+        let Some(slot) = self.clients.get_mut(&client) else {
+            return;
+        };
+        let Some(session) = &mut slot.session else {
+            return;
+        };
+        session.received += 1;
+        if session.sequenced && session.received % ACK_EVERY == 0 {
+            if let Some(outbound) = &slot.outbound {
+                // A full queue closes the client at the next message; this ack can wait.
+                let _ = outbound.try_send(Outbound::Ack(session.received));
+            }
+        }
+    }
+
+    /// A session saved with the room: its client is away, and may resume it.
+    fn restore_session(&mut self, client: ClientId, saved: SavedSession) {
+        let (outbound, queue) = mpsc::channel(self.settings.limits.outbound_queue_messages);
+        let mut delivery = Delivery::new(queue);
+        delivery.known = false;
+        let session = Session {
+            key: saved.key,
+            received: saved.received,
+            sequenced: false,
+            away: None,
+            takeover: None,
+        };
+        let slot = ClientSlot {
+            outbound: Some(outbound),
+            close: None,
+            session: Some(session),
+        };
+        self.clients.insert(client, slot);
+        if let Some(user) = saved.user {
+            lock(&self.outbox).users.insert(client, user);
+        }
+        self.set_away(client, delivery);
+    }
+
+    /// Picks up where a saved room left off: its pending timer, its clients' sessions (they
+    /// may resume within the reconnect grace), and a `disconnect` for each client it had
+    /// without one.
     async fn resume(&mut self, saved: RoomSnapshot) -> Result<(), ServiceError> {
         if let Some(ms) = saved.timer_ms {
             self.set_timer(ms);
         }
-        for client in saved.clients {
-            self.changed();
-            self.service.disconnect(client).await?;
+        let grace = self.settings.reconnect_grace;
+        for SavedClient { id, session } in saved.clients {
+            match session {
+                Some(session) if !grace.is_zero() => self.restore_session(id, session),
+                _ => {
+                    self.changed();
+                    self.service.disconnect(id).await?;
+                }
+            }
         }
         // What the service sent them goes to nobody, not to the room's first clients.
         self.flush();
@@ -401,10 +714,24 @@ impl<S: JamsocketService> Room<S> {
                 .saturating_duration_since(Instant::now());
             u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
         });
+        let clients = {
+            let users = &lock(&self.outbox).users;
+            self.clients
+                .iter()
+                .map(|(id, slot)| SavedClient {
+                    id: *id,
+                    session: slot.session.as_ref().map(|session| SavedSession {
+                        key: session.key,
+                        user: users.get(id).cloned(),
+                        received: session.received,
+                    }),
+                })
+                .collect()
+        };
         let snapshot = RoomSnapshot {
             next_client: self.next_client,
             timer_ms,
-            clients: self.clients.keys().copied().collect(),
+            clients,
             service,
         };
         store.save(&self.id, snapshot.encode());
@@ -441,12 +768,16 @@ impl<S: JamsocketService> Room<S> {
             match recipient {
                 MessageRecipient::Broadcast => {
                     for (client, slot) in &mut self.clients {
-                        deliver(&self.id, *client, slot, message.clone(), &self.settings);
+                        if !deliver(&self.id, *client, slot, message.clone(), &self.settings) {
+                            self.overflowed.push(*client);
+                        }
                     }
                 }
                 MessageRecipient::Client(client) => {
                     if let Some(slot) = self.clients.get_mut(&client) {
-                        deliver(&self.id, client, slot, message, &self.settings);
+                        if !deliver(&self.id, client, slot, message, &self.settings) {
+                            self.overflowed.push(client);
+                        }
                     }
                 }
             }
@@ -463,23 +794,30 @@ fn not_durable(room: &str) {
     });
 }
 
-/// Queues a message for one client; a client whose queue is full is closed.
+/// Queues a message for one client; a client whose queue is full is closed. `false` if the
+/// client is away and its queue just filled up: its session must end.
 fn deliver(
     room: &str,
     client: ClientId,
     slot: &mut ClientSlot,
     message: Outbound,
     settings: &Settings,
-) {
+) -> bool {
     let Some(outbound) = &slot.outbound else {
-        return;
+        return true;
     };
     if let Err(TrySendError::Full(_)) = outbound.try_send(message) {
         let limit = settings.limits.outbound_queue_messages;
+        if slot.session.as_ref().is_some_and(|s| s.away.is_some()) {
+            warn_throttled!(room, %client, limit, "client away too long to keep its messages: outbound queue full, ending its session");
+            slot.outbound = None;
+            return false;
+        }
         warn_throttled!(room, %client, limit, "client not reading: outbound queue full, closing it");
         slot.close(CloseFrame::new(
             code::POLICY,
             format!("outbound queue full ({limit} messages): client is not reading"),
         ));
     }
+    true
 }

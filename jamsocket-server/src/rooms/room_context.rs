@@ -1,7 +1,8 @@
 use crate::sync::lock;
 use bytes::Bytes;
 use bytestring::ByteString;
-use jamsocket::{JamsocketContext, MessageRecipient};
+use jamsocket::{ClientId, JamsocketContext, MessageRecipient, User};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The [`JamsocketContext`] the server gives each room's service.
@@ -18,6 +19,9 @@ pub struct RoomContext {
 pub(crate) enum Outbound {
     Text(ByteString),
     Binary(Bytes),
+    /// The room has handled this many of the session's messages from the client (for clients
+    /// of the `jamsocket.v1` protocol; not an application message).
+    Ack(u64),
 }
 
 /// What the service asked for during one handler call.
@@ -25,6 +29,8 @@ pub(crate) enum Outbound {
 pub(crate) struct Outbox {
     pub messages: Vec<(MessageRecipient, Outbound)>,
     pub timer_ms: Option<u32>,
+    /// Who each authenticated client in the room is.
+    pub users: HashMap<ClientId, User>,
 }
 
 impl RoomContext {
@@ -56,5 +62,9 @@ impl JamsocketContext for RoomContext {
 
     fn set_timer(&self, ms_delay: u32) {
         self.outbox().timer_ms = Some(ms_delay);
+    }
+
+    fn user(&self, client: ClientId) -> Option<User> {
+        self.outbox().users.get(&client).cloned()
     }
 }

@@ -1,11 +1,13 @@
 //! What a store keeps of a room: the service's own snapshot plus what the room itself knows
-//! (the next client id, the pending timer, the clients connected when it was taken), in a
+//! (the next client id, the pending timer, the clients it had and their sessions), in a
 //! versioned binary envelope.
 
-use jamsocket::ClientId;
+use super::session::ResumeKey;
+use jamsocket::{ClientId, User};
 
 const MAGIC: &[u8; 4] = b"JSRM";
-const VERSION: u8 = 1;
+/// Version 2 added sessions to the clients; version 1 envelopes are still read.
+const VERSION: u8 = 2;
 
 /// A room as saved in a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,12 +17,39 @@ pub(crate) struct RoomSnapshot {
     pub next_client: u32,
     /// Time left on the room's pending timer, if one was set.
     pub timer_ms: Option<u32>,
-    /// Clients connected when the snapshot was taken; after a restore the service hears that
-    /// they left.
-    pub clients: Vec<ClientId>,
+    /// Clients the room had when the snapshot was taken. After a restore, those with a session
+    /// may resume it within the reconnect grace; the service hears that the others left.
+    pub clients: Vec<SavedClient>,
     /// What the service's `snapshot` returned.
     pub service: Vec<u8>,
 }
+
+/// A client as saved with its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SavedClient {
+    pub id: ClientId,
+    pub session: Option<SavedSession>,
+}
+
+/// A client's session as saved: enough to recognise the client and tell it what the room
+/// handled.
+#[derive(Debug, Clone)]
+pub(crate) struct SavedSession {
+    pub key: ResumeKey,
+    pub user: Option<User>,
+    /// Messages from the client the room had handled.
+    pub received: u64,
+}
+
+impl PartialEq for SavedSession {
+    fn eq(&self, other: &Self) -> bool {
+        self.key.hash() == other.key.hash()
+            && self.user == other.user
+            && self.received == other.received
+    }
+}
+
+impl Eq for SavedSession {}
 
 /// Why stored bytes are not a room snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +64,7 @@ pub(crate) enum SnapshotDecodeError {
 
 impl RoomSnapshot {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(18 + 4 * self.clients.len() + self.service.len());
+        let mut out = Vec::with_capacity(18 + 5 * self.clients.len() + self.service.len());
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         out.extend_from_slice(&self.next_client.to_le_bytes());
@@ -50,7 +79,22 @@ impl RoomSnapshot {
         let count = u32::try_from(self.clients.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&count.to_le_bytes());
         for client in self.clients.iter().take(count as usize) {
-            out.extend_from_slice(&u32::from(*client).to_le_bytes());
+            out.extend_from_slice(&u32::from(client.id).to_le_bytes());
+            let Some(session) = &client.session else {
+                out.push(0);
+                continue;
+            };
+            out.push(1);
+            out.extend_from_slice(session.key.hash());
+            out.extend_from_slice(&session.received.to_le_bytes());
+            let user = session.user.as_ref().map(User::encode).unwrap_or_default();
+            // A user is a token's payload, far below 4 GiB; `u32::MAX` says there is none.
+            let len = match &session.user {
+                Some(_) => u32::try_from(user.len()).unwrap_or(u32::MAX - 1),
+                None => u32::MAX,
+            };
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&user[..user.len().min(len as usize)]);
         }
         out.extend_from_slice(&self.service);
         out
@@ -70,7 +114,7 @@ impl RoomSnapshot {
             });
         }
         let version = reader.u8().ok_or_else(truncated)?;
-        if version != VERSION {
+        if version == 0 || version > VERSION {
             return Err(SnapshotDecodeError::Version { found: version });
         }
         let next_client = reader.u32().ok_or_else(truncated)?;
@@ -79,13 +123,19 @@ impl RoomSnapshot {
             _ => Some(reader.u32().ok_or_else(truncated)?),
         };
         let count = reader.u32().ok_or_else(truncated)? as usize;
-        // Each id takes 4 bytes: a count larger than what is left is a lie.
+        // Each client takes at least 4 bytes: a count larger than what is left is a lie.
         if count > reader.0.len() / 4 {
             return Err(truncated());
         }
-        let clients = (0..count)
-            .map(|_| reader.u32().map(ClientId::from).ok_or_else(truncated))
-            .collect::<Result<_, _>>()?;
+        let mut clients = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = ClientId::from(reader.u32().ok_or_else(truncated)?);
+            let session = match version {
+                1 => None,
+                _ => reader.session().ok_or_else(truncated)?,
+            };
+            clients.push(SavedClient { id, session });
+        }
         Ok(RoomSnapshot {
             next_client,
             timer_ms,
@@ -115,6 +165,29 @@ impl<'a> Reader<'a> {
         self.take(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    /// A client's session: `Some(None)` if it had none, `None` if the bytes are cut short or
+    /// bad.
+    fn session(&mut self) -> Option<Option<SavedSession>> {
+        if self.u8()? == 0 {
+            return Some(None);
+        }
+        let key = ResumeKey::from_hash(self.take(32)?.try_into().ok()?);
+        let received = self.u64()?;
+        let user = match self.u32()? {
+            u32::MAX => None,
+            len => Some(User::decode(self.take(len as usize)?)?),
+        };
+        Some(Some(SavedSession {
+            key,
+            user,
+            received,
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -125,7 +198,20 @@ mod tests {
         RoomSnapshot {
             next_client: 42,
             timer_ms: Some(1500),
-            clients: vec![ClientId::from(3), ClientId::from(41)],
+            clients: vec![
+                SavedClient {
+                    id: ClientId::from(3),
+                    session: None,
+                },
+                SavedClient {
+                    id: ClientId::from(41),
+                    session: Some(SavedSession {
+                        key: ResumeKey::parse("abcdefghijklmnopqrstuvwxyz").unwrap(),
+                        user: Some(User::new("alice").with_claims("{}")),
+                        received: 7,
+                    }),
+                },
+            ],
             service: b"state".to_vec(),
         }
     }
@@ -164,8 +250,28 @@ mod tests {
             RoomSnapshot::decode(&newer),
             Err(SnapshotDecodeError::Version { found: 9 })
         );
-        let mut lying_count = bytes[..header - 8].to_vec();
-        lying_count.splice(header - 12..header - 8, u32::MAX.to_le_bytes());
+        let mut lying_count = bytes.clone();
+        lying_count.splice(14..18, u32::MAX.to_le_bytes());
         assert!(RoomSnapshot::decode(&lying_count).is_err());
+    }
+
+    #[test]
+    fn version_1_envelopes_are_still_read() {
+        let mut v1 = b"JSRM\x01".to_vec();
+        v1.extend_from_slice(&9u32.to_le_bytes());
+        v1.push(0);
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&5u32.to_le_bytes());
+        v1.extend_from_slice(b"state");
+        let snapshot = RoomSnapshot::decode(&v1).unwrap();
+        assert_eq!(snapshot.next_client, 9);
+        assert_eq!(
+            snapshot.clients,
+            vec![SavedClient {
+                id: ClientId::from(5),
+                session: None
+            }]
+        );
+        assert_eq!(snapshot.service, b"state");
     }
 }

@@ -11,7 +11,7 @@ use crate::admission::ConnectionPermit;
 use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
 use crate::rate_limit::{FrameBudget, OverBudget, RateLimit};
-use crate::rooms::{Outbound, RoomEvent, RoomHandle};
+use crate::rooms::{CountError, Delivery, Outbound, RoomEvent, RoomHandle, ACK_EVERY};
 use crate::settings::Settings;
 use actix_web::rt::net::TcpStream;
 use bytes::BytesMut;
@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
+use bytestring::ByteString;
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 
 /// How long the close frame, and what is queued before it, may take to be written before the
@@ -36,8 +37,12 @@ pub(crate) struct Connection {
     pub room_id: Arc<str>,
     pub room: RoomHandle,
     pub client: ClientId,
-    pub outbound: mpsc::Receiver<Outbound>,
+    /// What the room sends the client, and (`jamsocket.v1`) what it has not acknowledged.
+    pub delivery: Delivery,
     pub close: oneshot::Receiver<CloseFrame>,
+    /// The `jamsocket.v1` protocol's greeting, if the client speaks it: numbered messages,
+    /// acknowledgements, a welcome frame first.
+    pub sequenced: Option<Welcome>,
     pub settings: Arc<Settings>,
     /// The client's message rate, if [`Limits::max_messages_per_sec`](crate::Limits) is set.
     pub rate: Option<RateLimit>,
@@ -45,6 +50,16 @@ pub(crate) struct Connection {
     pub budget: FrameBudget,
     /// Holds the connection's place in the server's connection count.
     pub permit: ConnectionPermit,
+}
+
+/// What a `jamsocket.v1` connection says first, and where it picks up.
+#[derive(Debug)]
+pub(crate) struct Welcome {
+    pub resumed: bool,
+    /// Messages from the client the room has handled in this session.
+    pub received: u64,
+    /// Messages of the session the client says it has seen.
+    pub seen: u64,
 }
 
 /// A connection's socket: registered with this thread's reactor, or coming from another
@@ -55,10 +70,13 @@ pub(crate) enum Socket {
     Moved(std::net::TcpStream),
 }
 
-/// What ended a connection: the reason logged, and the close frame to send (if any).
+/// What ended a connection: the reason logged, the close frame to send (if any), and
+/// whether the client may come back to its session (its connection was lost, rather than
+/// closed by either side).
 struct End {
     reason: Cow<'static, str>,
     close: Option<CloseFrame>,
+    lost: bool,
 }
 
 impl End {
@@ -66,6 +84,7 @@ impl End {
         End {
             reason: Cow::Borrowed("connection dropped"),
             close: None,
+            lost: true,
         }
     }
 
@@ -74,6 +93,7 @@ impl End {
         End {
             reason: frame.reason.clone(),
             close: Some(frame),
+            lost: false,
         }
     }
 
@@ -84,6 +104,7 @@ impl End {
                 code::INTERNAL_ERROR,
                 "the room ended unexpectedly",
             )),
+            lost: false,
         }
     }
 }
@@ -104,16 +125,22 @@ impl Connection {
                 Socket::Moved(socket) => match TcpStream::from_std(socket) {
                     Ok(socket) => socket,
                     Err(err) => {
-                        drop(self.leave(format!("connection dropped: {err}")).await);
+                        let park = Some(self.park());
+                        drop(self.leave(format!("connection dropped: {err}"), park).await);
                         return;
                     }
                 },
             };
             let mut frames = Frames::new(self.settings.limits.max_message_bytes, read_buf);
-            let end = self.pump(&mut socket, &mut frames).await;
+            let end = match self.greet(&mut frames) {
+                Ok(()) => self.pump(&mut socket, &mut frames).await,
+                Err(end) => end,
+            };
             // The room hears of the departure before the client sees its close frame, so a
-            // client that reconnects right after closing finds the room already updated.
-            let handled = self.leave(end.reason).await;
+            // client that reconnects right after closing finds the room already updated. A
+            // lost client's session keeps what was on its way to it.
+            let park = end.lost.then(|| self.park());
+            let handled = self.leave(end.reason, park).await;
             let Some(frame) = end.close else {
                 return;
             };
@@ -134,30 +161,88 @@ impl Connection {
         }
     }
 
-    /// Tells the room the client left (it may have ended already). The receiver returned
-    /// resolves once the room has handled the departure.
+    /// Tells the room the client left (it may have ended already), handing back the
+    /// client's delivery if it may come back. The receiver returned resolves once the room has
+    /// handled the departure.
     pub(super) async fn leave(
         &self,
         reason: impl Into<Cow<'static, str>>,
+        park: Option<Delivery>,
     ) -> oneshot::Receiver<()> {
         let (handled, receiver) = oneshot::channel();
         let leave = RoomEvent::Leave {
             client: self.client,
             reason: reason.into(),
             handled,
+            park,
         };
         let _ = self.room.events.send(leave).await;
         receiver
     }
 
-    /// Encodes what the room has queued for the client, up to the write buffer's high water.
+    /// Takes the client's delivery, to hand it back to the room (the connection has no use
+    /// for it any more: what is queued is the session's, not this connection's).
+    pub(super) fn park(&mut self) -> Delivery {
+        let (_, closed) = mpsc::channel(1);
+        std::mem::replace(&mut self.delivery, Delivery::new(closed))
+    }
+
+    /// A `jamsocket.v1` connection starts with its welcome, then what the client has not
+    /// seen of its session.
+    fn greet(&mut self, frames: &mut Frames) -> Result<(), End> {
+        let Some(welcome) = &self.sequenced else {
+            // The plain protocol numbers nothing; what an earlier connection left
+            // unacknowledged is not sent again.
+            self.delivery.unacked.clear();
+            return Ok(());
+        };
+        if let Err(err) = self.delivery.resume(welcome.seen) {
+            return Err(self.bad_count("seen", err));
+        }
+        let text = format!(
+            r#"{{"client":{},"resumed":{},"received":{},"ack_every":{ACK_EVERY}}}"#,
+            self.client, welcome.resumed, welcome.received
+        );
+        frames.encode_tagged(b'w', text.as_bytes());
+        for message in &self.delivery.unacked {
+            frames.encode_sequenced(message);
+        }
+        Ok(())
+    }
+
+    /// Whether the connection takes another message from the room now: not while its write
+    /// buffer is full, nor (`jamsocket.v1`) while the client has not acknowledged a queue's
+    /// worth.
+    fn can_take(&self, frames: &Frames) -> bool {
+        frames.write_buf.len() < WRITE_HIGH_WATER
+            && self.delivery.unacked.len() < self.settings.limits.outbound_queue_messages
+    }
+
+    /// Encodes one message from the room.
+    fn send(&mut self, message: Outbound, frames: &mut Frames) {
+        if self.sequenced.is_none() {
+            return frames.encode_outbound(message);
+        }
+        frames.encode_sequenced(&message);
+        if !matches!(message, Outbound::Ack(_)) {
+            self.delivery.sent += 1;
+            self.delivery.unacked.push_back(message);
+        }
+    }
+
+    /// Encodes what the room has queued for the client, while [`Connection::can_take`].
     fn take_outbound(&mut self, frames: &mut Frames) {
-        while frames.write_buf.len() < WRITE_HIGH_WATER {
-            let Ok(message) = self.outbound.try_recv() else {
+        while self.can_take(frames) {
+            let Ok(message) = self.delivery.outbound.try_recv() else {
                 break;
             };
-            frames.encode_outbound(message);
+            self.send(message, frames);
         }
+    }
+
+    fn bad_count(&self, what: &str, err: CountError) -> End {
+        warn_throttled!(room = %self.room_id, client = %self.client, "closing client: bad jamsocket.v1 {what}: {err}");
+        End::closing(CloseFrame::new(code::PROTOCOL, format!("bad {what}: {err}")))
     }
 
     async fn pump(&mut self, socket: &mut TcpStream, frames: &mut Frames) -> End {
@@ -235,13 +320,13 @@ impl Connection {
             }
             tokio::select! {
                 frame = &mut self.close => return self.closed_by_room(frame.ok(), frames),
-                message = self.outbound.recv(), if room_listening && frames.write_buf.len() < WRITE_HIGH_WATER => {
+                message = self.delivery.outbound.recv(), if room_listening && self.can_take(frames) => {
                     let Some(message) = message else {
                         // The room dropped us; its close frame follows on `close`.
                         room_listening = false;
                         continue;
                     };
-                    frames.encode_outbound(message);
+                    self.send(message, frames);
                     self.take_outbound(frames);
                 }
                 permit = events.reserve(), if pending.is_some() => {
@@ -274,7 +359,10 @@ impl Connection {
                         last_heard = now;
                     }
                     if now.saturating_duration_since(last_heard) > self.settings.heartbeat_timeout {
-                        return End::closing(CloseFrame::new(code::AWAY, "heartbeat timeout"));
+                        // The client is gone, not leaving: its session waits for it.
+                        let mut end = End::closing(CloseFrame::new(code::AWAY, "heartbeat timeout"));
+                        end.lost = true;
+                        return end;
                     }
                     // A client with a full write buffer gets no ping now; its silence still counts.
                     if frames.write_buf.len() < WRITE_HIGH_WATER {
@@ -291,11 +379,16 @@ impl Connection {
         let Some(frame) = frame else {
             return End::room_ended();
         };
-        // What the room sent before closing the client goes out first.
-        self.take_outbound(frames);
+        // Taken over: what is queued belongs to the session's new connection.
+        let lost = frame.code == code::TAKEN_OVER;
+        if !lost {
+            // What the room sent before closing the client goes out first.
+            self.take_outbound(frames);
+        }
         End {
             reason: Cow::Owned(format!("closed by server: {}", frame.reason)),
             close: Some(frame),
+            lost,
         }
     }
 
@@ -314,6 +407,13 @@ impl Connection {
         frames: &mut Frames,
     ) -> Result<Option<RoomEvent>, End> {
         let event = match incoming {
+            Incoming::Text(text) if self.sequenced.is_some() => match self.sequenced_text(text)? {
+                Some(text) => RoomEvent::Text {
+                    client: self.client,
+                    text,
+                },
+                None => return Ok(None),
+            },
             Incoming::Text(text) => RoomEvent::Text {
                 client: self.client,
                 text,
@@ -339,6 +439,7 @@ impl Connection {
                 return Err(End {
                     reason: Cow::Owned(reason),
                     close: Some(CloseFrame::new(client_code.unwrap_or(code::NORMAL), "")),
+                    lost: false,
                 });
             }
         };
@@ -353,6 +454,29 @@ impl Connection {
             }
         }
         Ok(Some(event))
+    }
+
+    /// A `jamsocket.v1` text frame: `m<text>` is a message for the room, `a<n>` the client's
+    /// acknowledgement.
+    fn sequenced_text(&mut self, text: ByteString) -> Result<Option<ByteString>, End> {
+        match text.as_bytes().first() {
+            Some(b'm') => Ok(Some(text.slice_ref(&text[1..]))),
+            Some(b'a') => {
+                let Ok(count) = text[1..].parse::<u64>() else {
+                    return Err(self.bad_frame(FrameError::Protocol(
+                        "a jamsocket.v1 acknowledgement is `a<count>`".to_string(),
+                    )));
+                };
+                match self.delivery.ack(count) {
+                    Ok(()) => Ok(None),
+                    Err(err) => Err(self.bad_count("acknowledgement", err)),
+                }
+            }
+            _ => Err(self.bad_frame(FrameError::Protocol(
+                "a jamsocket.v1 text frame starts with `m` (a message) or `a` (an acknowledgement)"
+                    .to_string(),
+            ))),
+        }
     }
 
     fn bad_frame(&self, err: FrameError) -> End {
@@ -381,6 +505,7 @@ impl Connection {
                 code::TRY_AGAIN_LATER,
                 "server busy: too many partly received messages; try again later",
             )),
+            lost: false,
         }
     }
 

@@ -9,7 +9,7 @@ use crate::rooms::Outbound;
 use actix_codec::{Decoder, Encoder};
 use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message, ProtocolError};
 use actix_web::rt::net::TcpStream;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use std::io;
 use std::pin::Pin;
@@ -217,11 +217,44 @@ impl Frames {
         }
     }
 
+    /// Queues a message of the plain protocol (acknowledgements are not part of it).
     pub(super) fn encode_outbound(&mut self, message: Outbound) {
         self.encode(match message {
             Outbound::Text(text) => Message::Text(text),
             Outbound::Binary(data) => Message::Binary(data),
+            Outbound::Ack(_) => return,
         });
+    }
+
+    /// Queues a message of the `jamsocket.v1` protocol: text as `m<text>`, an
+    /// acknowledgement as `a<n>`, binary unchanged.
+    pub(super) fn encode_sequenced(&mut self, message: &Outbound) {
+        match message {
+            Outbound::Text(text) => self.encode_tagged(b'm', text.as_bytes()),
+            Outbound::Binary(data) => self.encode(Message::Binary(data.clone())),
+            Outbound::Ack(count) => self.encode_tagged(b'a', count.to_string().as_bytes()),
+        }
+    }
+
+    /// Queues a text frame whose payload is `tag` followed by `body`, without first copying
+    /// the two into one buffer. `body` is UTF-8 (or ASCII digits), and so is the frame.
+    pub(super) fn encode_tagged(&mut self, tag: u8, body: &[u8]) {
+        let len = body.len() + 1;
+        let buf = &mut self.write_buf;
+        buf.reserve(len + 10);
+        // FIN, text; a server's frames are not masked.
+        buf.put_u8(0x81);
+        if len < 126 {
+            buf.put_u8(len as u8);
+        } else if let Ok(len) = u16::try_from(len) {
+            buf.put_u8(126);
+            buf.put_u16(len);
+        } else {
+            buf.put_u8(127);
+            buf.put_u64(len as u64);
+        }
+        buf.put_u8(tag);
+        buf.extend_from_slice(body);
     }
 
     pub(super) fn encode_ping(&mut self) {
@@ -318,6 +351,23 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tagged_frames_decode_as_text_frames_of_every_length_class() {
+        for len in [0, 124, 125, 126, 65_534, 65_535, 70_000] {
+            let body = "x".repeat(len);
+            let mut frames = Frames::new(1 << 20, BytesMut::new());
+            frames.encode_tagged(b'm', body.as_bytes());
+            let mut client = Codec::new().client_mode().max_size(1 << 20);
+            let frame = client.decode(&mut frames.write_buf).unwrap().unwrap();
+            let Frame::Text(payload) = frame else {
+                panic!("{len}: not a text frame: {frame:?}");
+            };
+            assert_eq!(payload.len(), len + 1, "{len}");
+            assert_eq!(payload[0], b'm');
+            assert!(frames.write_buf.is_empty(), "{len}");
+        }
+    }
 
     /// A masked frame as a client sends it (mask 0, so the payload reads as is).
     fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {

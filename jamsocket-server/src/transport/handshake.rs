@@ -1,17 +1,19 @@
 //! The WebSocket handshake: checks a request in order (path, room id, room-id strategy,
-//! handshake headers, origin, connection limits), joins the room, and answers 101, or refuses
-//! with one typed [`Rejection`] per failure, answered as an HTTP status with a plain-text
-//! reason before any WebSocket exists.
+//! handshake headers, origin, resume key, connection limits, token and admission hook), joins
+//! the room, and answers 101 with the subprotocol it chose, or refuses with one typed
+//! [`Rejection`] per failure, answered as an HTTP status with a reason before any WebSocket
+//! exists.
 
 use crate::admission::{ConnectionPermit, Refusal};
+use crate::auth::{self, offered_protocols, AuthRefusal, Query, TOKEN_PROTOCOL_PREFIX};
 use crate::error::RoomIdError;
 use crate::http_error::HttpError;
 use crate::room_id::validate_room_id;
-use crate::rooms::{Joined, RoomError};
+use crate::rooms::{Arrival, Joined, ResumeKey, ResumeKeyError, RoomError};
 use crate::routes::AppState;
 use actix_codec::Framed;
 use actix_http::body::BodySize;
-use actix_http::header::{HeaderValue, CONTENT_TYPE};
+use actix_http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, SEC_WEBSOCKET_PROTOCOL};
 use actix_http::ws::{handshake_response, verify_handshake, HandshakeError};
 use actix_http::{h1, ConnectionType, Request, Response};
 use actix_web::rt::net::TcpStream;
@@ -32,7 +34,18 @@ pub(crate) enum Rejection {
     Refused(#[from] Refusal),
     #[error(transparent)]
     Room(#[from] RoomError),
+    #[error(transparent)]
+    Auth(#[from] AuthRefusal),
+    #[error(transparent)]
+    ResumeKey(#[from] ResumeKeyError),
+    #[error("`seen` must be a count of messages, not `{seen}`")]
+    Seen { seen: String },
 }
+
+/// The subprotocol of numbered messages that lets the TypeScript client resume without loss.
+pub(crate) const SEQUENCED_PROTOCOL: &str = "jamsocket.v1";
+/// The seed's protocol, by name, for clients that must offer one.
+pub(crate) const PLAIN_PROTOCOL: &str = "jamsocket";
 
 /// An accepted handshake: the client's place in the connection count and in its room.
 #[derive(Debug)]
@@ -40,6 +53,10 @@ pub(crate) struct Accepted {
     pub room_id: Arc<str>,
     pub joined: Joined,
     pub permit: ConnectionPermit,
+    /// The subprotocol the server answers with, if the client offered one it speaks.
+    pub protocol: Option<String>,
+    /// How many of the session's messages the client says it has seen (`jamsocket.v1`).
+    pub seen: u64,
 }
 
 /// An answered handshake: the socket, and whatever the client sent after its request.
@@ -64,11 +81,25 @@ pub(crate) async fn accept(state: &AppState, request: &Request) -> Result<Accept
     let headers = request.head().headers();
     let admission = &state.admission;
     admission.check_origin(headers)?;
+    let query = request.uri().query().unwrap_or("");
+    let asked = Query::parse(query);
+    let resume = asked.resume.as_deref().map(ResumeKey::parse).transpose()?;
+    let seen = match asked.seen {
+        Some(seen) => seen.parse().map_err(|_| Rejection::Seen { seen })?,
+        None => 0,
+    };
+    let protocol = select_protocol(headers);
     let ip = admission.client_ip(request.peer_addr(), headers);
     let permit = admission.connect(ip)?;
+    let user = auth::admit(&state.settings, room_id, headers, query, request.peer_addr()).await?;
+    let arrival = Arrival {
+        user,
+        resume,
+        sequenced: protocol.as_deref() == Some(SEQUENCED_PROTOCOL),
+    };
     let joined = state
         .rooms
-        .join(room_id, || {
+        .join(room_id, arrival, || {
             admission.create_room(ip).map_err(Rejection::from)
         })
         .await?;
@@ -76,13 +107,39 @@ pub(crate) async fn accept(state: &AppState, request: &Request) -> Result<Accept
         room_id: Arc::from(room_id),
         joined,
         permit,
+        protocol,
+        seen,
     })
+}
+
+/// The subprotocol to answer with: `jamsocket.v1` or `jamsocket` if offered. A client that
+/// offers only its token (`jamsocket.token.<jwt>`) gets it back, because a browser fails a
+/// handshake whose answer selects none of the protocols it offered.
+fn select_protocol(headers: &HeaderMap) -> Option<String> {
+    let offered: Vec<&str> = offered_protocols(headers).collect();
+    [SEQUENCED_PROTOCOL, PLAIN_PROTOCOL]
+        .into_iter()
+        .find(|known| offered.contains(known))
+        .or_else(|| {
+            offered
+                .into_iter()
+                .find(|protocol| protocol.starts_with(TOKEN_PROTOCOL_PREFIX))
+        })
+        .map(str::to_string)
 }
 
 /// Answers 101 and takes the socket out of Actix. The HTTP buffers, and the request whose
 /// headers share them, are dropped with this call.
-pub(crate) async fn answer(request: Request, mut framed: Framed<TcpStream, h1::Codec>) -> Upgraded {
-    let response = handshake_response(request.head()).finish();
+pub(crate) async fn answer(
+    request: Request,
+    protocol: Option<&str>,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) -> Upgraded {
+    let mut response = handshake_response(request.head());
+    if let Some(value) = protocol.and_then(|protocol| HeaderValue::from_str(protocol).ok()) {
+        response.insert_header((SEC_WEBSOCKET_PROTOCOL, value));
+    }
+    let response = response.finish();
     // If this fails the connection finds the socket closed and leaves the room.
     let _ = framed
         .send((response.drop_body(), BodySize::None).into())
@@ -99,10 +156,9 @@ pub(crate) async fn refuse(framed: &mut Framed<TcpStream, h1::Codec>, rejection:
     let err = HttpError::from(rejection);
     let body = Bytes::from(format!("{}\n", err.message));
     let mut response = Response::with_body(err.status, ());
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(err.content_type));
     response
         .head_mut()
         .set_connection_type(ConnectionType::Close);

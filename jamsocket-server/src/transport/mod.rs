@@ -25,7 +25,7 @@ use actix_http::{h1, ConnectionType, Request, Response};
 use actix_service::Service;
 use actix_web::dev::ServiceResponse;
 use actix_web::rt::net::TcpStream;
-use connection::Connection;
+use connection::{Connection, Welcome};
 use futures_util::SinkExt;
 use handshake::{Accepted, Upgraded};
 use std::convert::Infallible;
@@ -56,6 +56,8 @@ where
         room_id,
         joined,
         permit,
+        protocol,
+        seen,
     } = match handshake::accept(&state, &request).await {
         Ok(accepted) => accepted,
         Err(rejection) => {
@@ -63,14 +65,20 @@ where
             return Ok(());
         }
     };
-    let Upgraded { stream, early } = handshake::answer(request, framed).await;
+    let Upgraded { stream, early } = handshake::answer(request, protocol.as_deref(), framed).await;
+    let sequenced = (protocol.as_deref() == Some(handshake::SEQUENCED_PROTOCOL)).then_some(Welcome {
+        resumed: joined.resumed,
+        received: joined.received,
+        seen,
+    });
     let limits = &state.settings.limits;
     let connection = Connection {
         room_id,
         room: joined.room,
         client: joined.client,
-        outbound: joined.outbound,
+        delivery: joined.delivery,
         close: joined.close,
+        sequenced,
         settings: state.settings.clone(),
         rate: limits
             .max_messages_per_sec

@@ -55,7 +55,9 @@ fn move_to(
         Ok(stream) => stream,
         Err(err) => {
             let leave = async move {
-                drop(connection.leave(format!("connection dropped: {err}")).await);
+                let mut connection = connection;
+                let park = Some(connection.park());
+                drop(connection.leave(format!("connection dropped: {err}"), park).await);
             };
             tokio::task::spawn_local(connections.track_future(leave));
             return;
