@@ -128,18 +128,20 @@ pub enum WasmHostError {
         found: String,
     },
 
-    /// The module was built for another version of the ABI.
+    /// The module was built for a version of the ABI this host does not serve.
     #[error(
-        "module `{module}` implements Jamsocket ABI version {found}, but this host implements \
-         version {expected}: rebuild it against a matching `jamsocket-wasm`"
+        "module `{module}` implements Jamsocket ABI version {found}, but this host serves \
+         versions {oldest} to {newest}: rebuild it against a matching `jamsocket-wasm`"
     )]
     AbiVersionMismatch {
         /// The module's path.
         module: String,
         /// The version the module reports.
         found: u32,
+        /// [`jamsocket::abi::OLDEST_ABI_VERSION`].
+        oldest: u32,
         /// [`jamsocket::abi::ABI_VERSION`].
-        expected: u32,
+        newest: u32,
     },
 
     /// Calling `jamsocket_abi_version` on a throwaway instance failed (it trapped, looped or

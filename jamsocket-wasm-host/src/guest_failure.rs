@@ -34,7 +34,8 @@ pub enum GuestFailure {
         attempted: usize,
     },
 
-    /// The guest passed a `(ptr, len)` outside its memory to an import.
+    /// The guest passed a `(ptr, len)` outside its memory to an import (for `user`, the
+    /// `(ptr, cap)` of its buffer).
     #[error("the guest passed (ptr {ptr:#x}, len {len}) to `{import}`, outside its {memory_size}-byte memory")]
     OutOfBounds {
         /// The import.

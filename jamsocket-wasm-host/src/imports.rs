@@ -1,11 +1,13 @@
 //! The host functions a guest imports from module `jamsocket`, plus the WASI overrides.
 //!
-//! Each import reads `(ptr, len)` from the guest's memory with checked bounds. A host function
-//! returning `Err` traps the guest, and the room fails with that [`GuestFailure`].
+//! Each import reads `(ptr, len)` from (or, for `user`, writes into `(ptr, cap)` of) the
+//! guest's memory with checked bounds. A host function returning `Err` traps the guest, and the
+//! room fails with that [`GuestFailure`].
 
 use crate::host_state::HostState;
 use crate::GuestFailure;
-use jamsocket::abi::{decode_recipient, imports, IMPORT_MODULE};
+use jamsocket::abi::{decode_recipient, imports, IMPORT_MODULE, USER_NONE};
+use jamsocket::ClientId;
 use wasmtime::{Caller, Linker};
 
 /// The WASI preview 1 module name.
@@ -31,6 +33,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(IMPORT_MODULE, imports::SEND_MESSAGE, send_message)?;
     linker.func_wrap(IMPORT_MODULE, imports::SEND_BINARY, send_binary)?;
     linker.func_wrap(IMPORT_MODULE, imports::SET_TIMER, set_timer)?;
+    linker.func_wrap(IMPORT_MODULE, imports::USER, user)?;
     Ok(())
 }
 
@@ -69,6 +72,33 @@ fn set_timer(caller: Caller<'_, HostState>, ms_delay: u32) {
     caller.data().context.set_timer(ms_delay);
 }
 
+/// `user(client, ptr, cap) -> len`: the length of `client`'s encoded user, or [`USER_NONE`];
+/// the encoding is written at `ptr` if it fits in `cap` bytes. `(ptr, cap)` must lie in the
+/// guest's memory whether or not anything is written, so a bad buffer fails every time.
+fn user(
+    mut caller: Caller<'_, HostState>,
+    client: u32,
+    ptr: u32,
+    cap: u32,
+) -> wasmtime::Result<i32> {
+    let (buf, state) = guest_bytes_mut(&mut caller, imports::USER, ptr, cap)?;
+    let Some(user) = state.context.user(ClientId::from(client)) else {
+        return Ok(USER_NONE);
+    };
+    let bytes = user.encode();
+    let len = i32::try_from(bytes.len()).map_err(|_| GuestFailure::Other {
+        message: format!(
+            "the user of client {client} is {} bytes encoded, more than `{}` can return",
+            bytes.len(),
+            imports::USER
+        ),
+    })?;
+    if let Some(prefix) = buf.get_mut(..bytes.len()) {
+        prefix.copy_from_slice(&bytes);
+    }
+    Ok(len)
+}
+
 /// The `len` bytes at `ptr` in the guest's memory, and the store's state.
 fn guest_bytes<'a>(
     caller: &'a mut Caller<'_, HostState>,
@@ -76,17 +106,29 @@ fn guest_bytes<'a>(
     ptr: u32,
     len: u32,
 ) -> Result<(&'a [u8], &'a mut HostState), GuestFailure> {
+    let (bytes, state) = guest_bytes_mut(caller, import, ptr, len)?;
+    Ok((bytes, state))
+}
+
+/// The `len` bytes at `ptr` in the guest's memory, writable, and the store's state.
+fn guest_bytes_mut<'a>(
+    caller: &'a mut Caller<'_, HostState>,
+    import: &'static str,
+    ptr: u32,
+    len: u32,
+) -> Result<(&'a mut [u8], &'a mut HostState), GuestFailure> {
     let memory = caller.data().memory.ok_or_else(|| GuestFailure::Other {
         message: format!("`{import}` was called before the guest's memory was known"),
     })?;
     let (data, state) = memory.data_and_store_mut(caller);
-    let bytes = checked_range(data.len(), ptr, len)
-        .map(|range| &data[range])
+    let memory_size = data.len();
+    let bytes = checked_range(memory_size, ptr, len)
+        .map(|range| &mut data[range])
         .ok_or(GuestFailure::OutOfBounds {
             import,
             ptr,
             len,
-            memory_size: data.len(),
+            memory_size,
         })?;
     Ok((bytes, state))
 }

@@ -45,7 +45,7 @@
 //!       (import "jamsocket" "send_message" (func $send (param i32 i32 i32)))
 //!       (memory (export "memory") 1)
 //!       (data (i32.const 16) "hi")
-//!       (func (export "jamsocket_abi_version") (result i32) i32.const 1)
+//!       (func (export "jamsocket_abi_version") (result i32) i32.const 2)
 //!       (func (export "jamsocket_buffer") (param i32) (result i32) i32.const 1024)
 //!       (func (export "jamsocket_initialize") (param i32 i32))
 //!       (func (export "jamsocket_connect") (param i32))

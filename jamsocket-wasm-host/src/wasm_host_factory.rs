@@ -2,6 +2,7 @@ use crate::abi_check::OptionalExports;
 use crate::host_state::HostState;
 use crate::memory_image::ImageLayout;
 use crate::{abi_check, epoch_ticker, imports, WasmHost, WasmHostConfig, WasmHostError};
+use jamsocket::abi::{ABI_VERSION, OLDEST_ABI_VERSION};
 use jamsocket::{JamsocketContext, JamsocketServiceFactory, RestoreError, ServiceError};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -12,9 +13,10 @@ use wasmtime::{Engine, InstancePre, Linker, Module};
 ///
 /// Loading hashes the module (SHA-256, see [`module_hash`](Self::module_hash)), compiles it,
 /// checks its exports and imports against [`jamsocket::abi`], calls its
-/// `jamsocket_abi_version` on a throwaway instance, and prepares the linker. Each room then only
-/// instantiates (from a pool, with a copy-on-write memory image) and calls
-/// `jamsocket_initialize`, or, when [restored](JamsocketServiceFactory::restore) from a
+/// `jamsocket_abi_version` on a throwaway instance (any version from [`OLDEST_ABI_VERSION`] to
+/// [`ABI_VERSION`] is served: an older module only lacks newer imports), and prepares the
+/// linker. Each room then only instantiates (from a pool, with a copy-on-write memory image) and
+/// calls `jamsocket_initialize`, or, when [restored](JamsocketServiceFactory::restore) from a
 /// snapshot, `jamsocket_restore` or nothing at all (see the README's *Snapshots*). The factory
 /// is cheap to clone: clones share the engine and module.
 ///
@@ -116,11 +118,13 @@ impl WasmHostFactory {
         // complaint about some export.
         abi_check::check_version_export(&module, &name)?;
         let (found, initial_image) = abi_check::read_abi_version(&engine, &module, &name, &config)?;
-        if found != jamsocket::abi::ABI_VERSION {
+        let (oldest, newest) = (OLDEST_ABI_VERSION, ABI_VERSION);
+        if !(oldest..=newest).contains(&found) {
             return Err(WasmHostError::AbiVersionMismatch {
                 module: name,
                 found,
-                expected: jamsocket::abi::ABI_VERSION,
+                oldest,
+                newest,
             });
         }
         abi_check::check_exports(&module, &name)?;

@@ -8,7 +8,7 @@ use jamsocket::abi::{imports, IMPORT_MODULE};
 
 /// Declares the host's imports: the `extern` block it is given (compiled on `wasm32` only, where
 /// the host provides the imports) and, on every target, [`DECLARED`]: the same module name and
-/// link names with their parameter counts, which a const assertion compares with
+/// link names with their parameter and result counts, which a const assertion compares with
 /// `jamsocket::abi`. Attributes cannot name a constant, so the link names must be literals; this
 /// way they are still written once, and a mismatch fails the build.
 macro_rules! host_imports {
@@ -17,7 +17,7 @@ macro_rules! host_imports {
         unsafe extern "C" {
             $(
                 #[link_name = $link:literal]
-                fn $name:ident($($arg:ident: $ty:ty),* $(,)?);
+                fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;
             )*
         }
     ) => {
@@ -26,13 +26,20 @@ macro_rules! host_imports {
         unsafe extern "C" {
             $(
                 #[link_name = $link]
-                fn $name($($arg: $ty),*);
+                fn $name($($arg: $ty),*) $(-> $ret)?;
             )*
         }
 
-        /// The import module, and each import's link name and parameter count, as declared.
-        const DECLARED: (&str, &[(&str, usize)]) =
-            ($module, &[$(($link, <[&str]>::len(&[$(stringify!($arg)),*]))),*]);
+        /// The import module, and each import's link name, parameter count and result count,
+        /// as declared.
+        const DECLARED: (&str, &[(&str, usize, usize)]) = (
+            $module,
+            &[$((
+                $link,
+                <[&str]>::len(&[$(stringify!($arg)),*]),
+                <[&str]>::len(&[$(stringify!($ret))?]),
+            )),*],
+        );
     };
 }
 
@@ -45,6 +52,8 @@ host_imports! {
         fn send_binary_import(recipient: u32, ptr: *const u8, len: usize);
         #[link_name = "set_timer"]
         fn set_timer_import(ms_delay: u32);
+        #[link_name = "user"]
+        fn user_import(client: u32, ptr: *mut u8, cap: usize) -> i32;
     }
 }
 
@@ -55,17 +64,17 @@ const _: () = assert!(
 );
 
 /// Whether `module` is [`IMPORT_MODULE`] and `functions` are those of [`imports::FUNCTIONS`],
-/// in order, with the same parameter counts (the declarations return nothing, so each must
-/// have no result).
-const fn matches_abi(module: &str, functions: &[(&str, usize)]) -> bool {
+/// in order, with the same parameter and result counts.
+const fn matches_abi(module: &str, functions: &[(&str, usize, usize)]) -> bool {
     if !str_eq(module, IMPORT_MODULE) || functions.len() != imports::FUNCTIONS.len() {
         return false;
     }
     let mut i = 0;
     while i < functions.len() {
         let (name, params, results) = imports::FUNCTIONS[i];
-        let (declared_name, declared_params) = functions[i];
-        if !str_eq(declared_name, name) || declared_params != params || results != 0 {
+        let (declared_name, declared_params, declared_results) = functions[i];
+        if !str_eq(declared_name, name) || declared_params != params || declared_results != results
+        {
             return false;
         }
         i += 1;
@@ -107,16 +116,21 @@ pub(crate) fn set_timer(ms_delay: u32) {
     unsafe { set_timer_import(ms_delay) }
 }
 
+/// Asks the host for `client`'s encoded user, into `buf`: [`USER_NONE`](jamsocket::abi::USER_NONE)
+/// or the encoding's length, the bytes written only if they fit.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn user(client: u32, buf: &mut [u8]) -> i32 {
+    // SAFETY: the host writes at most `cap` bytes at `ptr`, which `buf` covers.
+    unsafe { user_import(client, buf.as_mut_ptr(), buf.len()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The ABI's imports in the shape of [`DECLARED`].
-    fn abi() -> Vec<(&'static str, usize)> {
-        imports::FUNCTIONS
-            .iter()
-            .map(|&(name, params, _)| (name, params))
-            .collect()
+    fn abi() -> Vec<(&'static str, usize, usize)> {
+        imports::FUNCTIONS.to_vec()
     }
 
     #[test]
@@ -143,5 +157,9 @@ mod tests {
         let mut wrong_arity = abi.clone();
         wrong_arity[2].1 += 1;
         assert!(!matches_abi(IMPORT_MODULE, &wrong_arity));
+
+        let mut no_result = abi.clone();
+        no_result[3].2 = 0;
+        assert!(!matches_abi(IMPORT_MODULE, &no_result));
     }
 }

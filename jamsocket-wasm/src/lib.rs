@@ -43,6 +43,10 @@
 //!
 //! # What the guest may use
 //!
+//! Its context works as natively, including
+//! [`user`](jamsocket::JamsocketContext::user): who a client is, as the host authenticated it
+//! (the ABI's `user` import; test it natively with `RecordingContext::set_user`).
+//!
 //! Besides its context, a service can use the WASI functions the host provides: clocks
 //! (`std::time`), secure randomness (`getrandom`) and standard output and error (`println!`,
 //! `eprintln!`: each line goes to the host's log, tagged with the room id). It cannot sleep
@@ -122,7 +126,7 @@ pub mod __private {
     pub use crate::buffer::buffer;
     pub use crate::guest_context::GuestContext;
     #[cfg(not(target_arch = "wasm32"))]
-    pub use crate::guest_context::{take_sent, Sent};
+    pub use crate::guest_context::{set_user, take_sent, Sent};
     pub use crate::service_cell::{
         abi_version, assert_service, binary, connect, disconnect, initialize, message, timer,
         ServiceCell,

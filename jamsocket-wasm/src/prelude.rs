@@ -3,4 +3,4 @@
 pub use crate::jamsocket_wasm;
 #[cfg(feature = "serde")]
 pub use jamsocket::Durable;
-pub use jamsocket::{ClientId, JamsocketContext, MessageRecipient, SimpleJamsocketService};
+pub use jamsocket::{ClientId, JamsocketContext, MessageRecipient, SimpleJamsocketService, User};

@@ -6,7 +6,7 @@
 //!
 //! | export | signature | meaning |
 //! |---|---|---|
-//! | `jamsocket_abi_version` | `() -> i32` | must return [`ABI_VERSION`]; checked before anything else |
+//! | `jamsocket_abi_version` | `() -> i32` | the version the module was built for: [`ABI_VERSION`] (older modules report an older one, see *Versions*); checked before anything else |
 //! | `jamsocket_buffer` | `(len) -> ptr` | a guest buffer of at least `len` bytes, valid until the next call |
 //! | `jamsocket_initialize` | `(room_ptr, room_len)` | build the service for the room id in the buffer |
 //! | `jamsocket_connect` | `(client)` | a client joined |
@@ -28,14 +28,35 @@
 //! | `send_message` | `(recipient, ptr, len)` | send UTF-8 text |
 //! | `send_binary` | `(recipient, ptr, len)` | send bytes |
 //! | `set_timer` | `(ms_delay)` | replace the room's pending timer |
+//! | `user` | `(client, ptr, cap) -> i32` | who `client` is: `-1` ([`USER_NONE`]) if it has no user (anonymous, or not in the room), else the length `L` of its [`User::encode`](crate::User::encode); the host writes those `L` bytes at `ptr` only if `L <= cap`, so a guest whose buffer was too small calls again with `L` bytes. `(ptr, cap)` must lie in the guest's memory. Since version 2 |
 //!
 //! A recipient is encoded by [`encode_recipient`]: 0 means broadcast, any other value is a client
 //! id (hosts assign client ids from 1).
+//!
+//! # Versions
+//!
+//! | version | change |
+//! |---|---|
+//! | 1 | the exports and imports above, without `user` |
+//! | 2 | the `user` import |
+//!
+//! A host serves modules reporting any version from [`OLDEST_ABI_VERSION`] to [`ABI_VERSION`]:
+//! each version only adds imports, so an older module (which does not import them) runs
+//! unchanged.
 
 use crate::{ClientId, MessageRecipient};
 
-/// The version of this ABI. A host refuses a module that reports another version.
-pub const ABI_VERSION: u32 = 1;
+/// The version of this ABI, which guests built against it report. A host refuses a module that
+/// reports a version outside [`OLDEST_ABI_VERSION`]`..=`[`ABI_VERSION`].
+pub const ABI_VERSION: u32 = 2;
+
+/// The oldest ABI version a host still serves: version 1 modules lack only the `user` import.
+pub const OLDEST_ABI_VERSION: u32 = 1;
+
+const _: () = assert!(OLDEST_ABI_VERSION <= ABI_VERSION);
+
+/// What the `user` import returns for a client without a user.
+pub const USER_NONE: i32 = -1;
 
 /// The module name of the host's imports.
 pub const IMPORT_MODULE: &str = "jamsocket";
@@ -48,10 +69,18 @@ pub mod imports {
     pub const SEND_BINARY: &str = "send_binary";
     /// `(ms_delay: i32)`: replace the room's pending timer.
     pub const SET_TIMER: &str = "set_timer";
+    /// `(client: i32, ptr: i32, cap: i32) -> i32`: the length of `client`'s encoded user,
+    /// written at `ptr` if it fits in `cap` bytes, or [`USER_NONE`](super::USER_NONE). Since
+    /// ABI version 2.
+    pub const USER: &str = "user";
     /// Every function import with its parameter count and result count (all `i32`), in the
     /// order above.
-    pub const FUNCTIONS: [(&str, usize, usize); 3] =
-        [(SEND_MESSAGE, 3, 0), (SEND_BINARY, 3, 0), (SET_TIMER, 1, 0)];
+    pub const FUNCTIONS: [(&str, usize, usize); 4] = [
+        (SEND_MESSAGE, 3, 0),
+        (SEND_BINARY, 3, 0),
+        (SET_TIMER, 1, 0),
+        (USER, 3, 1),
+    ];
 }
 
 /// `jamsocket_restore` rebuilt the service.

@@ -10,6 +10,9 @@
 //! - `count` increments the room's counter and broadcasts `count <n>`;
 //! - `burst:<n>[:<pad>]` broadcasts `burst <i>` n times, padded with `pad` spaces;
 //! - `twice` sends the sender two frames, `first` and `second`;
+//! - `whoami` tells the sender who the host says it is (`JamsocketContext::user`):
+//!   `user <id> <claims>` (the claims' text as is, `-` if none), or `user none` for an anonymous
+//!   client;
 //! - `panic` panics (the room fails); anything else is echoed to the sender as `echo:<text>`.
 //!
 //! On connect a client gets `welcome <room> <id>`; on disconnect everyone gets `left <id>`.
@@ -65,6 +68,12 @@ impl SimpleJamsocketService for ConformanceService {
             for i in 0..n.parse::<u32>().unwrap_or(0) {
                 ctx.send_message(MessageRecipient::Broadcast, &format!("burst {i}{pad}"));
             }
+        } else if message == "whoami" {
+            let reply = match ctx.user(client) {
+                Some(user) => format!("user {} {}", user.id, user.claims.as_deref().unwrap_or("-")),
+                None => "user none".to_string(),
+            };
+            ctx.send_message(client, &reply);
         } else if message == "twice" {
             ctx.send_message(client, "first");
             ctx.send_message(client, "second");
@@ -81,5 +90,35 @@ impl SimpleJamsocketService for ConformanceService {
 
     fn timer(&mut self, ctx: &impl JamsocketContext) {
         ctx.send_message(MessageRecipient::Broadcast, "timer fired");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jamsocket_wasm::jamsocket::{RecordingContext, User};
+
+    #[test]
+    fn whoami_names_the_user_or_none() {
+        let ctx = RecordingContext::default();
+        let mut service = ConformanceService::new("room", &ctx);
+        let (alice, bob, carol) = (ClientId::from(1), ClientId::from(2), ClientId::from(3));
+        ctx.set_user(
+            alice,
+            Some(User::new("alice").with_claims(r#"{"role":"admin"}"#)),
+        );
+        ctx.set_user(bob, Some(User::new("bob")));
+        for client in [alice, bob, carol] {
+            service.message(client, "whoami", &ctx);
+        }
+        let reply = |client, text: &str| (MessageRecipient::Client(client), text.to_string());
+        assert_eq!(
+            ctx.take_messages(),
+            vec![
+                reply(alice, r#"user alice {"role":"admin"}"#),
+                reply(bob, "user bob -"),
+                reply(carol, "user none"),
+            ]
+        );
     }
 }

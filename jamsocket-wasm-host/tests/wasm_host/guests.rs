@@ -5,8 +5,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every example guest crate under `examples/` that the tests build.
-pub const EXAMPLES: [&str; 8] = [
+pub const EXAMPLES: [&str; 9] = [
     "counter-service",
+    "conformance-service",
     "durable-counter",
     "echo-server",
     "binary-echo",

@@ -12,4 +12,5 @@ mod log_capture;
 mod module_loading;
 mod snapshots;
 mod time_slicing;
+mod users;
 mod wat_guest;

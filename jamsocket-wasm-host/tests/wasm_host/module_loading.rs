@@ -1,7 +1,7 @@
 //! Load-time checks: every module is checked against `jamsocket::abi` before any room exists.
 
 use crate::common::{example_wasm, test_config, WatGuest};
-use jamsocket::abi::{imports, IMPORT_MODULE};
+use jamsocket::abi::{imports, ABI_VERSION, IMPORT_MODULE, OLDEST_ABI_VERSION};
 use jamsocket_wasm_host::{WasmHostConfig, WasmHostError, WasmHostFactory};
 use std::time::Duration;
 
@@ -17,24 +17,36 @@ fn the_default_wat_guest_loads() {
 }
 
 #[test]
-fn a_wrong_abi_version_names_both_versions() {
-    let error = load_error(WatGuest::default().body("jamsocket_abi_version", "i32.const 2"));
-    assert!(
-        matches!(
-            error,
-            WasmHostError::AbiVersionMismatch {
-                found: 2,
-                expected: 1,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
-    let message = error.to_string();
-    assert!(
-        message.contains("version 2") && message.contains("version 1"),
-        "{message}"
-    );
+fn a_wrong_abi_version_names_it_and_the_supported_range() {
+    for found in [0, ABI_VERSION + 1, 999] {
+        let body = format!("i32.const {found}");
+        let error = load_error(WatGuest::default().body("jamsocket_abi_version", &body));
+        assert!(
+            matches!(
+                error,
+                WasmHostError::AbiVersionMismatch { found: f, oldest, newest, .. }
+                    if f == found && oldest == OLDEST_ABI_VERSION && newest == ABI_VERSION
+            ),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("version {found},"))
+                && message.contains(&format!("versions {OLDEST_ABI_VERSION} to {ABI_VERSION}")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn every_supported_abi_version_loads() {
+    assert_eq!((OLDEST_ABI_VERSION, ABI_VERSION), (1, 2));
+    for version in OLDEST_ABI_VERSION..=ABI_VERSION {
+        let body = format!("i32.const {version}");
+        WatGuest::default()
+            .body("jamsocket_abi_version", &body)
+            .factory();
+    }
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! Hand-written guests, for testing what real guests should never do.
 
 use crate::common::test_config;
-use jamsocket::abi::{imports, IMPORT_MODULE};
+use jamsocket::abi::{imports, ABI_VERSION, IMPORT_MODULE};
 use jamsocket_wasm_host::{WasmHostConfig, WasmHostError, WasmHostFactory};
 
-/// A hand-written guest implementing the ABI, with replaceable parts. By default it imports
-/// every function of `jamsocket::abi::imports` (each callable as `$<name>`, e.g.
-/// `$send_message`), answers every text message with `ok` to the sender, and does nothing else.
+/// A hand-written guest implementing the ABI, with replaceable parts. By default it reports
+/// `jamsocket::abi::ABI_VERSION`, imports every function of `jamsocket::abi::imports` (each
+/// callable as `$<name>`, e.g. `$send_message`), answers every text message with `ok` to the
+/// sender, and does nothing else.
 pub struct WatGuest {
     imports: Vec<String>,
     memory: String,
@@ -16,8 +17,9 @@ pub struct WatGuest {
 
 impl Default for WatGuest {
     fn default() -> Self {
+        let version = format!("i32.const {ABI_VERSION}");
         let functions = [
-            ("jamsocket_abi_version", "(result i32)", "i32.const 1"),
+            ("jamsocket_abi_version", "(result i32)", version.as_str()),
             (
                 "jamsocket_buffer",
                 "(param $len i32) (result i32)",
@@ -88,6 +90,15 @@ impl WatGuest {
     /// Leaves out `export`.
     pub fn without(mut self, export: &str) -> Self {
         self.functions.retain(|(name, ..)| *name != export);
+        self
+    }
+
+    /// Leaves out the import of `jamsocket` function `name`.
+    pub fn without_import(mut self, name: &str) -> Self {
+        let import = format!(r#"(import "{IMPORT_MODULE}" "{name}" "#);
+        let before = self.imports.len();
+        self.imports.retain(|text| !text.starts_with(&import));
+        assert_eq!(self.imports.len() + 1, before, "no import {name}");
         self
     }
 
