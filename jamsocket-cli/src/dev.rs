@@ -55,7 +55,7 @@ pub fn run(mut args: DevArgs) -> Result<()> {
         .open_store(dev_store(&wasm, &project.package)?)?;
 
     let addr = listener.local_addr()?;
-    let mut server = args.server.server();
+    let mut server = args.server.with_auth(args.server.server())?;
     if let Some(store) = &store {
         server = server.with_store(store.clone());
     }

@@ -26,7 +26,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
              --allowed-origins (https://app.example,http://localhost:*)"
         );
     }
-    let mut server = args.server.server();
+    let mut server = args.server.with_auth(args.server.server())?;
     if let Some(store) = &store {
         server = server.with_store(store.clone());
     }

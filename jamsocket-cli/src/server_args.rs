@@ -3,7 +3,9 @@
 use crate::user_error::UserError;
 use anyhow::Result;
 use ipnet::IpNet;
-use jamsocket_server::{Limits, RoomIdStrategy, Server, ShutdownPolicy, Snapshots, StoreConfig};
+use jamsocket_server::{
+    JwtVerifier, Limits, RoomIdStrategy, Server, ShutdownPolicy, Snapshots, StoreConfig,
+};
 use jamsocket_wasm_host::WasmHostConfig;
 use std::fmt::Display;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -254,6 +256,33 @@ pub struct ServerArgs {
         )
     )]
     pub guest_cpu_ms_per_call: Option<u64>,
+    /// Clients must present a JWT signed with this HS256 secret (as ?token=,
+    /// `Authorization: Bearer` or the subprotocol jamsocket.token.<jwt>); its `sub` is the
+    /// user id services read with ctx.user(client). Prefer the environment variable to the
+    /// flag: command lines are visible to every user of the machine
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "JAMSOCKET_AUTH_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "auth_jwt_public_key"
+    )]
+    pub auth_jwt_secret: Option<String>,
+    /// Clients must present a JWT signed with the private half of this PEM public key (RSA
+    /// for RS256, P-256/P-384 for ES256/ES384, Ed25519 for EdDSA)
+    #[arg(long, value_name = "FILE")]
+    pub auth_jwt_public_key: Option<PathBuf>,
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        help = with_default(
+            "How long a client that presented a resume key may be away before the service \
+             hears it left (30s, 500ms; 0 turns sessions off)",
+            format!("{}s", secs(Server::new().reconnect_grace())),
+        )
+    )]
+    pub reconnect_grace: Option<Duration>,
 }
 
 impl ServerArgs {
@@ -347,7 +376,23 @@ impl ServerArgs {
         if let Some(ms) = self.snapshot_interval_ms {
             server = server.with_snapshot_interval(Duration::from_millis(ms));
         }
+        if let Some(grace) = self.reconnect_grace {
+            server = server.with_reconnect_grace(grace);
+        }
         server
+    }
+
+    /// `server` verifying the tokens `--auth-jwt-secret` or `--auth-jwt-public-key` says.
+    pub fn with_auth(&self, server: Server) -> Result<Server> {
+        let verifier = match (&self.auth_jwt_secret, &self.auth_jwt_public_key) {
+            (Some(secret), _) => JwtVerifier::hs256(secret.as_bytes())
+                .map_err(|err| anyhow::Error::new(err).context(UserError::BadJwtSecret))?,
+            (None, Some(path)) => JwtVerifier::public_key_file(path).map_err(|err| {
+                anyhow::Error::new(err).context(UserError::BadJwtKey { path: path.clone() })
+            })?,
+            (None, None) => return Ok(server),
+        };
+        Ok(server.with_jwt(verifier))
     }
 
     /// Opens the store `--store` names (`default` when the flag is absent), if any.
@@ -416,6 +461,9 @@ impl ServerArgs {
             ),
             None => say!("  origins:   pages from any site (--allowed-origins to restrict)"),
         }
+        if self.auth_jwt_secret.is_some() || self.auth_jwt_public_key.is_some() {
+            say!("  auth:      clients need a JWT (?token=, Authorization: Bearer, or the subprotocol jamsocket.token.<jwt>)");
+        }
         match store {
             Some(store) => say!("  store:     {} (rooms are saved and restored)", store.url()),
             None => say!("  store:     none: rooms live in memory only (--store sqlite:rooms.db to keep them)"),
@@ -470,6 +518,23 @@ fn off(limit: Option<impl Display>) -> String {
 }
 
 /// A trusted proxy: a network (`10.0.0.0/8`) or one address.
+/// A duration as `30s`, `500ms`, `2m`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write 30s, 500ms or 2m"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(format!("unknown unit `{unit}` in `{text}`: use ms, s or m")),
+    }
+}
+
 fn parse_proxy(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
     text.parse::<IpNet>()

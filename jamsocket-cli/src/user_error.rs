@@ -35,6 +35,10 @@ pub enum UserError {
     AlreadyExists(PathBuf),
     #[error("cannot open the room store `{url}`")]
     BadStore { url: String },
+    #[error("cannot use the JWT public key `{}`", path.display())]
+    BadJwtKey { path: PathBuf },
+    #[error("cannot use the JWT secret")]
+    BadJwtSecret,
 }
 
 impl UserError {
@@ -59,6 +63,8 @@ impl UserError {
             UserError::AlreadyExists(_) => "pick another name, or remove the existing folder".to_string(),
             UserError::BadStore { url } if url.starts_with("redis") => "start Redis (or check the address in --store), or pass --store sqlite:rooms.db for a file on this machine".to_string(),
             UserError::BadStore { .. } => "pass --store sqlite:PATH with a folder that exists and is writable, redis://HOST:PORT/DB, or none".to_string(),
+            UserError::BadJwtKey { .. } => "pass --auth-jwt-public-key a PEM file holding a public key (-----BEGIN PUBLIC KEY-----): RSA, EC P-256/P-384 or Ed25519".to_string(),
+            UserError::BadJwtSecret => "pass a non-empty secret with --auth-jwt-secret or JAMSOCKET_AUTH_JWT_SECRET".to_string(),
             UserError::BuildFailed => return None,
         })
     }

@@ -113,6 +113,8 @@ mod static_files;
 mod sync;
 mod transport;
 
+/// The HTTP types of an [`AdmissionRequest`] and a [`Denied`] answer.
+pub use actix_web::http::{header::HeaderMap, StatusCode};
 pub use auth::{AdmissionRequest, Denied, JwtKeyError, JwtVerifier, TOKEN_PROTOCOL_PREFIX};
 pub use error::{RoomIdError, SettingError};
 pub use jamsocket_store::{Snapshots, StoreConfig, StoreError};

@@ -67,7 +67,14 @@ async fn websocket(
     let headers = request.headers();
     state.admission.check_origin(headers)?;
     let query = request.query_string();
-    auth::admit(&state.settings, room_id, headers, query, request.peer_addr()).await?;
+    auth::admit(
+        &state.settings,
+        room_id,
+        headers,
+        query,
+        request.peer_addr(),
+    )
+    .await?;
     Err(HttpError::new(
         StatusCode::UPGRADE_REQUIRED,
         "expected a WebSocket handshake (`Connection: Upgrade`, `Upgrade: websocket`)",
@@ -125,7 +132,14 @@ async fn check_creation(
     let headers = request.headers();
     admission.check_origin(headers)?;
     let query = request.query_string();
-    auth::admit(&state.settings, room_id, headers, query, request.peer_addr()).await?;
+    auth::admit(
+        &state.settings,
+        room_id,
+        headers,
+        query,
+        request.peer_addr(),
+    )
+    .await?;
     let ip = admission.client_ip(request.peer_addr(), headers);
     Ok(admission.create_room(ip)?)
 }

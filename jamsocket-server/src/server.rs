@@ -345,6 +345,11 @@ impl Server {
         self
     }
 
+    /// How long a client with a session may be away.
+    pub fn reconnect_grace(&self) -> Duration {
+        self.settings.reconnect_grace
+    }
+
     /// How often, at most, a changed room is saved.
     pub fn snapshot_interval(&self) -> Duration {
         self.settings.snapshot_interval

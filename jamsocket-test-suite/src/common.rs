@@ -9,6 +9,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 use tokio::net::TcpStream as TokioTcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -203,4 +205,49 @@ pub async fn raw_handshake(
     tcp.write_all(request.as_bytes()).await.unwrap();
     let head = read_head(&mut tcp).await;
     (tcp, head)
+}
+
+/// Opens a WebSocket to `path` with extra request headers; the HTTP status and body of a
+/// refusal as `Err`.
+pub async fn open(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Ws, Option<String>), (u16, String)> {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let connecting = tokio_tungstenite::connect_async(request);
+    match tokio::time::timeout(TIMEOUT, connecting)
+        .await
+        .expect("connect timed out")
+    {
+        Ok((ws, response)) => {
+            let protocol = response
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|value| value.to_str().unwrap().to_string());
+            Ok((ws, protocol))
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            Err((
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ))
+        }
+        Err(other) => panic!("unexpected handshake error: {other}"),
+    }
+}
+
+/// Reads the welcome the conformance service sends, and returns the client id.
+pub async fn welcome(ws: &mut Ws, room: &str) -> u32 {
+    let text = recv_text(ws).await;
+    text.strip_prefix(&format!("welcome {room} "))
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("expected a welcome, got `{text}`"))
 }

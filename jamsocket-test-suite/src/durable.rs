@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// A SQLite store in a temporary folder, kept as long as the folder.
-struct SqliteFile {
+pub(crate) struct SqliteFile {
     _dir: tempfile::TempDir,
-    url: String,
+    pub url: String,
 }
 
 impl SqliteFile {
-    fn new() -> SqliteFile {
+    pub(crate) fn new() -> SqliteFile {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("rooms.db").display());
         SqliteFile { _dir: dir, url }
@@ -30,7 +30,7 @@ fn store(url: &str) -> Snapshots {
     Snapshots::open(url, StoreConfig::new()).unwrap()
 }
 
-fn durable_server(url: &str) -> Server {
+pub(crate) fn durable_server(url: &str) -> Server {
     Server::new()
         .with_store(store(url))
         .with_snapshot_interval(Duration::from_millis(100))
@@ -47,7 +47,7 @@ async fn count(ws: &mut Ws) -> u64 {
 }
 
 /// Stops `server` as SIGTERM does, checking that `clients` are told to reconnect (1012).
-async fn stop(server: RunningServer, clients: Vec<Ws>) {
+pub(crate) async fn stop(server: RunningServer, clients: Vec<Ws>) {
     let stopped = tokio::task::spawn_blocking(move || server.stop());
     for mut ws in clients {
         assert_eq!(recv_close(&mut ws).await, (1012, "service restart".into()));
@@ -204,4 +204,26 @@ pub async fn redis_going_away_stops_nothing_and_pending_snapshots_are_written_wh
     let server = start(durable_server(&url), factory);
     let (mut ws, _) = join(server.local_addr(), "kept").await;
     assert_eq!(count(&mut ws).await, 7);
+}
+
+pub async fn a_session_resumes_across_a_restart(factory: impl ConformanceFactory) {
+    let file = SqliteFile::new();
+    let server = start(durable_server(&file.url), factory.clone());
+    let path = format!("/ws/notes?resume={}", crate::identity::KEY);
+    let (mut ws, _) = open(server.local_addr(), &path, &[]).await.unwrap();
+    let id = welcome(&mut ws, "notes").await;
+    send(&mut ws, "count").await;
+    assert_eq!(recv_text(&mut ws).await, "count 1");
+    stop(server, vec![ws]).await;
+
+    let server = start(durable_server(&file.url), factory);
+    let (mut ws, _) = open(server.local_addr(), &path, &[]).await.unwrap();
+    send(&mut ws, "count").await;
+    assert_eq!(
+        recv_text(&mut ws).await,
+        "count 2",
+        "no welcome: the same client, resumed"
+    );
+    send(&mut ws, &format!("to:{id}:still {id}")).await;
+    assert_eq!(recv_text(&mut ws).await, format!("still {id}"));
 }

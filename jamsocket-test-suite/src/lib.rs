@@ -35,6 +35,7 @@ pub mod raw_frames;
 pub mod attacks;
 pub mod chaos;
 pub mod durable;
+pub mod identity;
 pub mod lifecycle;
 pub mod limits;
 pub mod messaging;

@@ -2,8 +2,8 @@
 /// [`ConformanceFactory`](crate::ConformanceFactory), evaluated in the invoking module once per
 /// test).
 ///
-/// Expands, where it is invoked, to one module per area (`attacks`, `chaos`, `lifecycle`,
-/// `limits`, `messaging`, `protocol`, `strategies`), each holding one test per test body of
+/// Expands, where it is invoked, to one module per area (`attacks`, `chaos`, `identity`,
+/// `lifecycle`, `limits`, `messaging`, `protocol`, `strategies`), each holding one test per test body of
 /// that area with the runtime the body needs: `#[tokio::test]`, or a two-worker multi-thread
 /// runtime for the tests that open thousands of connections. So the invoking crate needs
 /// `tokio` with its `macros` and `rt-multi-thread` features, and no modules of those names.
@@ -134,6 +134,21 @@ macro_rules! server_tests {
             a_message_followed_at_once_by_a_bad_frame_still_gets_its_reply_before_the_close;
         }
 
+        $crate::__server_tests_area! { identity:
+            #[tokio::test]
+            tokens_are_checked_before_the_upgrade_with_a_reason_for_each_refusal;
+            #[tokio::test]
+            an_admission_hook_admits_as_a_user_or_refuses_with_its_status_and_body;
+            #[tokio::test]
+            a_client_back_within_the_grace_keeps_its_id_and_the_service_sees_no_departure;
+            #[tokio::test]
+            a_session_ends_when_the_grace_passes_and_a_key_cannot_be_used_by_another_user;
+            #[tokio::test]
+            a_key_presented_by_a_second_connection_takes_the_session_over_and_closes_the_first_with_4000;
+            #[tokio::test]
+            jamsocket_v1_resumes_a_lost_connection_without_losing_or_repeating_a_message;
+        }
+
         $crate::__server_tests_area! { strategies:
             #[tokio::test]
             implicit_rooms_are_created_by_connecting;
@@ -183,6 +198,7 @@ macro_rules! durable_tests {
                 a_corrupt_snapshot_is_kept_aside_and_the_room_starts_fresh;
                 an_oversized_snapshot_is_refused_and_the_room_keeps_serving;
                 redis_going_away_stops_nothing_and_pending_snapshots_are_written_when_it_returns;
+                a_session_resumes_across_a_restart;
             }
         }
     };
@@ -211,6 +227,7 @@ mod tests {
         for (area, source) in [
             ("attacks", include_str!("attacks.rs")),
             ("chaos", include_str!("chaos.rs")),
+            ("identity", include_str!("identity.rs")),
             ("lifecycle", include_str!("lifecycle.rs")),
             ("limits", include_str!("limits.rs")),
             ("messaging", include_str!("messaging.rs")),

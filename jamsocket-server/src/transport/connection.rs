@@ -15,6 +15,7 @@ use crate::rooms::{CountError, Delivery, Outbound, RoomEvent, RoomHandle, ACK_EV
 use crate::settings::Settings;
 use actix_web::rt::net::TcpStream;
 use bytes::BytesMut;
+use bytestring::ByteString;
 use jamsocket::ClientId;
 use std::borrow::Cow;
 use std::future::{poll_fn, Future};
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
-use bytestring::ByteString;
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 
 /// How long the close frame, and what is queued before it, may take to be written before the
@@ -242,7 +242,10 @@ impl Connection {
 
     fn bad_count(&self, what: &str, err: CountError) -> End {
         warn_throttled!(room = %self.room_id, client = %self.client, "closing client: bad jamsocket.v1 {what}: {err}");
-        End::closing(CloseFrame::new(code::PROTOCOL, format!("bad {what}: {err}")))
+        End::closing(CloseFrame::new(
+            code::PROTOCOL,
+            format!("bad {what}: {err}"),
+        ))
     }
 
     async fn pump(&mut self, socket: &mut TcpStream, frames: &mut Frames) -> End {

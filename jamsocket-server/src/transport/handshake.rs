@@ -91,7 +91,14 @@ pub(crate) async fn accept(state: &AppState, request: &Request) -> Result<Accept
     let protocol = select_protocol(headers);
     let ip = admission.client_ip(request.peer_addr(), headers);
     let permit = admission.connect(ip)?;
-    let user = auth::admit(&state.settings, room_id, headers, query, request.peer_addr()).await?;
+    let user = auth::admit(
+        &state.settings,
+        room_id,
+        headers,
+        query,
+        request.peer_addr(),
+    )
+    .await?;
     let arrival = Arrival {
         user,
         resume,
@@ -163,7 +170,8 @@ pub(crate) async fn refuse(framed: &mut Framed<TcpStream, h1::Codec>, rejection:
         .head_mut()
         .set_connection_type(ConnectionType::Close);
     let size = BodySize::Sized(body.len() as u64);
-    if framed.send((response, size).into()).await.is_ok() {
+    // Head and body in one write: a client that reads what arrived with the head gets both.
+    if framed.feed((response, size).into()).await.is_ok() {
         let _ = framed.send(h1::Message::Chunk(Some(body))).await;
     }
 }

@@ -66,11 +66,12 @@ where
         }
     };
     let Upgraded { stream, early } = handshake::answer(request, protocol.as_deref(), framed).await;
-    let sequenced = (protocol.as_deref() == Some(handshake::SEQUENCED_PROTOCOL)).then_some(Welcome {
-        resumed: joined.resumed,
-        received: joined.received,
-        seen,
-    });
+    let sequenced =
+        (protocol.as_deref() == Some(handshake::SEQUENCED_PROTOCOL)).then_some(Welcome {
+            resumed: joined.resumed,
+            received: joined.received,
+            seen,
+        });
     let limits = &state.settings.limits;
     let connection = Connection {
         room_id,

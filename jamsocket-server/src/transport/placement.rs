@@ -57,7 +57,11 @@ fn move_to(
             let leave = async move {
                 let mut connection = connection;
                 let park = Some(connection.park());
-                drop(connection.leave(format!("connection dropped: {err}"), park).await);
+                drop(
+                    connection
+                        .leave(format!("connection dropped: {err}"), park)
+                        .await,
+                );
             };
             tokio::task::spawn_local(connections.track_future(leave));
             return;
