@@ -6,6 +6,7 @@ mod common;
 mod dev;
 mod durable;
 mod errors;
+mod identity;
 mod new;
 mod serve;
 
