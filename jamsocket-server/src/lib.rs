@@ -32,7 +32,9 @@
 //! # Routes
 //! - `GET /status`: `ok`.
 //! - `GET /ws/<room>`: the WebSocket of a room. Room ids are 1 to [`MAX_ROOM_ID_BYTES`]
-//!   characters of [`ROOM_ID_CHARACTERS`]; others get 400.
+//!   characters of [`ROOM_ID_CHARACTERS`]; others get 400. The same request without the upgrade
+//!   headers gets the refusal the handshake would get, or 426 if it would be accepted (a
+//!   browser's `WebSocket` cannot read a refusal; clients ask this way after a failed one).
 //! - `POST /ws/<room>`: creates a room under [`RoomIdStrategy::Explicit`] (201, or 409 if it
 //!   exists).
 //! - `POST /new_room`: creates a room with a generated id under [`RoomIdStrategy::Uuid`] and
@@ -55,7 +57,10 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 400 | the room id is invalid, or the request is not a valid WebSocket handshake |
+//! | 400 | the room id is invalid, the request is not a valid WebSocket handshake, or its resume key is not 22 to 128 characters of `A-Z a-z 0-9 - _` |
+//! | 401 | tokens are verified ([`Server::with_jwt`]) and the client presented none, or a bad or expired one; or the [admission hook](Server::with_admission) said so |
+//! | 403 | the page's origin is not allowed, the token is for another room, the resume key belongs to another user's session, or the admission hook said so |
+//! | 409 | another connection took over the session this one was waiting to resume |
 //! | 403 | the page's `Origin` is not in [`Server::with_allowed_origins`] |
 //! | 404 | no such room (under [`RoomIdStrategy::Explicit`]) or no WebSocket at that path |
 //! | 429 | the client's address holds [`Limits::max_connections_per_ip`] connections, or creates rooms faster than [`Limits::max_new_rooms_per_ip_per_sec`] |
@@ -73,14 +78,31 @@
 //! | 1011 | the room's service failed |
 //! | 1012 | the server shuts down with a [store](Server::with_store): its rooms were saved, reconnect |
 //! | 1013 | the server already holds [`Limits::max_pending_message_bytes`] of partly received messages ("try again later") |
+//! | 4000 | another connection presented the client's resume key and took its session over |
+//!
+//! # Who is connecting
+//! Before the handshake is answered (and before a room is created), [`Server::with_jwt`]
+//! verifies the client's token and [`Server::with_admission`] runs your own check; either may
+//! refuse with a status and a reason. The client's [`jamsocket::User`] (a token's `sub` and
+//! claims, or what the hook returned) is what the service reads with `ctx.user(client)`.
+//!
+//! A client that presents a resume key (`?resume=<key>`) opens a *session*: if its connection
+//! is lost, a connection with the same key (and the same user) within the
+//! [reconnect grace](Server::with_reconnect_grace) gets the same client id, the service sees
+//! neither `disconnect` nor `connect`, and the messages sent meanwhile are delivered. Clients
+//! that offer the subprotocol `jamsocket.v1` (the TypeScript client in `clients/typescript`)
+//! get numbered messages and acknowledgements, so that nothing is lost or repeated across a
+//! reconnect. `PROTOCOL.md` in the repository describes both protocols. Durable rooms save
+//! their sessions too, so clients resume across a restart.
 //!
 //! # Durable rooms
 //! With [`Server::with_store`], rooms are saved to SQLite or Redis ([`Snapshots`]) and brought
 //! back: after a restart, and after an empty room *hibernated* (saved and evicted when its
 //! [`ShutdownPolicy`] ended it). The room's service must keep snapshots
 //! ([`jamsocket::JamsocketService::snapshot`]); WebAssembly rooms always do. Saved with the
-//! service's state: the next client id, the pending timer, and the connected clients, who get
-//! `disconnect` after a restore. A room whose saved state cannot be read (the store is down)
+//! service's state: the next client id, the pending timer, and the connected clients: those
+//! with a session may resume it within the reconnect grace after a restore, the others get
+//! `disconnect`. A room whose saved state cannot be read (the store is down)
 //! is refused with 503 rather than opened empty.
 //!
 //! # Memory
