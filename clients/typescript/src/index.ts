@@ -65,9 +65,18 @@ export class RoomMessageEvent<T> extends Event {
   }
 }
 
-/** `statechange`: `state` is the new state, `previous` the old one. */
+/**
+ * `statechange`: `state` is the new state, `previous` the old one. On the way to `reconnecting`
+ * (and `closed`), `code` and `reason` are those of the close that caused it (1006 when the
+ * connection failed without a close frame).
+ */
 export class RoomStateChangeEvent extends Event {
-  constructor(readonly state: RoomSocketState, readonly previous: RoomSocketState) {
+  constructor(
+    readonly state: RoomSocketState,
+    readonly previous: RoomSocketState,
+    readonly code?: number,
+    readonly reason?: string,
+  ) {
     super("statechange");
   }
 }
@@ -81,10 +90,16 @@ export class RoomCloseEvent extends Event {
 
 /**
  * `error`: the server refused the handshake (`status` is its HTTP status, `reason` its text), or
- * something else went wrong (`status` undefined; `error` may hold the cause).
+ * something else went wrong (`status` undefined; `error` may hold the cause, and `data` the
+ * message the codec could not decode).
  */
 export class RoomErrorEvent extends Event {
-  constructor(readonly reason: string, readonly status?: number, readonly error?: unknown) {
+  constructor(
+    readonly reason: string,
+    readonly status?: number,
+    readonly error?: unknown,
+    readonly data?: string | Uint8Array,
+  ) {
     super("error");
   }
 }
@@ -470,7 +485,7 @@ export class RoomSocket<T = string> extends EventTarget {
       this.#finish(code, reason, wasClean);
       return;
     }
-    this.#retry();
+    this.#retry(code, reason);
   }
 
   /** After a failed handshake: `GET /ws/<room>` without the upgrade says why (PROTOCOL.md). */
@@ -496,7 +511,7 @@ export class RoomSocket<T = string> extends EventTarget {
       text = (await response.text()).trim();
     } catch {
       // Unreachable (a restart, no network): try again later.
-      if (this.#state !== "closed") this.#retry();
+      if (!this.#isClosed()) this.#retry();
       return;
     }
     if (this.#isClosed()) return;
@@ -524,13 +539,13 @@ export class RoomSocket<T = string> extends EventTarget {
     this.#retry();
   }
 
-  #retry(): void {
+  #retry(code = 1006, reason = ""): void {
     if (this.#isClosed()) return;
     if (!this.#reconnect) {
-      this.#finish(1006, "", false);
+      this.#finish(code, reason, false);
       return;
     }
-    this.#setState(this.#everOpened ? "reconnecting" : "connecting");
+    this.#setState(this.#everOpened ? "reconnecting" : "connecting", code, reason);
     const { initialDelayMs, maxDelayMs, factor } = this.#reconnect;
     const cap = Math.min(maxDelayMs, initialDelayMs * Math.pow(factor, this.#attempt));
     this.#attempt += 1;
@@ -543,7 +558,7 @@ export class RoomSocket<T = string> extends EventTarget {
     this.#detach();
     this.#pending = [];
     this.#unacked = [];
-    this.#setState("closed");
+    this.#setState("closed", code, reason);
     this.#emit(new RoomCloseEvent(code, reason, wasClean));
   }
 
@@ -667,7 +682,7 @@ export class RoomSocket<T = string> extends EventTarget {
     try {
       value = this.#codec.decode(data);
     } catch (error) {
-      this.#emit(new RoomErrorEvent(`cannot decode a message: ${String(error)}`, undefined, error));
+      this.#emit(new RoomErrorEvent(`cannot decode a message: ${String(error)}`, undefined, error, data));
       return;
     }
     this.#emit(new RoomMessageEvent(value));
@@ -691,11 +706,11 @@ export class RoomSocket<T = string> extends EventTarget {
     return this.#state === "closed";
   }
 
-  #setState(state: RoomSocketState): void {
+  #setState(state: RoomSocketState, code?: number, reason?: string): void {
     const previous = this.#state;
     if (previous === state) return;
     this.#state = state;
-    this.#emit(new RoomStateChangeEvent(state, previous));
+    this.#emit(new RoomStateChangeEvent(state, previous, code, reason));
   }
 
   #emit(event: Event): void {
