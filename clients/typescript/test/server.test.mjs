@@ -85,8 +85,7 @@ test("a TCP reset in the middle of a broadcast stream loses and duplicates nothi
   cleanup(t, a, b);
   const gotA = record(a);
   const gotB = record(b);
-  const first = await nextEvent(a, "open");
-  await nextEvent(b, "open");
+  const [first] = await Promise.all([nextEvent(a, "open"), nextEvent(b, "open")]);
   const id = first.detail.clientId;
   assert.equal(typeof id, "number");
   assert.equal(first.detail.resumed, false);
@@ -231,8 +230,7 @@ test("sends made while disconnected are delivered once, in order, after the reco
   const socket = new RoomSocket(proxy.base, "offline", { reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
   const watcher = new RoomSocket(server.base, "offline");
   cleanup(t, socket, watcher);
-  const first = await nextEvent(socket, "open");
-  await nextEvent(watcher, "open");
+  const [first] = await Promise.all([nextEvent(socket, "open"), nextEvent(watcher, "open")]);
   const got = record(socket);
   const watched = record(watcher);
 
