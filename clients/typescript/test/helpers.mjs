@@ -25,9 +25,6 @@ export function serverEnv() {
         "  (cd clients/typescript && npm test)",
     );
   }
-  if (typeof globalThis.WebSocket !== "function") {
-    throw new Error("no globalThis.WebSocket: run node with --experimental-websocket (Node 20), as `npm test` does");
-  }
   return { bin, module };
 }
 
@@ -60,6 +57,10 @@ function launch(bin, args) {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
     });
+    // Never outlive this process (a failed assertion that skips the cleanup, say).
+    const killOnExit = () => child.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    child.once("exit", () => process.removeListener("exit", killOnExit));
     let stdout = "";
     let stderr = "";
     let settled = false;

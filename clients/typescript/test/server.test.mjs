@@ -33,8 +33,11 @@ function cleanup(t, ...things) {
   });
 }
 
-test("the environment names a server binary and module", () => {
+test("the environment names a server binary and module, and node has WebSocket", () => {
   serverEnv();
+  if (typeof globalThis.WebSocket !== "function") {
+    throw new Error("no globalThis.WebSocket: run node with --experimental-websocket (Node 20), as `npm test` does");
+  }
 });
 
 test("json and binary codecs: messages both ways", options, async (t) => {
