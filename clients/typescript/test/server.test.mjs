@@ -260,6 +260,57 @@ test("sends made while disconnected are delivered once, in order, after the reco
   assert.deepEqual(watched.filter((m) => /^q\d$/.test(m)), expected);
 });
 
+test("after the reconnect grace, a new session: unacknowledged messages are reported lost", options, async (t) => {
+  const server = await startServer({ args: ["--reconnect-grace", "1s"] });
+  const proxy = await startProxy(server.port);
+  cleanup(t, server, proxy);
+  const socket = new RoomSocket(proxy.base, "grace", { reconnect: { initialDelayMs: 50, maxDelayMs: 100 } });
+  cleanup(t, socket);
+  const got = record(socket);
+  const lost = [];
+  socket.addEventListener("lost", (e) => lost.push(e.count));
+  const first = await nextEvent(socket, "open");
+  for (let i = 1; i <= 3; i++) socket.send(`all:x${i}`);
+  await until(() => got.includes("x3"), "x3");
+  // Handled, but fewer than ack_every: not acknowledged yet.
+  assert.equal(socket.bufferedCount, 3);
+  proxy.paused = true;
+  proxy.reset();
+  await nextEvent(socket, "statechange", (e) => e.state === "reconnecting");
+  socket.send("all:while away");
+  await sleep(2500);
+  const reopened = nextEvent(socket, "open");
+  proxy.paused = false;
+  const open = await reopened;
+  assert.equal(open.detail.resumed, false);
+  assert.notEqual(open.detail.clientId, first.detail.clientId);
+  assert.deepEqual(lost, [3]);
+  await until(() => got.includes("while away"), "the message sent while away");
+  assert.ok(got.includes(`welcome grace ${open.detail.clientId}`), `got ${JSON.stringify(got)}`);
+  assert.equal(socket.state, "open");
+});
+
+test("a restart without a store: a new session, the room starts over", options, async (t) => {
+  let server = await startServer();
+  const port = server.port;
+  t.after(() => server.stop("SIGKILL"));
+  const socket = new RoomSocket(server.base, "forgotten", { reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } });
+  cleanup(t, socket);
+  await nextEvent(socket, "open");
+  for (let n = 1; n <= 2; n++) {
+    socket.send("count");
+    await nextMessage(socket, `count ${n}`);
+  }
+  const reopened = nextEvent(socket, "open", () => true, 30000);
+  await server.stop("SIGTERM");
+  server = await startServer({ port });
+  const open = await reopened;
+  assert.equal(open.detail.resumed, false);
+  socket.send("count");
+  await nextMessage(socket, "count 1");
+  assert.equal(socket.state, "open");
+});
+
 test("maxQueued: send throws once that many messages wait", options, async (t) => {
   const server = await startServer();
   const proxy = await startProxy(server.port);
