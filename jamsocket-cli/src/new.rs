@@ -33,6 +33,7 @@ pub fn run(args: NewArgs) -> Result<()> {
         ("jamsocket.toml", JAMSOCKET_TOML.to_string()),
         ("src/lib.rs", LIB_RS.to_string()),
         ("static/index.html", INDEX_HTML.replace(PAGE_TITLE, &name)),
+        ("static/jamsocket-client.js", CLIENT_JS.to_string()),
         (".gitignore", "/target\n".to_string()),
     ];
     for (file, contents) in files {
@@ -99,6 +100,8 @@ strip = true
 const JAMSOCKET_TOML: &str = include_str!("../../examples/counter-service/jamsocket.toml");
 const LIB_RS: &str = include_str!("../../examples/counter-service/src/lib.rs");
 const INDEX_HTML: &str = include_str!("../../examples/counter-service/static/index.html");
+/// The TypeScript client, compiled (`clients/typescript`), which the page imports.
+const CLIENT_JS: &str = include_str!("../../examples/counter-service/static/jamsocket-client.js");
 /// The example page's title and heading; a new project's page shows its package name there.
 const PAGE_TITLE: &str = "Shared counter";
 

@@ -610,9 +610,11 @@ mod tests {
             "--max-messages-per-sec=50",
             "--guest-memory-mib=16",
             "--guest-cpu-ms-per-call=200",
+            "--reconnect-grace=500ms",
         ]);
         let server = args.server();
         assert_eq!(server.port(), 9000);
+        assert_eq!(server.reconnect_grace(), Duration::from_millis(500));
         assert_eq!(server.heartbeat_interval(), Duration::from_secs(7));
         assert_eq!(server.heartbeat_timeout(), Duration::from_secs(70));
         assert_eq!(server.shutdown_grace(), Duration::from_secs(2));
@@ -629,6 +631,14 @@ mod tests {
 
         let unlimited = parse(&["--max-messages-per-sec=0"]).server().limits();
         assert_eq!(unlimited.max_messages_per_sec, None);
+        for (text, grace) in [("30", 30_000), ("2m", 120_000), ("0", 0)] {
+            let server = parse(&["--reconnect-grace", text]).server();
+            assert_eq!(
+                server.reconnect_grace(),
+                Duration::from_millis(grace),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -221,6 +221,22 @@ impl JwtVerifier {
             ErrorKind::MissingRequiredClaim(claim) => {
                 TokenError::Invalid(format!("no `{claim}` claim"))
             }
+            ErrorKind::InvalidToken
+            | ErrorKind::Base64(_)
+            | ErrorKind::Json(_)
+            | ErrorKind::Utf8(_) => TokenError::Invalid(
+                "not a JWT (three base64url parts, separated by dots, of JSON)".to_string(),
+            ),
+            ErrorKind::InvalidSignature => {
+                TokenError::Invalid("its signature does not match the server's key".to_string())
+            }
+            ErrorKind::InvalidAlgorithm => TokenError::Invalid(format!(
+                "signed with an algorithm this server does not accept (it accepts {:?})",
+                self.validation.algorithms
+            )),
+            ErrorKind::InvalidClaimFormat(claim) => {
+                TokenError::Invalid(format!("the `{claim}` claim has the wrong type"))
+            }
             _ => TokenError::Invalid(err.to_string()),
         })?;
         let claims = data.claims;

@@ -3,6 +3,7 @@
 //! `jamsocket.v1`, whose numbered messages make a resume lossless).
 
 use crate::common::*;
+use crate::raw_frames::raw_texts_then_close;
 use futures_util::{SinkExt, StreamExt};
 use jamsocket::User;
 use jamsocket_server::{AdmissionRequest, Denied, JwtVerifier, Server};
@@ -341,4 +342,48 @@ pub async fn jamsocket_v1_resumes_a_lost_connection_without_losing_or_repeating_
     assert_eq!(code, 1002);
     assert!(reason.contains("acknowledg"), "{reason}");
     let _ = alice.next().await;
+    // A key the room does not know starts a new session, whatever the client says it saw.
+    let unknown = "CCCCCCCCCCCCCCCCCCCCCC";
+    let (mut carol, hello) = open_sequenced(addr, "feed", unknown, 7).await;
+    assert_eq!(
+        (hello["resumed"].as_bool(), hello["received"].as_u64()),
+        (Some(false), Some(0))
+    );
+    let id = hello["client"].as_u64().unwrap();
+    assert_eq!(recv_text(&mut carol).await, format!("mwelcome feed {id}"));
+}
+
+pub async fn messages_sent_while_a_plain_client_is_away_arrive_in_order_when_it_returns(
+    factory: impl ConformanceFactory,
+) {
+    let server = Server::new()
+        .with_heartbeat_interval(Duration::from_millis(100))
+        .with_heartbeat_timeout(Duration::from_secs(1));
+    let server = start(server, factory);
+    let addr = server.local_addr();
+    let path = format!("/ws/inbox?resume={KEY}");
+    // Alice's socket is read by hand, so that nothing answers the server's pings for her.
+    let (mut alice, head) = raw_handshake(addr, &path, "").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // Alice goes silent (a dead network answers no pings): the server gives up on her
+    // connection, and she is away from then on.
+    let (texts, code, reason) = raw_texts_then_close(&mut alice, TIMEOUT).await;
+    assert_eq!((code, reason.as_str()), (1001, "heartbeat timeout"));
+    let id: u32 = texts[0]
+        .strip_prefix("welcome inbox ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Bob (who answers pings while he reads, within the second the test takes) writes to her.
+    let (mut bob, _) = join(addr, "inbox").await;
+    for i in 0..5 {
+        send(&mut bob, &format!("to:{id}:while away {i}")).await;
+    }
+    let (mut alice, _) = open(addr, &path, &[]).await.unwrap();
+    for i in 0..5 {
+        assert_eq!(recv_text(&mut alice).await, format!("while away {i}"));
+    }
+    send(&mut alice, "count").await;
+    assert_eq!(recv_text(&mut alice).await, "count 1", "no second welcome");
+    assert_eq!(recv_text(&mut bob).await, "count 1", "bob saw no `left`");
 }

@@ -147,6 +147,8 @@ macro_rules! server_tests {
             a_key_presented_by_a_second_connection_takes_the_session_over_and_closes_the_first_with_4000;
             #[tokio::test]
             jamsocket_v1_resumes_a_lost_connection_without_losing_or_repeating_a_message;
+            #[tokio::test]
+            messages_sent_while_a_plain_client_is_away_arrive_in_order_when_it_returns;
         }
 
         $crate::__server_tests_area! { strategies:

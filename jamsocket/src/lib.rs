@@ -76,7 +76,7 @@ pub use durable::Durable;
 pub use error::{RestoreError, ServiceError};
 pub use recording_context::RecordingContext;
 pub use service::{JamsocketService, JamsocketServiceFactory};
-pub use user::User;
 pub use simple_service::{
     SimpleJamsocketService, SimpleJamsocketServiceFactory, WrappedJamsocketService,
 };
+pub use user::User;

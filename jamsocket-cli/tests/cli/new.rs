@@ -11,6 +11,7 @@ async fn new_scaffolds_a_service_that_dev_serves_at_once() {
         "jamsocket.toml",
         "src/lib.rs",
         "static/index.html",
+        "static/jamsocket-client.js",
     ] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
@@ -18,7 +19,7 @@ async fn new_scaffolds_a_service_that_dev_serves_at_once() {
     // manifest, and the page shows the package name where the example's says "Shared counter".
     let example = workspace_root().join("examples/counter-service");
     let read = |dir: &std::path::Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
-    for file in ["src/lib.rs", "jamsocket.toml"] {
+    for file in ["src/lib.rs", "jamsocket.toml", "static/jamsocket-client.js"] {
         assert_eq!(
             read(&dir, file),
             read(&example, file),

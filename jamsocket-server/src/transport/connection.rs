@@ -196,8 +196,11 @@ impl Connection {
             self.delivery.unacked.clear();
             return Ok(());
         };
-        if let Err(err) = self.delivery.resume(welcome.seen) {
-            return Err(self.bad_count("seen", err));
+        // A new session starts from nothing, whatever the client saw of an older one.
+        if welcome.resumed {
+            if let Err(err) = self.delivery.resume(welcome.seen) {
+                return Err(self.bad_count("seen", err));
+            }
         }
         let text = format!(
             r#"{{"client":{},"resumed":{},"received":{},"ack_every":{ACK_EVERY}}}"#,
