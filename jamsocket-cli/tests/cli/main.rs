@@ -9,5 +9,6 @@ mod errors;
 mod identity;
 mod new;
 mod serve;
+mod ts_client;
 
 use jamsocket_test_suite::raw_frames;
