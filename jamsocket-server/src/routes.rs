@@ -64,17 +64,7 @@ async fn websocket(
     let room_id = path.as_str();
     validate_room_id(room_id)?;
     state.check_room_exists(room_id)?;
-    let headers = request.headers();
-    state.admission.check_origin(headers)?;
-    let query = request.query_string();
-    auth::admit(
-        &state.settings,
-        room_id,
-        headers,
-        query,
-        request.peer_addr(),
-    )
-    .await?;
+    admit(&state, &request, room_id).await?;
     Err(HttpError::new(
         StatusCode::UPGRADE_REQUIRED,
         "expected a WebSocket handshake (`Connection: Upgrade`, `Upgrade: websocket`)",
@@ -127,10 +117,19 @@ async fn check_creation(
     request: &HttpRequest,
     room_id: &str,
 ) -> Result<(), HttpError> {
-    let admission = &state.admission;
-    admission.check_running()?;
+    state.admission.check_running()?;
+    admit(state, request, room_id).await?;
+    let ip = state
+        .admission
+        .client_ip(request.peer_addr(), request.headers());
+    Ok(state.admission.create_room(ip)?)
+}
+
+/// Whether the client of `request` may reach `room_id`: its page's origin, its token and the
+/// admission hook.
+async fn admit(state: &AppState, request: &HttpRequest, room_id: &str) -> Result<(), HttpError> {
     let headers = request.headers();
-    admission.check_origin(headers)?;
+    state.admission.check_origin(headers)?;
     let query = request.query_string();
     auth::admit(
         &state.settings,
@@ -140,6 +139,5 @@ async fn check_creation(
         request.peer_addr(),
     )
     .await?;
-    let ip = admission.client_ip(request.peer_addr(), headers);
-    Ok(admission.create_room(ip)?)
+    Ok(())
 }
