@@ -272,6 +272,14 @@ pub struct ServerArgs {
     /// for RS256, P-256/P-384 for ES256/ES384, Ed25519 for EdDSA)
     #[arg(long, value_name = "FILE")]
     pub auth_jwt_public_key: Option<PathBuf>,
+    /// With a JWT secret or key: accept only tokens whose `aud` claim names one of these
+    /// audiences [default: `aud` is not checked]
+    #[arg(long, value_name = "AUD,...", value_delimiter = ',')]
+    pub auth_jwt_audience: Vec<String>,
+    /// With a JWT secret or key: accept only tokens whose `iss` claim is one of these issuers
+    /// [default: `iss` is not checked]
+    #[arg(long, value_name = "ISS,...", value_delimiter = ',')]
+    pub auth_jwt_issuer: Vec<String>,
     #[arg(
         long,
         value_name = "DURATION",
@@ -384,7 +392,7 @@ impl ServerArgs {
 
     /// `server` verifying the tokens `--auth-jwt-secret` or `--auth-jwt-public-key` says.
     pub fn with_auth(&self, server: Server) -> Result<Server> {
-        let verifier = match (&self.auth_jwt_secret, &self.auth_jwt_public_key) {
+        let mut verifier = match (&self.auth_jwt_secret, &self.auth_jwt_public_key) {
             (Some(secret), _) => JwtVerifier::hs256(secret.as_bytes())
                 .map_err(|err| anyhow::Error::new(err).context(UserError::BadJwtSecret))?,
             (None, Some(path)) => JwtVerifier::public_key_file(path).map_err(|err| {
@@ -392,6 +400,12 @@ impl ServerArgs {
             })?,
             (None, None) => return Ok(server),
         };
+        if !self.auth_jwt_audience.is_empty() {
+            verifier = verifier.with_audience(&self.auth_jwt_audience);
+        }
+        if !self.auth_jwt_issuer.is_empty() {
+            verifier = verifier.with_issuer(&self.auth_jwt_issuer);
+        }
         Ok(server.with_jwt(verifier))
     }
 

@@ -18,8 +18,9 @@ use std::sync::Arc;
 /// `Sec-WebSocket-Protocol: jamsocket.v1, jamsocket.token.<jwt>`.
 pub const TOKEN_PROTOCOL_PREFIX: &str = "jamsocket.token.";
 
-/// What an admission hook sees of a client that wants to join a room.
-#[derive(Debug, Clone)]
+/// What an admission hook sees of a client that wants to join a room. Its `Debug` output
+/// leaves out the token, the headers and the query (which may carry the token).
+#[derive(Clone)]
 pub struct AdmissionRequest {
     /// The room the client asks for.
     pub room_id: String,
@@ -35,6 +36,17 @@ pub struct AdmissionRequest {
     /// The user a verified JWT names, when the server verifies tokens too (they are checked
     /// first).
     pub user: Option<User>,
+}
+
+impl std::fmt::Debug for AdmissionRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmissionRequest")
+            .field("room_id", &self.room_id)
+            .field("peer", &self.peer)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An admission hook's refusal: the HTTP status and body the client gets before any WebSocket
@@ -204,7 +216,24 @@ impl JwtVerifier {
     fn new(key: DecodingKey, mut validation: Validation) -> JwtVerifier {
         validation.validate_nbf = true;
         validation.leeway = 5;
+        // Tokens from identity providers carry an `aud`; it is checked once one is configured.
+        validation.validate_aud = false;
         JwtVerifier { key, validation }
+    }
+
+    /// Accepts only tokens whose `aud` claim names one of `audiences`.
+    #[must_use]
+    pub fn with_audience(mut self, audiences: &[impl ToString]) -> JwtVerifier {
+        self.validation.set_audience(audiences);
+        self.validation.validate_aud = true;
+        self
+    }
+
+    /// Accepts only tokens whose `iss` claim is one of `issuers`.
+    #[must_use]
+    pub fn with_issuer(mut self, issuers: &[impl ToString]) -> JwtVerifier {
+        self.validation.set_issuer(issuers);
+        self
     }
 
     /// The user `token` names, if it is valid for `room`.
@@ -237,6 +266,12 @@ impl JwtVerifier {
             ErrorKind::InvalidClaimFormat(claim) => {
                 TokenError::Invalid(format!("the `{claim}` claim has the wrong type"))
             }
+            ErrorKind::InvalidAudience => {
+                TokenError::Invalid("its `aud` claim names another audience".to_string())
+            }
+            ErrorKind::InvalidIssuer => {
+                TokenError::Invalid("its `iss` claim names another issuer".to_string())
+            }
             _ => TokenError::Invalid(err.to_string()),
         })?;
         let claims = data.claims;
@@ -244,7 +279,11 @@ impl JwtVerifier {
             return Err(TokenError::NoSubject);
         };
         if let Some(claimed) = claims.get("room") {
-            let claimed = claimed.as_str().unwrap_or_default();
+            let Some(claimed) = claimed.as_str() else {
+                return Err(TokenError::Invalid(
+                    "the `room` claim must be a room id (a string)".to_string(),
+                ));
+            };
             if claimed != room {
                 return Err(TokenError::WrongRoom {
                     claimed: claimed.to_string(),
@@ -339,7 +378,7 @@ pub(crate) fn offered_protocols(headers: &HeaderMap) -> impl Iterator<Item = &st
 }
 
 /// The query parameters the server reads; others are left to the admission hook.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default)]
 pub(crate) struct Query {
     pub token: Option<String>,
     pub resume: Option<String>,
@@ -347,11 +386,21 @@ pub(crate) struct Query {
 }
 
 impl Query {
-    /// The parameters in `query`; a query that is not `key=value` pairs counts as empty.
+    /// The parameters in `query` (the first of each, if one is repeated); a query that is not
+    /// `key=value` pairs counts as empty.
     pub(crate) fn parse(query: &str) -> Query {
-        actix_web::web::Query::<Query>::from_query(query)
-            .map(|query| query.into_inner())
-            .unwrap_or_default()
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let mut parsed = Query::default();
+        for (key, value) in pairs {
+            let slot = match key.as_str() {
+                "token" => &mut parsed.token,
+                "resume" => &mut parsed.resume,
+                "seen" => &mut parsed.seen,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        parsed
     }
 }
 
@@ -402,6 +451,26 @@ mod tests {
         let wrong = verifier.verify(&other_room, "y").unwrap_err();
         assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
         assert!(verifier.verify(&other_room, "x").is_ok());
+        let null_room = sign(serde_json::json!({"sub": "a", "exp": now() + 60, "room": null}));
+        assert!(matches!(
+            verifier.verify(&null_room, ""),
+            Err(TokenError::Invalid(_))
+        ));
+        let audience = sign(serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "app"}));
+        assert!(
+            verifier.verify(&audience, "r").is_ok(),
+            "no audience configured"
+        );
+        let strict = verifier.clone().with_audience(&["other-app"]);
+        assert!(matches!(
+            strict.verify(&audience, "r"),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(verifier
+            .clone()
+            .with_audience(&["app"])
+            .verify(&audience, "r")
+            .is_ok());
         let forged = JwtVerifier::hs256(b"other").unwrap();
         assert!(matches!(
             forged.verify(&other_room, "x"),
@@ -418,7 +487,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert_eq!(token(&headers, &Query::parse("")), None);
         assert_eq!(
-            token(&headers, &Query::parse("resume=k&token=abc")).as_deref(),
+            token(&headers, &Query::parse("resume=k&token=abc&token=xyz")).as_deref(),
             Some("abc")
         );
         headers.insert(

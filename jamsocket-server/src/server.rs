@@ -30,6 +30,9 @@ pub const LISTEN_BACKLOG: i32 = 1024;
 /// frames after every room has closed.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(1);
 
+/// The longest reconnect grace: a session outliving its client by more than a day helps no one.
+const MAX_RECONNECT_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Configures and runs a Jamsocket server.
 ///
 /// ```no_run
@@ -285,13 +288,13 @@ impl Server {
     }
 
     /// How long a client that presented a resume key (`?resume=<key>`) may be away before its
-    /// session ends: a connection with the same key (and the same user) within the grace gets
+    /// session ends (at most a day): a connection with the same key (and the same user) within the grace gets
     /// the same client id, the service sees neither `disconnect` nor `connect`, and the
     /// messages sent to the client meanwhile are delivered (up to its outbound queue). Zero
     /// turns sessions off. Default 30 s.
     #[must_use]
     pub fn with_reconnect_grace(mut self, grace: Duration) -> Self {
-        self.settings.reconnect_grace = grace;
+        self.settings.reconnect_grace = grace.min(MAX_RECONNECT_GRACE);
         self
     }
 

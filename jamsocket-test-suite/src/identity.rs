@@ -387,3 +387,58 @@ pub async fn messages_sent_while_a_plain_client_is_away_arrive_in_order_when_it_
     assert_eq!(recv_text(&mut alice).await, "count 1", "no second welcome");
     assert_eq!(recv_text(&mut bob).await, "count 1", "bob saw no `left`");
 }
+
+pub async fn clients_away_count_against_the_connection_limits_until_their_grace_ends(
+    factory: impl ConformanceFactory,
+) {
+    let server = Server::new()
+        .with_max_connections_per_ip(2)
+        .with_reconnect_grace(Duration::from_millis(500));
+    let server = start(server, factory);
+    let addr = server.local_addr();
+    for key in [KEY, OTHER_KEY] {
+        let (mut ws, _) = open(addr, &format!("/ws/lobby?resume={key}"), &[])
+            .await
+            .unwrap();
+        welcome(&mut ws, "lobby").await;
+        drop(ws);
+    }
+    // Connect-and-drop with fresh keys cannot hold more than the limit.
+    assert_eq!(handshake_status(addr, "/ws/lobby").await, 429);
+    assert!(
+        accepted_within_timeout(addr, "/ws/lobby").await,
+        "the sessions' places are free once their grace has passed"
+    );
+}
+
+pub async fn an_acknowledgement_queued_for_a_lost_connection_never_reaches_the_next(
+    factory: impl ConformanceFactory,
+) {
+    let server = start(Server::new(), factory);
+    let addr = server.local_addr();
+    let (mut alice, hello) = open_sequenced(addr, "acks", KEY, 0).await;
+    let id = hello["client"].as_u64().unwrap();
+    assert_eq!(recv_text(&mut alice).await, format!("mwelcome acks {id}"));
+    // 40 messages, and the connection is lost before their acknowledgement (`a32`) is read.
+    for _ in 0..40 {
+        alice.send(Message::text("mcount")).await.unwrap();
+    }
+    drop(alice);
+    let (bob, _) = join(addr, "acks").await;
+    let (mut alice, hello) = open_sequenced(addr, "acks", KEY, 1).await;
+    assert_eq!(hello["resumed"], true);
+    // The room handled all 40 before the resume (they came before the departure).
+    assert_eq!(hello["received"], 40);
+    let mut counts = 0;
+    while counts < 40 {
+        let frame = recv_text(&mut alice).await;
+        assert!(
+            !frame.starts_with('a'),
+            "stale acknowledgement `{frame}` after the welcome"
+        );
+        if frame.starts_with("mcount ") {
+            counts += 1;
+        }
+    }
+    drop(bob);
+}

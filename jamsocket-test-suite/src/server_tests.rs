@@ -149,6 +149,10 @@ macro_rules! server_tests {
             jamsocket_v1_resumes_a_lost_connection_without_losing_or_repeating_a_message;
             #[tokio::test]
             messages_sent_while_a_plain_client_is_away_arrive_in_order_when_it_returns;
+            #[tokio::test]
+            clients_away_count_against_the_connection_limits_until_their_grace_ends;
+            #[tokio::test]
+            an_acknowledgement_queued_for_a_lost_connection_never_reaches_the_next;
         }
 
         $crate::__server_tests_area! { strategies:

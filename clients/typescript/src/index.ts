@@ -104,7 +104,7 @@ export class RoomErrorEvent extends Event {
   }
 }
 
-/** `lost`: a new session began (the old one could not be resumed); `count` messages sent in the old one may not have been handled. */
+/** `lost`: a new session began (the old one could not be resumed), or the room went back to an older snapshot after its server crashed; `count` messages sent before may not have been handled. */
 export class RoomLostEvent extends Event {
   constructor(readonly count: number) {
     super("lost");
@@ -592,12 +592,20 @@ export class RoomSocket<T = string> extends EventTarget {
 
     let lost = 0;
     if (resumed && this.#hadSession) {
-      if (received < this.#acked || received > this.#sent) {
+      if (received > this.#sent) {
         this.#protocolError(`welcome says ${received} messages were handled, but ${this.#sent} were sent (${this.#acked} acknowledged)`);
         return;
       }
-      this.#unacked.splice(0, received - this.#acked);
-      this.#acked = received;
+      if (received < this.#acked) {
+        // The room went back to an older snapshot (its server crashed): the messages it had
+        // acknowledged since are lost; those not acknowledged are sent again, numbered on.
+        lost = this.#acked - received;
+        this.#acked = received;
+        this.#sent = received + this.#unacked.length;
+      } else {
+        this.#unacked.splice(0, received - this.#acked);
+        this.#acked = received;
+      }
     } else {
       // A new session: both counts start from 0.
       lost = this.#unacked.length;

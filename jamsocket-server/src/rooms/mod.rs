@@ -20,6 +20,7 @@ pub(crate) use registry::{Locate, RoomHandle, Task, Worker};
 pub(crate) use room_context::Outbound;
 pub use room_context::RoomContext;
 pub(crate) use room_event::{Arrival, RoomEvent};
+pub(crate) use session::Held;
 pub(crate) use session::{CountError, Delivery, ResumeKey, ResumeKeyError, ACK_EVERY};
 
 use crate::close_frame::CloseFrame;

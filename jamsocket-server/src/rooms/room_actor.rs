@@ -5,7 +5,7 @@ use super::registry::{NewRoom, RoomRegistry};
 use super::room_context::{Outbound, Outbox, RoomContext};
 use super::room_event::{Admitted, Arrival, RoomEvent};
 use super::room_snapshot::{RoomSnapshot, SavedClient, SavedSession};
-use super::session::{Delivery, ResumeKey, ACK_EVERY};
+use super::session::{Delivery, Held, ResumeKey, ACK_EVERY};
 use super::RoomError;
 use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
@@ -36,6 +36,10 @@ struct ClientSlot {
     outbound: Option<mpsc::Sender<Outbound>>,
     /// Closes the client's connection; `None` while it has none.
     close: Option<oneshot::Sender<CloseFrame>>,
+    /// Messages from the client the room has handled, over every connection of its session.
+    received: u64,
+    /// Whether the client's connection speaks `jamsocket.v1` (and gets acknowledgements).
+    sequenced: bool,
     /// The client's session, if it presented a resume key.
     session: Option<Session>,
 }
@@ -43,15 +47,20 @@ struct ClientSlot {
 /// What lets a client come back as itself.
 struct Session {
     key: ResumeKey,
-    /// Messages from the client the room has handled, over every connection of the session.
-    received: u64,
-    /// Whether the client's connection speaks `jamsocket.v1` (and gets acknowledgements).
-    sequenced: bool,
     /// While the client is away: its delivery, and when the session ends if it does not
     /// come back.
-    away: Option<(Delivery, Instant)>,
+    away: Option<Away>,
     /// A connection waiting for the session's current one to let go of it.
     takeover: Option<Takeover>,
+}
+
+/// A client that lost its connection, as the room keeps it until it comes back.
+struct Away {
+    delivery: Delivery,
+    /// What the lost connection held (its place in the connection limits), so that clients
+    /// that are away count against those limits as if connected.
+    _held: Held,
+    until: Instant,
 }
 
 /// A join that takes over a connected session.
@@ -397,14 +406,14 @@ impl<S: JamsocketService> Room<S> {
             .filter(|_| !self.settings.reconnect_grace.is_zero())
             .map(|key| Session {
                 key,
-                received: 0,
-                sequenced: arrival.sequenced,
                 away: None,
                 takeover: None,
             });
         let slot = ClientSlot {
             outbound: Some(outbound),
             close: Some(close),
+            received: 0,
+            sequenced: arrival.sequenced,
             session,
         };
         self.clients.insert(client, slot);
@@ -451,12 +460,12 @@ impl<S: JamsocketService> Room<S> {
         let Some(slot) = self.clients.get_mut(&client) else {
             return;
         };
+        slot.sequenced = arrival.sequenced;
         let Some(session) = &mut slot.session else {
             return;
         };
-        session.sequenced = arrival.sequenced;
-        if let Some((delivery, _)) = session.away.take() {
-            self.attach(client, delivery, arrival.user, close, reply);
+        if let Some(away) = session.away.take() {
+            self.attach(client, away.delivery, arrival.user, close, reply);
             return;
         }
         let takeover = Takeover {
@@ -491,14 +500,14 @@ impl<S: JamsocketService> Room<S> {
         let Some(slot) = self.clients.get_mut(&client) else {
             return;
         };
-        let Some(session) = &mut slot.session else {
+        if slot.session.is_none() {
             return;
-        };
+        }
         let admitted = Admitted {
             client,
             delivery,
             resumed: true,
-            received: session.received,
+            received: slot.received,
         };
         match reply.send(Ok(admitted)) {
             Ok(()) => {
@@ -509,7 +518,7 @@ impl<S: JamsocketService> Room<S> {
                 tracing::info!(room = %self.id, %client, "client resumed its session");
             }
             // The request went away before it was answered: the client is still away.
-            Err(Ok(admitted)) => self.set_away(client, admitted.delivery),
+            Err(Ok(admitted)) => self.set_away(client, admitted.delivery, Box::new(())),
             Err(Err(_)) => {}
         }
     }
@@ -520,19 +529,19 @@ impl<S: JamsocketService> Room<S> {
         &mut self,
         client: ClientId,
         reason: &str,
-        park: Option<Delivery>,
+        park: Option<(Delivery, Held)>,
     ) -> Result<Option<Ending>, ServiceError> {
         let Some(slot) = self.clients.get_mut(&client) else {
             return Ok(None);
         };
-        if let (Some(session), Some(delivery)) = (&mut slot.session, park) {
+        if let (Some(session), Some((delivery, held))) = (&mut slot.session, park) {
             if slot.outbound.is_some() {
                 slot.close = None;
                 if let Some(Takeover { user, close, reply }) = session.takeover.take() {
                     self.attach(client, delivery, user, close, reply);
                 } else {
                     tracing::info!(room = %self.id, %client, %reason, "client away: its session waits for it to reconnect");
-                    self.set_away(client, delivery);
+                    self.set_away(client, delivery, held);
                 }
                 return Ok(None);
             }
@@ -549,7 +558,7 @@ impl<S: JamsocketService> Room<S> {
     }
 
     /// Keeps `client`'s session, with its queue, until the reconnect grace has passed.
-    fn set_away(&mut self, client: ClientId, delivery: Delivery) {
+    fn set_away(&mut self, client: ClientId, delivery: Delivery, held: Held) {
         let Some(session) = self
             .clients
             .get_mut(&client)
@@ -558,7 +567,11 @@ impl<S: JamsocketService> Room<S> {
             return;
         };
         let until = Instant::now() + self.settings.reconnect_grace;
-        session.away = Some((delivery, until));
+        session.away = Some(Away {
+            delivery,
+            _held: held,
+            until,
+        });
         if self.away.is_empty() {
             self.away_deadline.as_mut().reset(until);
         }
@@ -594,7 +607,7 @@ impl<S: JamsocketService> Room<S> {
                 .clients
                 .get(&client)
                 .and_then(|slot| slot.session.as_ref()?.away.as_ref())
-                .is_some_and(|(_, away_until)| *away_until == until);
+                .is_some_and(|away| away.until == until);
             if expired {
                 self.clients.remove(&client);
                 tracing::info!(room = %self.id, %client, "client disconnected: did not reconnect within the grace");
@@ -619,19 +632,16 @@ impl<S: JamsocketService> Room<S> {
     }
 
     /// Counts a message from `client` as handled, and tells a `jamsocket.v1` client every
-    /// [`ACK_EVERY`] messages.
+    /// [`ACK_EVERY`] messages (whether it has a session or not).
     fn received(&mut self, client: ClientId) {
         let Some(slot) = self.clients.get_mut(&client) else {
             return;
         };
-        let Some(session) = &mut slot.session else {
-            return;
-        };
-        session.received += 1;
-        if session.sequenced && session.received % ACK_EVERY == 0 {
+        slot.received += 1;
+        if slot.sequenced && slot.received % ACK_EVERY == 0 {
             if let Some(outbound) = &slot.outbound {
                 // A full queue closes the client at the next message; this ack can wait.
-                let _ = outbound.try_send(Outbound::Ack(session.received));
+                let _ = outbound.try_send(Outbound::Ack(slot.received));
             }
         }
     }
@@ -643,21 +653,21 @@ impl<S: JamsocketService> Room<S> {
         delivery.known = false;
         let session = Session {
             key: saved.key,
-            received: saved.received,
-            sequenced: false,
             away: None,
             takeover: None,
         };
         let slot = ClientSlot {
             outbound: Some(outbound),
             close: None,
+            received: saved.received,
+            sequenced: false,
             session: Some(session),
         };
         self.clients.insert(client, slot);
         if let Some(user) = saved.user {
             lock(&self.outbox).users.insert(client, user);
         }
-        self.set_away(client, delivery);
+        self.set_away(client, delivery, Box::new(()));
     }
 
     /// Picks up where a saved room left off: its pending timer, its clients' sessions (they
@@ -723,7 +733,7 @@ impl<S: JamsocketService> Room<S> {
                     session: slot.session.as_ref().map(|session| SavedSession {
                         key: session.key,
                         user: users.get(id).cloned(),
-                        received: session.received,
+                        received: slot.received,
                     }),
                 })
                 .collect()

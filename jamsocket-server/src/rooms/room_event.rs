@@ -1,4 +1,4 @@
-use super::session::{Delivery, ResumeKey};
+use super::session::{Delivery, Held, ResumeKey};
 use super::RoomError;
 use crate::close_frame::CloseFrame;
 use bytes::Bytes;
@@ -29,13 +29,14 @@ pub(crate) enum RoomEvent {
     },
     /// A client's connection ended. Every joined connection sends exactly one. `handled` is
     /// dropped once the room has handled it, and so every message the client sent before.
-    /// `park` is the connection's delivery when the client may come back (its connection
-    /// dropped, rather than closed): a client with a session is then away, not gone.
+    /// `park` is the connection's delivery, and what it held, when the client may come back
+    /// (its connection was lost, rather than closed): a client with a session is then away,
+    /// not gone.
     Leave {
         client: ClientId,
         reason: Cow<'static, str>,
         handled: oneshot::Sender<()>,
-        park: Option<Delivery>,
+        park: Option<(Delivery, Held)>,
     },
     /// Close the room and every client in it (server shutdown, module reload).
     Close {

@@ -12,6 +12,14 @@ use tokio::sync::mpsc;
 /// the client the server how many it received.
 pub(crate) const ACK_EVERY: u64 = 32;
 
+/// Most messages a session may count: what a JavaScript number holds exactly, so that the
+/// TypeScript client's counts are exact too.
+pub(crate) const MAX_COUNT: u64 = (1 << 53) - 1;
+
+/// What a lost connection holds while its client is away (its place in the connection
+/// limits), opaque to rooms.
+pub(crate) type Held = Box<dyn std::any::Any + Send>;
+
 /// Fewest characters of a resume key: 22 base64url characters carry 132 bits.
 pub(crate) const MIN_KEY_CHARS: usize = 22;
 /// Most characters of a resume key.
@@ -121,6 +129,13 @@ impl Delivery {
     /// stays to be written again.
     pub(crate) fn resume(&mut self, seen: u64) -> Result<(), CountError> {
         if !self.known {
+            if seen > MAX_COUNT {
+                return Err(CountError {
+                    count: seen,
+                    acked: 0,
+                    sent: MAX_COUNT,
+                });
+            }
             self.known = true;
             self.sent = seen;
             self.unacked.clear();
@@ -174,6 +189,7 @@ mod tests {
         assert_eq!(delivery.unacked.len(), 1);
         let mut restored = Delivery::new(mpsc::channel(1).1);
         restored.known = false;
+        assert!(restored.resume(u64::MAX).is_err());
         restored.resume(40).unwrap();
         assert_eq!((restored.sent, restored.unacked.len()), (40, 0));
     }

@@ -11,7 +11,7 @@ use crate::admission::ConnectionPermit;
 use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
 use crate::rate_limit::{FrameBudget, OverBudget, RateLimit};
-use crate::rooms::{CountError, Delivery, Outbound, RoomEvent, RoomHandle, ACK_EVERY};
+use crate::rooms::{CountError, Delivery, Held, Outbound, RoomEvent, RoomHandle, ACK_EVERY};
 use crate::settings::Settings;
 use actix_web::rt::net::TcpStream;
 use bytes::BytesMut;
@@ -48,15 +48,21 @@ pub(crate) struct Connection {
     pub rate: Option<RateLimit>,
     /// Every frame and byte the client sends.
     pub budget: FrameBudget,
-    /// Holds the connection's place in the server's connection count.
-    pub permit: ConnectionPermit,
+    /// Holds the connection's place in the server's connection count; handed to the room
+    /// with the client's delivery when the client is away.
+    pub permit: Option<ConnectionPermit>,
+    /// The next message of the session to write again after a resume (`jamsocket.v1`): the
+    /// client had not seen it. Past `delivery.sent`, nothing is left to write again.
+    pub replay_next: u64,
 }
 
 /// What a `jamsocket.v1` connection says first, and where it picks up.
 #[derive(Debug)]
 pub(crate) struct Welcome {
     pub resumed: bool,
-    /// Messages from the client the room has handled in this session.
+    /// Messages from the client the room has handled in this session, as the client was
+    /// last told: an acknowledgement queued for an earlier connection, and no higher, is
+    /// not sent.
     pub received: u64,
     /// Messages of the session the client says it has seen.
     pub seen: u64,
@@ -167,7 +173,7 @@ impl Connection {
     pub(super) async fn leave(
         &self,
         reason: impl Into<Cow<'static, str>>,
-        park: Option<Delivery>,
+        park: Option<(Delivery, Held)>,
     ) -> oneshot::Receiver<()> {
         let (handled, receiver) = oneshot::channel();
         let leave = RoomEvent::Leave {
@@ -182,9 +188,20 @@ impl Connection {
 
     /// Takes the client's delivery, to hand it back to the room (the connection has no use
     /// for it any more: what is queued is the session's, not this connection's).
-    pub(super) fn park(&mut self) -> Delivery {
+    /// The connection's place in the connection limits goes with it: a client that is away
+    /// counts as connected.
+    pub(super) fn park(&mut self) -> (Delivery, Held) {
         let (_, closed) = mpsc::channel(1);
-        std::mem::replace(&mut self.delivery, Delivery::new(closed))
+        let delivery = std::mem::replace(&mut self.delivery, Delivery::new(closed));
+        let held: Held = match self.permit.take() {
+            Some(mut permit) => {
+                // The partly received message, if any, is gone with the connection.
+                let _ = permit.hold(0);
+                Box::new(permit)
+            }
+            None => Box::new(()),
+        };
+        (delivery, held)
     }
 
     /// A `jamsocket.v1` connection starts with its welcome, then what the client has not
@@ -194,6 +211,7 @@ impl Connection {
             // The plain protocol numbers nothing; what an earlier connection left
             // unacknowledged is not sent again.
             self.delivery.unacked.clear();
+            self.replay_next = self.delivery.sent + 1;
             return Ok(());
         };
         // A new session starts from nothing, whatever the client saw of an older one.
@@ -207,10 +225,16 @@ impl Connection {
             self.client, welcome.resumed, welcome.received
         );
         frames.encode_tagged(b'w', text.as_bytes());
-        for message in &self.delivery.unacked {
-            frames.encode_sequenced(message);
-        }
+        // What the client has not seen is written again, before anything new, as the write
+        // buffer takes it.
+        self.replay_next = self.delivery.sent - self.delivery.unacked.len() as u64 + 1;
+        self.take_outbound(frames);
         Ok(())
+    }
+
+    /// Whether messages the client has not seen are still to be written again.
+    fn replaying(&self) -> bool {
+        self.replay_next <= self.delivery.sent
     }
 
     /// Whether the connection takes another message from the room now: not while its write
@@ -218,23 +242,46 @@ impl Connection {
     /// worth.
     fn can_take(&self, frames: &Frames) -> bool {
         frames.write_buf.len() < WRITE_HIGH_WATER
+            && !self.replaying()
             && self.delivery.unacked.len() < self.settings.limits.outbound_queue_messages
     }
 
     /// Encodes one message from the room.
     fn send(&mut self, message: Outbound, frames: &mut Frames) {
-        if self.sequenced.is_none() {
+        let Some(welcome) = &mut self.sequenced else {
             return frames.encode_outbound(message);
+        };
+        if let Outbound::Ack(count) = message {
+            // An older connection's acknowledgement, superseded by this one's welcome.
+            if count <= welcome.received {
+                return;
+            }
+            welcome.received = count;
+        } else {
+            self.delivery.sent += 1;
+            self.replay_next = self.delivery.sent + 1;
         }
         frames.encode_sequenced(&message);
         if !matches!(message, Outbound::Ack(_)) {
-            self.delivery.sent += 1;
             self.delivery.unacked.push_back(message);
         }
     }
 
-    /// Encodes what the room has queued for the client, while [`Connection::can_take`].
+    /// Encodes what the client is to see again, then what the room has queued for it, while
+    /// the write buffer takes it (and [`Connection::can_take`]).
     fn take_outbound(&mut self, frames: &mut Frames) {
+        while self.replaying() && frames.write_buf.len() < WRITE_HIGH_WATER {
+            let acked = self.delivery.sent - self.delivery.unacked.len() as u64;
+            // An acknowledgement may have covered part of the replay (a client acks only what it
+            // saw, but nothing stops a wrong one).
+            self.replay_next = self.replay_next.max(acked + 1);
+            let index = (self.replay_next - acked - 1) as usize;
+            let Some(message) = self.delivery.unacked.get(index) else {
+                break;
+            };
+            frames.encode_sequenced(message);
+            self.replay_next += 1;
+        }
         while self.can_take(frames) {
             let Ok(message) = self.delivery.outbound.try_recv() else {
                 break;
@@ -318,8 +365,11 @@ impl Connection {
             } else {
                 0
             };
-            if let Err(max) = self.permit.hold(held) {
+            if let Some(Err(max)) = self.permit.as_mut().map(|permit| permit.hold(held)) {
                 return self.server_busy(max);
+            }
+            if self.replaying() {
+                self.take_outbound(frames);
             }
             if frames.flush(socket).is_err() {
                 return End::dropped();

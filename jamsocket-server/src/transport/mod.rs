@@ -89,7 +89,8 @@ where
             limits.max_bytes_per_sec,
             limits.max_message_bytes,
         ),
-        permit,
+        permit: Some(permit),
+        replay_next: 1,
     };
     placement::start(connection, stream, early, &connections);
     Ok(())
