@@ -15,7 +15,8 @@ bench/results/latest.json, latest.md and latest.svg (the broadcast chart, drawn 
 `--baseline DIR` takes another checkout of this repository, already built in release in its own
 DIR/target (`cargo build --release -p jamsocket-cli --bins -p broadcast-echo --example
 serve_native`), and adds its servers as native-before and wasm-before (the wasm one serving the
-same module as ours). Such a run writes bench/results/vs-baseline.{json,md,svg} instead of
+same service, built by the baseline, since a host refuses guests of a newer ABI). Such a run
+writes bench/results/vs-baseline.{json,md,svg} instead of
 latest.*, with a table of this build against the baseline.
 """
 import argparse
@@ -54,8 +55,8 @@ def server_commands(wasm, baseline=None):
     def native(release):
         return lambda port: [release / "examples" / "serve_native"]
 
-    def wasm_server(release):
-        return lambda port: [release / "jamsocket", "serve", wasm, "--port", str(port),
+    def wasm_server(release, module=wasm):
+        return lambda port: [release / "jamsocket", "serve", module, "--port", str(port),
                              "--max-rooms", "12000"]
 
     before = None
@@ -72,7 +73,10 @@ def server_commands(wasm, baseline=None):
         commands["native-before"] = native(before)
     commands["wasm"] = wasm_server(RELEASE)
     if before:
-        commands["wasm-before"] = wasm_server(before)
+        # The baseline's own build of the module: a host refuses guests of a newer ABI.
+        out = subprocess.run([before / "jamsocket", "build", Path(baseline) / "examples/broadcast-echo"],
+                             check=True, capture_output=True, text=True)
+        commands["wasm-before"] = wasm_server(before, out.stdout.strip())
     commands["node"] = lambda port: ["node", ROOT / "bench/node-baseline/server.mjs", str(port)]
     return commands
 
