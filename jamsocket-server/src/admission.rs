@@ -6,7 +6,7 @@ use crate::log_throttle::warn_throttled;
 use crate::rate_limit::RateLimit;
 use crate::settings::Settings;
 use crate::sync::lock;
-use actix_http::header::{HeaderMap, ORIGIN};
+use actix_http::header::{HeaderMap, HeaderValue, ORIGIN};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -186,6 +186,22 @@ impl Admission {
 
     /// Refuses a browser page from an origin that is not allowed (403). Requests without an
     /// `Origin` header come from no browser and pass.
+    /// The `Origin` of a browser page that may read this server's answers (for CORS), if the
+    /// request comes from one.
+    pub(crate) fn allowed_origin<'a>(&self, headers: &'a HeaderMap) -> Option<&'a HeaderValue> {
+        let origin = headers.get(ORIGIN)?;
+        let allowed = match &self.allowed_origins {
+            None => true,
+            Some(allowed) => {
+                let origin = origin.to_str().unwrap_or("");
+                allowed
+                    .iter()
+                    .any(|pattern| origin_matches(pattern, origin))
+            }
+        };
+        allowed.then_some(origin)
+    }
+
     pub(crate) fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         let (Some(allowed), Some(origin)) = (&self.allowed_origins, headers.get(ORIGIN)) else {
             return Ok(());

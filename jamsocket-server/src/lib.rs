@@ -35,6 +35,8 @@
 //!   characters of [`ROOM_ID_CHARACTERS`]; others get 400. The same request without the upgrade
 //!   headers gets the refusal the handshake would get, or 426 if it would be accepted (a
 //!   browser's `WebSocket` cannot read a refusal; clients ask this way after a failed one).
+//!   Pages of the [allowed origins](Server::with_allowed_origins) may read it from another
+//!   origin (CORS, with an `OPTIONS` preflight for an `Authorization` header).
 //! - `POST /ws/<room>`: creates a room under [`RoomIdStrategy::Explicit`] (201, or 409 if it
 //!   exists).
 //! - `POST /new_room`: creates a room with a generated id under [`RoomIdStrategy::Uuid`] and

@@ -9,8 +9,12 @@ use crate::room_id::validate_room_id;
 use crate::rooms::{RoomError, Rooms};
 use crate::settings::Settings;
 use crate::RoomIdStrategy;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, VARY,
+};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use std::sync::Arc;
 
 /// What every request handler shares.
@@ -41,6 +45,7 @@ pub(crate) fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig)
             .app_data(web::Data::new(state))
             .route("/status", web::get().to(status))
             .route("/ws/{room_id}", web::get().to(websocket))
+            .route("/ws/{room_id}", web::method(Method::OPTIONS).to(preflight))
             .route("/ws/{room_id}", web::post().to(create_room))
             .route("/new_room", web::post().to(new_room));
         if let Some(path) = static_path {
@@ -55,20 +60,50 @@ async fn status() -> &'static str {
 
 /// `GET /ws/{room_id}` without a WebSocket handshake: the refusal the handshake would get
 /// (a browser's `WebSocket` cannot read it, so clients ask this way after a failed one), or
-/// 426 if it would be accepted.
+/// 426 if it would be accepted. Pages of allowed origins may read the answer (CORS).
 async fn websocket(
     request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, HttpError> {
+) -> HttpResponse {
     let room_id = path.as_str();
-    validate_room_id(room_id)?;
-    state.check_room_exists(room_id)?;
-    admit(&state, &request, room_id).await?;
-    Err(HttpError::new(
-        StatusCode::UPGRADE_REQUIRED,
-        "expected a WebSocket handshake (`Connection: Upgrade`, `Upgrade: websocket`)",
-    ))
+    let checked = async {
+        validate_room_id(room_id)?;
+        state.check_room_exists(room_id)?;
+        admit(&state, &request, room_id).await
+    };
+    let answer = checked.await.err().unwrap_or_else(|| {
+        HttpError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "expected a WebSocket handshake (`Connection: Upgrade`, `Upgrade: websocket`)",
+        )
+    });
+    let mut response = answer.error_response();
+    if let Some(origin) = state.admission.allowed_origin(request.headers()) {
+        let headers = response.headers_mut();
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        headers.insert(VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// `OPTIONS /ws/{room_id}`: the CORS preflight of a page that asks `GET /ws/{room_id}` with its
+/// token in an `Authorization` header.
+async fn preflight(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(origin) = state.admission.allowed_origin(request.headers()) else {
+        return HttpError::new(
+            StatusCode::FORBIDDEN,
+            "no Origin header, or an origin that may not connect",
+        )
+        .error_response();
+    };
+    HttpResponse::NoContent()
+        .insert_header((ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()))
+        .insert_header((ACCESS_CONTROL_ALLOW_METHODS, "GET"))
+        .insert_header((ACCESS_CONTROL_ALLOW_HEADERS, "authorization"))
+        .insert_header((ACCESS_CONTROL_MAX_AGE, "600"))
+        .insert_header((VARY, "Origin"))
+        .finish()
 }
 
 /// `POST /ws/{room_id}`: creates a room under the `api` strategy.

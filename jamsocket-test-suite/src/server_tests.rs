@@ -153,6 +153,8 @@ macro_rules! server_tests {
             clients_away_count_against_the_connection_limits_until_their_grace_ends;
             #[tokio::test]
             an_acknowledgement_queued_for_a_lost_connection_never_reaches_the_next;
+            #[tokio::test]
+            pages_of_allowed_origins_can_read_why_a_handshake_was_refused;
         }
 
         $crate::__server_tests_area! { strategies:
