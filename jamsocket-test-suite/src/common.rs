@@ -167,11 +167,16 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
 
 /// The whole response to a minimal blocking HTTP/1.1 request, headers included.
 pub fn http_raw(addr: SocketAddr, method: &str, path: &str) -> String {
+    http_raw_with(addr, method, path, "")
+}
+
+/// Like [`http_raw`], with `extra_headers` (each ending in `\r\n`).
+pub fn http_raw_with(addr: SocketAddr, method: &str, path: &str, extra_headers: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n{extra_headers}\r\n"
     )
     .unwrap();
     let mut response = String::new();

@@ -451,19 +451,9 @@ pub async fn an_acknowledgement_queued_for_a_lost_connection_never_reaches_the_n
     }
 }
 
-/// Sends a plain HTTP request with `headers` (each ending in `\r\n`); the whole response.
+/// The whole response to a request with `headers`, lowercased.
 fn request(addr: SocketAddr, method: &str, path: &str, headers: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response.to_ascii_lowercase()
+    http_raw_with(addr, method, path, headers).to_ascii_lowercase()
 }
 
 pub async fn pages_of_allowed_origins_can_read_why_a_handshake_was_refused(

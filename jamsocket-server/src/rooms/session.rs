@@ -107,7 +107,8 @@ impl Delivery {
         }
     }
 
-    fn acked(&self) -> u64 {
+    /// Messages of the session the client has acknowledged.
+    pub(crate) fn acked(&self) -> u64 {
         self.sent - self.unacked.len() as u64
     }
 

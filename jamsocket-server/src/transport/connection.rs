@@ -227,7 +227,7 @@ impl Connection {
         frames.encode_tagged(b'w', text.as_bytes());
         // What the client has not seen is written again, before anything new, as the write
         // buffer takes it.
-        self.replay_next = self.delivery.sent - self.delivery.unacked.len() as u64 + 1;
+        self.replay_next = self.delivery.acked() + 1;
         self.take_outbound(frames);
         Ok(())
     }
@@ -257,21 +257,20 @@ impl Connection {
                 return;
             }
             welcome.received = count;
-        } else {
-            self.delivery.sent += 1;
-            self.replay_next = self.delivery.sent + 1;
+            frames.encode_sequenced(&message);
+            return;
         }
         frames.encode_sequenced(&message);
-        if !matches!(message, Outbound::Ack(_)) {
-            self.delivery.unacked.push_back(message);
-        }
+        self.delivery.sent += 1;
+        self.replay_next = self.delivery.sent + 1;
+        self.delivery.unacked.push_back(message);
     }
 
     /// Encodes what the client is to see again, then what the room has queued for it, while
     /// the write buffer takes it (and [`Connection::can_take`]).
     fn take_outbound(&mut self, frames: &mut Frames) {
         while self.replaying() && frames.write_buf.len() < WRITE_HIGH_WATER {
-            let acked = self.delivery.sent - self.delivery.unacked.len() as u64;
+            let acked = self.delivery.acked();
             // An acknowledgement may have covered part of the replay (a client acks only what it
             // saw, but nothing stops a wrong one).
             self.replay_next = self.replay_next.max(acked + 1);
