@@ -102,12 +102,16 @@ mod tests {
     fn cpu_budget_traps_once_spent() {
         // Wall-clock time: the limit leaves room for this thread being descheduled between
         // `start` and the first tick while other tests load the machine.
-        let mut budget = CpuBudget::new(Duration::from_millis(300));
+        let limit = Duration::from_millis(300);
+        let mut budget = CpuBudget::new(limit);
+        let started = Instant::now();
         budget.start();
-        assert!(matches!(
-            budget.on_tick(),
-            Ok(UpdateDeadline::YieldCustom(1, _))
-        ));
+        let first = budget.on_tick();
+        // Checked only if this thread really ticked within the limit: a loaded machine (CI runs
+        // every test at once) may deschedule it for longer, and then the trap is right.
+        if started.elapsed() < limit {
+            assert!(matches!(first, Ok(UpdateDeadline::YieldCustom(1, _))));
+        }
         std::thread::sleep(Duration::from_millis(350));
         let err = budget.on_tick().err().expect("over budget");
         assert!(matches!(
