@@ -1,6 +1,6 @@
 //! The two kinds of store behind one interface: load a room's stored bytes, apply a batch of
-//! writes. Every write to a store goes through [`Backend::write`] (where a fencing token, when
-//! there is one, belongs).
+//! writes. Every write to a store goes through [`Backend::write`], which checks fencing tokens
+//! and reports the writes it refused for theirs.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,8 +17,13 @@ pub(crate) type LoadReply = oneshot::Sender<Result<Option<Vec<u8>>, StoreError>>
 /// One change, borrowed from the batch being written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Write<'a> {
-    /// Store `bytes` (compressed) as the room's snapshot.
-    Put { room: &'a str, bytes: &'a [u8] },
+    /// Store `bytes` (compressed) as the room's snapshot; with a fence, only if the store
+    /// accepts it (see [`Snapshots::save_fenced`](crate::Snapshots::save_fenced)).
+    Put {
+        room: &'a str,
+        bytes: &'a [u8],
+        fence: Option<u64>,
+    },
     /// Remove the room's snapshot.
     Delete { room: &'a str },
     /// Keep `bytes` aside (as given) under the room and a time.
@@ -27,6 +32,15 @@ pub(crate) enum Write<'a> {
         unix_ms: u64,
         bytes: &'a [u8],
     },
+}
+
+/// A fenced write the store refused: a newer owner of the room has written, or owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FencedOut {
+    /// Its index in the batch given to [`Backend::write`].
+    pub(crate) index: usize,
+    /// The fence that beat it, where the store knows it.
+    pub(crate) current: Option<u64>,
 }
 
 impl<'a> Write<'a> {
@@ -71,8 +85,9 @@ impl Backend {
     }
 
     /// Applies a batch: completely (SQLite: one transaction), or with an error after which the
-    /// whole batch may be applied again.
-    pub(crate) async fn write(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
+    /// whole batch may be applied again. Fenced puts the store refused are left out and
+    /// returned, in batch order; such a refusal is final.
+    pub(crate) async fn write(&self, writes: &[Write<'_>]) -> Result<Vec<FencedOut>, StoreError> {
         match self {
             Backend::Sqlite(store) => store.write(writes),
             Backend::Redis(store) => store.write(writes).await,

@@ -11,6 +11,14 @@
 //! - [`load`](Snapshots::load) answers from memory while a save is pending, else from the store;
 //!   [`flush`](Snapshots::flush) waits until everything queued is written. Both work from any
 //!   async runtime, including Actix's single-threaded ones.
+//! - [`save_fenced`](Snapshots::save_fenced) is `save` for the owner of a room in a cluster,
+//!   holding a fencing token (*fence*) that grows with every change of owner. The store refuses
+//!   it, for good, if a higher fence was written for the room, or (Redis) if key
+//!   `jamsocket:owner:<room>` (`"<node_id> <fence>"`) names another fence: a node that lost its
+//!   room can never overwrite the new owner's snapshot. Redis checks and writes atomically (a
+//!   Lua script) and records the fence in `jamsocket:fence:<room>`; SQLite in one statement,
+//!   in column `snapshots.fence` (added to older files when they are opened). Refusals are
+//!   counted in [`StoreStats::fenced_out`]. Unfenced saves and deletes are never refused.
 //!
 //! ```
 //! use jamsocket_store::{Snapshots, StoreConfig};
@@ -36,7 +44,8 @@
 //! ```
 //!
 //! Logs go through `tracing` (the library installs no subscriber): refused (oversized) and
-//! corrupt snapshots as errors naming the room, failed writes as warnings (at most one a second).
+//! corrupt snapshots as errors naming the room, failed writes as warnings (at most one a second),
+//! fenced-out saves as warnings naming the room, their fence and the current one.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod backend;

@@ -13,7 +13,11 @@ use tokio::sync::oneshot;
 /// A change to a room's snapshot.
 #[derive(Debug, Clone)]
 pub(crate) enum Change {
-    Save(Arc<Vec<u8>>),
+    /// A snapshot, with the fencing token of its writer if it has one.
+    Save {
+        snapshot: Arc<Vec<u8>>,
+        fence: Option<u64>,
+    },
     Delete,
 }
 
@@ -56,7 +60,7 @@ pub(crate) struct Batch {
 #[derive(Debug)]
 pub(crate) enum Outcome {
     Written,
-    /// Will never be written (oversized): dropped like a written one.
+    /// Will never be written (oversized, or fenced out): dropped like a written one.
     Refused,
     /// To be retried; the compressed bytes are kept for that.
     Failed(Option<Arc<Vec<u8>>>),
@@ -184,7 +188,7 @@ impl Pending {
         let mut raw_bytes = 0;
         for (_, room) in waiting {
             let size = match &state.rooms[room].change {
-                Change::Save(snapshot) => snapshot.len(),
+                Change::Save { snapshot, .. } => snapshot.len(),
                 Change::Delete => 0,
             };
             if !chosen.is_empty() && raw_bytes + size > max_raw_bytes {

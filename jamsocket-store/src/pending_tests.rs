@@ -1,12 +1,15 @@
 use super::*;
 
 fn save(bytes: &[u8]) -> Change {
-    Change::Save(Arc::new(bytes.to_vec()))
+    Change::Save {
+        snapshot: Arc::new(bytes.to_vec()),
+        fence: None,
+    }
 }
 
 fn saved(pending: &Pending, room: &str) -> Option<Vec<u8>> {
     match pending.get(room)? {
-        Change::Save(bytes) => Some(bytes.to_vec()),
+        Change::Save { snapshot, .. } => Some(snapshot.to_vec()),
         Change::Delete => None,
     }
 }
@@ -44,7 +47,7 @@ fn a_save_during_the_write_of_an_older_one_survives_it() {
     assert_eq!(saved(&pending, "a").unwrap(), b"new");
     let batch = pending.take_batch(10, usize::MAX).unwrap();
     match &batch.rooms[0].change {
-        Change::Save(bytes) => assert_eq!(bytes.as_slice(), b"new"),
+        Change::Save { snapshot, .. } => assert_eq!(snapshot.as_slice(), b"new"),
         Change::Delete => panic!("expected the newer save"),
     }
     finish_all(&pending, batch, || Outcome::Written);
@@ -119,4 +122,23 @@ fn failed_quarantined_copies_go_back_in_order() {
     let batch = pending.take_batch(10, usize::MAX).unwrap();
     let order: Vec<_> = batch.quarantined.iter().map(|q| q.unix_ms).collect();
     assert_eq!(order, [1, 2, 3]);
+}
+
+#[test]
+fn a_newer_save_replaces_an_older_one_with_its_fence() {
+    let pending = Pending::default();
+    let fenced = |bytes: &[u8], fence| Change::Save {
+        snapshot: Arc::new(bytes.to_vec()),
+        fence: Some(fence),
+    };
+    pending.push("a", fenced(b"1", 3));
+    pending.push("a", fenced(b"2", 5));
+    let batch = pending.take_batch(10, usize::MAX).unwrap();
+    match &batch.rooms[0].change {
+        Change::Save { snapshot, fence } => {
+            assert_eq!(snapshot.as_slice(), b"2");
+            assert_eq!(*fence, Some(5));
+        }
+        Change::Delete => panic!("expected the newer save"),
+    }
 }

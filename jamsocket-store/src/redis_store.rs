@@ -1,18 +1,61 @@
 //! Snapshots in Redis: `jamsocket:room:<room>` holds a room's snapshot (GET, SET, DEL), and
-//! `jamsocket:corrupt:<room>:<unix_ms>` a quarantined copy. One multiplexed connection that
-//! reconnects by itself; a batch of writes goes out as one pipeline.
+//! `jamsocket:corrupt:<room>:<unix_ms>` a quarantined copy. Fenced saves also read the room's
+//! owner, `jamsocket:owner:<room>` (`"<node_id> <fence>"`, written by the cluster), and record
+//! their fence in `jamsocket:fence:<room>`, all in one Lua script. One multiplexed connection
+//! that reconnects by itself; a batch of writes goes out as one pipeline.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
 
-use crate::backend::Write;
+use crate::backend::{FencedOut, Write};
 use crate::StoreError;
+
+/// A fenced save, atomic: KEYS = snapshot, recorded fence, owner; ARGV = bytes, fence (decimal).
+/// Writes and returns nil if the owner key is absent or names this fence, and no higher fence
+/// is recorded; otherwise returns the fence that beat it ("" if the owner's does not parse).
+/// Fences are compared as decimal strings: Lua numbers are exact only up to 2^53.
+static PUT_FENCED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local function digits(s)
+    if type(s) ~= 'string' or not string.match(s, '^%d+$') then return nil end
+    local n = string.gsub(s, '^0+', '')
+    if n == '' then return '0' end
+    return n
+end
+local fence = ARGV[2]
+local owner = redis.call('GET', KEYS[3])
+if owner then
+    local named = digits(string.match(owner, '([^ ]*)$'))
+    if named ~= fence then return named or '' end
+end
+local recorded = digits(redis.call('GET', KEYS[2]))
+if recorded and (#recorded > #fence or (#recorded == #fence and recorded > fence)) then
+    return recorded
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], fence)
+return false
+",
+    )
+});
 
 /// The key of a room's snapshot.
 pub(crate) fn room_key(room: &str) -> String {
     format!("jamsocket:room:{room}")
+}
+
+/// The key of the highest fence written for a room.
+pub(crate) fn fence_key(room: &str) -> String {
+    format!("jamsocket:fence:{room}")
+}
+
+/// The key of a room's owner in a cluster: `"<node_id> <fence>"`.
+pub(crate) fn owner_key(room: &str) -> String {
+    format!("jamsocket:owner:{room}")
 }
 
 /// The key of a quarantined copy.
@@ -87,12 +130,38 @@ impl RedisStore {
     }
 
     /// Sends `writes` as one pipeline. Not atomic, but every write is idempotent, so a batch
-    /// that failed halfway is simply sent again.
-    pub(crate) async fn write(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
+    /// that failed halfway is simply sent again. Returns the fenced puts the script refused.
+    pub(crate) async fn write(&self, writes: &[Write<'_>]) -> Result<Vec<FencedOut>, StoreError> {
         let mut pipeline = redis::pipe();
-        for write in writes {
+        // The indices of the fenced puts, whose answers are the pipeline's (the rest are ignored).
+        let mut fenced = Vec::new();
+        let fenced_put = |w: &Write<'_>| matches!(w, Write::Put { fence: Some(_), .. });
+        if writes.iter().any(fenced_put) {
+            // A restarted Redis has forgotten it.
+            pipeline.load_script(&PUT_FENCED).ignore();
+        }
+        for (index, write) in writes.iter().enumerate() {
             match *write {
-                Write::Put { room, bytes } => pipeline.set(room_key(room), bytes).ignore(),
+                Write::Put {
+                    room,
+                    bytes,
+                    fence: Some(fence),
+                } => {
+                    fenced.push(index);
+                    let mut invocation = PUT_FENCED.prepare_invoke();
+                    invocation
+                        .key(room_key(room))
+                        .key(fence_key(room))
+                        .key(owner_key(room))
+                        .arg(bytes)
+                        .arg(fence.to_string());
+                    pipeline.invoke_script(&invocation)
+                }
+                Write::Put {
+                    room,
+                    bytes,
+                    fence: None,
+                } => pipeline.set(room_key(room), bytes).ignore(),
                 Write::Delete { room } => pipeline.del(room_key(room)).ignore(),
                 Write::Quarantine {
                     room,
@@ -102,8 +171,8 @@ impl RedisStore {
             };
         }
         let mut connection = self.connection.clone();
-        pipeline
-            .query_async::<()>(&mut connection)
+        let answers = pipeline
+            .query_async::<Vec<Option<String>>>(&mut connection)
             .await
             .map_err(|source| StoreError::Redis {
                 url: self.shown_url.to_string(),
@@ -112,6 +181,12 @@ impl RedisStore {
                     _ => format!("writing a batch of {} writes", writes.len()),
                 },
                 source,
-            })
+            })?;
+        let refusals = fenced.into_iter().zip(answers);
+        let fenced_out = refusals.filter_map(|(index, answer)| {
+            let current = answer?.parse().ok();
+            Some(FencedOut { index, current })
+        });
+        Ok(fenced_out.collect())
     }
 }

@@ -88,7 +88,7 @@ impl Snapshots {
     /// Works from any async runtime (or none): the store thread does the reading.
     pub async fn load(&self, room: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self.0.shared.pending.get(room) {
-            Some(Change::Save(snapshot)) => return Ok(Some(snapshot.to_vec())),
+            Some(Change::Save { snapshot, .. }) => return Ok(Some(snapshot.to_vec())),
             Some(Change::Delete) => return Ok(None),
             None => {}
         }
@@ -127,7 +127,38 @@ impl Snapshots {
     /// the previous snapshot stays). While the store is unreachable, writes are retried with a
     /// growing delay (100 ms to 5 s) until they succeed.
     pub fn save(&self, room: &str, snapshot: Vec<u8>) {
-        self.push(room, Change::Save(Arc::new(snapshot)));
+        let (snapshot, fence) = (Arc::new(snapshot), None);
+        self.push(room, Change::Save { snapshot, fence });
+    }
+
+    /// Like [`save`](Self::save), for the holder of fencing token `fence`: the node that owns
+    /// `room` in a cluster, where every change of owner comes with a higher fence. The store
+    /// refuses the write of an owner that has lost the room, so that it can never overwrite
+    /// the new owner's snapshot (after a network partition, say).
+    ///
+    /// The snapshot is written only if
+    /// - (Redis) key `jamsocket:owner:<room>`, if it exists in the store's database, names
+    ///   exactly this fence: the last space-separated field of its value (`"<node_id> <fence>"`)
+    ///   is this number in decimal (leading zeros allowed);
+    /// - (both) no higher fence has been written for the room. The highest one is recorded with
+    ///   the snapshot: Redis key `jamsocket:fence:<room>`, SQLite column `snapshots.fence`.
+    ///
+    /// Redis checks and writes in one Lua script (atomic); SQLite in one statement.
+    ///
+    /// A refused write is final: it is dropped, not retried (as an oversized snapshot is),
+    /// counted in [`StoreStats::fenced_out`] and logged as a warning naming the room, this
+    /// fence and the current one. The previous snapshot stays, and a later save with a good
+    /// fence is written. Until the store has refused it, [`load`](Self::load) returns the
+    /// snapshot from memory, like any pending save; a newer save of the room replaces it,
+    /// fence and all.
+    ///
+    /// Unfenced [`save`](Self::save)s and [`delete`](Self::delete)s are never refused and
+    /// keep the recorded fence, except that a SQLite delete removes the room's row, fence
+    /// included (the Redis key `jamsocket:fence:<room>` stays). Fences above `i64::MAX` (more
+    /// than a Redis counter holds) count as `i64::MAX` in SQLite.
+    pub fn save_fenced(&self, room: &str, snapshot: Vec<u8>, fence: u64) {
+        let (snapshot, fence) = (Arc::new(snapshot), Some(fence));
+        self.push(room, Change::Save { snapshot, fence });
     }
 
     /// Queues the deletion of `room`'s snapshot, like [`save`](Self::save): whichever of the
@@ -144,7 +175,8 @@ impl Snapshots {
         self.0.shared.wake.notify_one();
     }
 
-    /// Resolves once everything queued before this call is written (or refused for its size).
+    /// Resolves once everything queued before this call is written (or refused: for its size,
+    /// or fenced out).
     /// While the store is unreachable it keeps waiting: put a timeout around it.
     pub async fn flush(&self) {
         if let Some(done) = self.0.shared.pending.wait_for_all() {

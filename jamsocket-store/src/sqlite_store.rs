@@ -1,5 +1,7 @@
-//! Snapshots in a SQLite file: table `snapshots(room, saved_at, bytes)`, quarantined copies in
-//! `corrupt_snapshots(room, saved_at, bytes)`; `saved_at` is milliseconds since the Unix epoch.
+//! Snapshots in a SQLite file: table `snapshots(room, saved_at, bytes, fence)`, quarantined
+//! copies in `corrupt_snapshots(room, saved_at, bytes)`; `saved_at` is milliseconds since the
+//! Unix epoch, `fence` the highest fencing token written for the room (NULL if none). Files
+//! from before fencing get the column when they are opened.
 //! WAL mode with `synchronous=NORMAL`: a commit appends to the log without waiting for the disk
 //! (a power cut may lose the last commits, never corrupt the file).
 
@@ -8,14 +10,15 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::backend::{unix_ms, Write};
+use crate::backend::{unix_ms, FencedOut, Write};
 use crate::StoreError;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS snapshots (
     room TEXT PRIMARY KEY NOT NULL,
     saved_at INTEGER NOT NULL,
-    bytes BLOB NOT NULL
+    bytes BLOB NOT NULL,
+    fence INTEGER
 );
 CREATE TABLE IF NOT EXISTS corrupt_snapshots (
     room TEXT NOT NULL,
@@ -69,6 +72,18 @@ impl SqliteStore {
         connection
             .execute_batch(SCHEMA)
             .map_err(error("creating the tables"))?;
+        let has_fence = connection
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('snapshots') WHERE name = 'fence'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(error("reading the columns of table `snapshots`"))?;
+        if has_fence == 0 {
+            connection
+                .execute_batch("ALTER TABLE snapshots ADD COLUMN fence INTEGER")
+                .map_err(error("adding column `fence` to table `snapshots`"))?;
+        }
         Ok(SqliteStore {
             connection,
             path: shown,
@@ -90,16 +105,47 @@ impl SqliteStore {
         })
     }
 
-    /// Applies `writes` in one transaction: all or nothing.
-    pub(crate) fn write(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
+    /// Applies `writes` in one transaction: all or nothing. A fenced put is written only if no
+    /// higher fence is recorded for its room; the others are returned.
+    pub(crate) fn write(&self, writes: &[Write<'_>]) -> Result<Vec<FencedOut>, StoreError> {
         let now = sql_ms(unix_ms());
         let mut room = None;
-        let mut write = || {
+        let mut write = || -> rusqlite::Result<Vec<FencedOut>> {
             let transaction = self.connection.unchecked_transaction()?;
-            for write in writes {
+            let mut fenced_out = Vec::new();
+            for (index, write) in writes.iter().enumerate() {
                 room = Some(write.room());
                 match *write {
-                    Write::Put { room, bytes } => {
+                    Write::Put {
+                        room,
+                        bytes,
+                        fence: Some(fence),
+                    } => {
+                        // Fences come from a Redis counter (at most i64::MAX).
+                        let fence = i64::try_from(fence).unwrap_or(i64::MAX);
+                        let written = transaction
+                            .prepare_cached(
+                                "INSERT INTO snapshots (room, saved_at, bytes, fence)
+                                 VALUES (?1, ?2, ?3, ?4)
+                                 ON CONFLICT (room) DO UPDATE
+                                 SET saved_at = excluded.saved_at, bytes = excluded.bytes,
+                                     fence = excluded.fence
+                                 WHERE snapshots.fence IS NULL OR snapshots.fence <= excluded.fence",
+                            )?
+                            .execute(params![room, now, bytes, fence])?;
+                        if written == 0 {
+                            let current: Option<i64> = transaction
+                                .prepare_cached("SELECT fence FROM snapshots WHERE room = ?1")?
+                                .query_row([room], |row| row.get(0))?;
+                            let current = current.and_then(|c| u64::try_from(c).ok());
+                            fenced_out.push(FencedOut { index, current });
+                        }
+                    }
+                    Write::Put {
+                        room,
+                        bytes,
+                        fence: None,
+                    } => {
                         transaction
                             .prepare_cached(
                                 "INSERT INTO snapshots (room, saved_at, bytes) VALUES (?1, ?2, ?3)
@@ -128,7 +174,8 @@ impl SqliteStore {
                 }
             }
             room = None;
-            transaction.commit()
+            transaction.commit()?;
+            Ok(fenced_out)
         };
         write().map_err(|source| StoreError::Sqlite {
             path: self.path.clone(),

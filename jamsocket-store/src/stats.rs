@@ -10,6 +10,9 @@ pub struct StoreStats {
     /// Writes that failed: each room of each failed attempt (a retry that fails counts again),
     /// plus each snapshot refused for its size.
     pub failures: u64,
+    /// Fenced saves refused because a newer owner of the room had written, or owns it
+    /// ([`Snapshots::save_fenced`](crate::Snapshots::save_fenced)); not counted in `failures`.
+    pub fenced_out: u64,
     /// Rooms with a save or delete not written yet, plus quarantined copies not written yet.
     pub pending: usize,
 }
@@ -20,6 +23,7 @@ pub(crate) struct Counters {
     written: AtomicU64,
     bytes_written: AtomicU64,
     failures: AtomicU64,
+    fenced_out: AtomicU64,
 }
 
 impl Counters {
@@ -32,11 +36,16 @@ impl Counters {
         self.failures.fetch_add(failures, Ordering::Relaxed);
     }
 
+    pub(crate) fn add_fenced_out(&self, writes: u64) {
+        self.fenced_out.fetch_add(writes, Ordering::Relaxed);
+    }
+
     pub(crate) fn read(&self, pending: usize) -> StoreStats {
         StoreStats {
             written: self.written.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            fenced_out: self.fenced_out.load(Ordering::Relaxed),
             pending,
         }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::backend::{Backend, LoadReply, Write};
+use crate::backend::{Backend, FencedOut, LoadReply, Write};
 use crate::compression::Compressor;
 use crate::error::ErrorChain;
 use crate::pending::{Batch, Change, Outcome, RoomWrite};
@@ -150,7 +150,7 @@ impl StoreThread {
         let mut ready: Vec<(RoomWrite, Option<Arc<Vec<u8>>>)> = Vec::new();
         let mut refused = Vec::new();
         for mut write in batch.rooms {
-            let Change::Save(raw) = &write.change else {
+            let Change::Save { snapshot: raw, .. } = &write.change else {
                 ready.push((write, None));
                 continue;
             };
@@ -183,18 +183,15 @@ impl StoreThread {
             }
         }
         self.shared.counters.add_failures(refused.len() as u64);
-        let puts = ready
-            .iter()
-            .filter_map(|(_, compressed)| compressed.as_ref());
-        let (put_count, put_bytes) = (puts.clone().count(), puts.map(|c| c.len()).sum::<usize>());
         let result = {
             let writes: Vec<Write<'_>> = (ready.iter())
-                .map(|(write, compressed)| match compressed {
-                    Some(bytes) => Write::Put {
+                .map(|(write, compressed)| match (&write.change, compressed) {
+                    (Change::Save { fence, .. }, Some(bytes)) => Write::Put {
                         room: &write.room,
                         bytes,
+                        fence: *fence,
                     },
-                    None => Write::Delete { room: &write.room },
+                    _ => Write::Delete { room: &write.room },
                 })
                 .chain(batch.quarantined.iter().map(|q| Write::Quarantine {
                     room: &q.room,
@@ -203,7 +200,7 @@ impl StoreThread {
                 }))
                 .collect();
             if writes.is_empty() {
-                Ok(())
+                Ok(Vec::new())
             } else {
                 self.backend.write(&writes).await
             }
@@ -211,9 +208,23 @@ impl StoreThread {
         let ok = result.is_ok();
         let mut outcomes = refused;
         match result {
-            Ok(()) => {
-                (self.shared.counters).add_written(put_count as u64, put_bytes as u64);
-                outcomes.extend(ready.into_iter().map(|(w, _)| (w, Outcome::Written)));
+            Ok(fenced_out) => {
+                (self.shared.counters).add_fenced_out(fenced_out.len() as u64);
+                let (mut put_count, mut put_bytes) = (0, 0);
+                let mut fenced_out = fenced_out.into_iter().peekable();
+                for (index, (write, compressed)) in ready.into_iter().enumerate() {
+                    if let Some(refusal) = fenced_out.next_if(|f| f.index == index) {
+                        warn_fenced_out(&write, refusal);
+                        outcomes.push((write, Outcome::Refused));
+                        continue;
+                    }
+                    if let Some(compressed) = compressed {
+                        put_count += 1;
+                        put_bytes += compressed.len() as u64;
+                    }
+                    outcomes.push((write, Outcome::Written));
+                }
+                (self.shared.counters).add_written(put_count, put_bytes);
                 self.shared.pending.finish_batch(outcomes, None);
                 if writer.failed_attempts > 0 {
                     tracing::info!(
@@ -238,6 +249,28 @@ impl StoreThread {
         }
         ok
     }
+}
+
+/// Logs a fenced save the store refused.
+fn warn_fenced_out(write: &RoomWrite, refusal: FencedOut) {
+    let Change::Save {
+        fence: Some(fence), ..
+    } = write.change
+    else {
+        return;
+    };
+    let room = &write.room;
+    let current = match refusal.current {
+        Some(current) => format!("current fence is {current}"),
+        None => "current fence is unknown".to_owned(),
+    };
+    tracing::warn!(
+        room = %room,
+        fence,
+        current = refusal.current,
+        "snapshot of room `{room}` fenced out: its fence is {fence}, the room's {current} (another \
+         node owns it); dropped, the stored snapshot stays"
+    );
 }
 
 /// The write loop's own state.

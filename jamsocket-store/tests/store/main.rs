@@ -6,6 +6,7 @@ mod common;
 
 mod corrupt;
 mod durability;
+mod fencing;
 mod limits;
 mod open;
 mod outage;
