@@ -64,6 +64,11 @@ struct Cli {
     /// Most WebSocket handshakes in flight at once.
     #[arg(long, global = true, default_value_t = 64)]
     connect_concurrency: usize,
+    /// Names this run's rooms (`bench-<id>-...`) [default: random]. Two runs with one id use
+    /// the same rooms: a cluster benchmark creates them on one node, then loads them through
+    /// another, which forwards every client.
+    #[arg(long, global = true, value_parser = parse_run_id)]
+    run_id: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +95,18 @@ enum Scenario {
     /// Visit new rooms, let them hibernate into the server's store, visit them again; report
     /// restore latency against creation, server memory before/after and the store's size.
     Hibernate(hibernate::HibernateArgs),
+}
+
+/// A run id: 1 to 32 letters, digits, `-` or `_`, so that room names stay valid.
+fn parse_run_id(text: &str) -> Result<String, String> {
+    let valid = (1..=32).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match valid {
+        true => Ok(text.to_string()),
+        false => Err(format!("`{text}`: use 1 to 32 letters, digits, `-` or `_`")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -128,10 +145,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(cli.timeout_secs);
     let json = cli.json;
     let connect_concurrency = cli.connect_concurrency;
+    let run_id = cli.run_id;
     let result = runtime.block_on(async move {
         let context = RunContext {
             url,
-            run_id: run_context::new_run_id(),
+            run_id: run_id.unwrap_or_else(run_context::new_run_id),
             deadline: tokio::time::Instant::now() + timeout,
             connect_concurrency,
             server,

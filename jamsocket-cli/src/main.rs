@@ -11,6 +11,7 @@ macro_rules! say {
 
 mod build;
 mod cargo_build;
+mod cluster;
 mod config;
 mod dev;
 mod module_slot;
@@ -43,6 +44,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Create a new service crate that `jamsocket dev` can serve at once.
     New(new::NewArgs),
+    /// List the nodes of a cluster (`serve --cluster`): addresses, rooms and leases.
+    ClusterStatus(cluster::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Build(args) => build::run(args),
         Command::New(args) => new::run(args),
+        Command::ClusterStatus(args) => cluster::status(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

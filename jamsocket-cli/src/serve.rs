@@ -1,3 +1,4 @@
+use crate::cluster::ClusterArgs;
 use crate::module_slot::ModuleSlot;
 use crate::server_args::{base_url, ServerArgs};
 use crate::user_error::UserError;
@@ -11,15 +12,19 @@ pub struct ServeArgs {
     pub module: PathBuf,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Serves a prebuilt module until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
     raise_file_limit();
     let factory = load_module(&args.module, args.server.host_config())?;
-    let store = args.server.open_store(None)?;
+    // A cluster's nodes share its Redis for their rooms' snapshots too, unless told otherwise.
+    let store = args.server.open_store(args.cluster.cluster.clone())?;
     let listener = args.server.bind()?;
     let addr = listener.local_addr()?;
+    let cluster = args.cluster.join(addr)?;
     if args.server.allowed_origins.is_none() {
         tracing::warn!(
             "pages from any site may open a WebSocket to this server; restrict them with \
@@ -30,9 +35,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if let Some(store) = &store {
         server = server.with_store(store.clone());
     }
+    if let Some(cluster) = &cluster {
+        server = server.with_cluster(cluster.clone());
+    }
     let running = server.start(listener, ModuleSlot::new(factory))?;
     say!("Serving {} on {}", args.module.display(), base_url(addr));
     args.server.print_urls(addr, store.as_ref());
+    if let Some(cluster) = &cluster {
+        say!(
+            "  cluster:   node {} at {} (lease {:?})",
+            cluster.node_id(),
+            cluster.advertise(),
+            cluster.node_ttl()
+        );
+    }
     running.stop_on_signal()?;
     Ok(())
 }

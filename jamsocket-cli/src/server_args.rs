@@ -533,7 +533,7 @@ fn off(limit: Option<impl Display>) -> String {
 
 /// A trusted proxy: a network (`10.0.0.0/8`) or one address.
 /// A duration as `30s`, `500ms`, `2m`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());

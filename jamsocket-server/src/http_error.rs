@@ -2,6 +2,7 @@
 
 use crate::admission::Refusal;
 use crate::auth::AuthRefusal;
+use crate::cluster::ClusterRefusal;
 use crate::error::RoomIdError;
 use crate::rooms::RoomError;
 use crate::transport::Rejection;
@@ -99,10 +100,23 @@ impl From<Rejection> for HttpError {
             Rejection::Refused(refusal) => refusal.into(),
             Rejection::Room(err) => err.into(),
             Rejection::Auth(refusal) => refusal.into(),
+            Rejection::Cluster(refusal) => refusal.into(),
             Rejection::ResumeKey(_) | Rejection::Seen { .. } => {
                 HttpError::new(StatusCode::BAD_REQUEST, rejection.to_string())
             }
         }
+    }
+}
+
+impl From<ClusterRefusal> for HttpError {
+    fn from(refusal: ClusterRefusal) -> Self {
+        let status = match refusal {
+            ClusterRefusal::Loop { .. } | ClusterRefusal::Directory { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ClusterRefusal::OwnerUnreachable { .. } => StatusCode::BAD_GATEWAY,
+        };
+        HttpError::new(status, refusal.to_string())
     }
 }
 

@@ -66,7 +66,8 @@
 //! | 403 | the page's `Origin` is not in [`Server::with_allowed_origins`] |
 //! | 404 | no such room (under [`RoomIdStrategy::Explicit`]) or no WebSocket at that path |
 //! | 429 | the client's address holds [`Limits::max_connections_per_ip`] connections, or creates rooms faster than [`Limits::max_new_rooms_per_ip_per_sec`] |
-//! | 503 | the server holds [`Limits::max_connections`], the room is full, every room of a full table has clients, or the server is shutting down |
+//! | 502 | (cluster) the node that owns the room did not answer the forwarded connection |
+//! | 503 | the server holds [`Limits::max_connections`], the room is full, every room of a full table has clients, or the server is shutting down; (cluster) this node lost its lease, the directory is unreachable, or a forwarded request met a stale owner: try again |
 //!
 //! # Close codes
 //! | code | when |
@@ -107,6 +108,13 @@
 //! `disconnect`. A room whose saved state cannot be read (the store is down)
 //! is refused with 503 rather than opened empty.
 //!
+//! # Clusters
+//! With [`Server::with_cluster`], the server is one node of several sharing a Redis directory
+//! ([`Cluster`]): each room lives on the node that owns it, any node forwards a client to its
+//! room's owner, snapshots carry the room's fencing token, a node that loses its lease closes
+//! its rooms before another node may take them, and shutdown drains the node (`/status` 503,
+//! rooms saved, clients closed with 1012, then the node leaves the directory).
+//!
 //! # Memory
 //! What a client can make the server hold is bounded: one frame of the largest message size
 //! being read (and all such partly received messages together by
@@ -122,6 +130,7 @@ mod admission;
 mod allocator;
 mod auth;
 mod close_frame;
+mod cluster;
 mod error;
 mod http_error;
 mod limits;
@@ -141,6 +150,7 @@ mod transport;
 pub use actix_web::http::{header::HeaderMap, StatusCode};
 pub use auth::{AdmissionRequest, Denied, JwtKeyError, JwtVerifier, TOKEN_PROTOCOL_PREFIX};
 pub use error::{RoomIdError, SettingError};
+pub use jamsocket_cluster::{Cluster, ClusterConfig, ClusterError};
 pub use jamsocket_store::{Snapshots, StoreConfig, StoreError};
 pub use limits::Limits;
 pub use room_id::{

@@ -4,6 +4,7 @@
 
 use crate::admission::Admission;
 use crate::auth;
+use crate::cluster;
 use crate::http_error::HttpError;
 use crate::room_id::validate_room_id;
 use crate::rooms::{RoomError, Rooms};
@@ -54,8 +55,11 @@ pub(crate) fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig)
     }
 }
 
-async fn status() -> &'static str {
-    "ok"
+/// `ok`, or 503 once the server is shutting down (a load balancer's health check then stops
+/// sending it clients while it drains).
+async fn status(state: web::Data<AppState>) -> Result<&'static str, HttpError> {
+    state.admission.check_running()?;
+    Ok("ok")
 }
 
 /// `GET /ws/{room_id}` without a WebSocket handshake: the refusal the handshake would get
@@ -121,7 +125,8 @@ async fn create_room(
         ));
     }
     check_creation(&state, &request, room_id).await?;
-    state.rooms.create(room_id).await?;
+    let fence = cluster::claim_for_creation(state.settings.cluster.as_ref(), room_id).await?;
+    state.rooms.create(room_id, fence).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })))
 }
 
@@ -134,7 +139,11 @@ async fn new_room(
         // No room id yet: a token limited to one room cannot create another.
         check_creation(&state, &request, "").await?;
     }
-    match state.rooms.create_with_new_id().await {
+    let cluster = state.settings.cluster.as_ref();
+    let claim = async |room: &str| -> Result<Option<u64>, HttpError> {
+        Ok(cluster::claim_for_creation(cluster, room).await?)
+    };
+    match state.rooms.create_with_new_id(claim).await {
         Some(room_id) => {
             Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id? })))
         }

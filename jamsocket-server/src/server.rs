@@ -348,6 +348,31 @@ impl Server {
         self
     }
 
+    /// Makes this server a node of `cluster` (see [`jamsocket_cluster`]): each room lives on
+    /// one node, recorded in the cluster's Redis directory with a fencing token.
+    ///
+    /// - A client may connect to any node: a node that does not own the client's room forwards
+    ///   the connection to the node that does, and a room without a live owner is taken by the
+    ///   node that receives a client for it (restored from the [store](Server::with_store),
+    ///   which should be shared by every node: the same Redis, say).
+    /// - Snapshots carry the room's fencing token, and the store refuses those of a node that
+    ///   lost the room.
+    /// - A node that cannot renew its lease closes every room (1012) before its lease can
+    ///   expire, so no room is ever live on two nodes.
+    /// - Shutdown drains the node: `/status` answers 503, every room is saved and its clients
+    ///   closed with 1012, and the node leaves the directory once the saves are written, so
+    ///   that the clients' reconnections restore the rooms on other nodes.
+    ///
+    /// Behind a load balancer that hashes the room's path to a node (`deploy/haproxy.cfg`),
+    /// most connections reach the owner directly. Forwarded connections carry
+    /// `X-Forwarded-For`: list the nodes' addresses in
+    /// [`with_trusted_proxies`](Server::with_trusted_proxies) if per-address limits are on.
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: jamsocket_cluster::Cluster) -> Self {
+        self.settings.cluster = Some(cluster);
+        self
+    }
+
     /// How long a client with a session may be away.
     pub fn reconnect_grace(&self) -> Duration {
         self.settings.reconnect_grace
@@ -541,6 +566,9 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
     };
     let handle = http.handle();
     let running = rooms.clone();
+    if let Some(cluster) = settings.cluster.clone() {
+        actix_web::rt::spawn(crate::cluster::watch(cluster, rooms.clone()));
+    }
     actix_web::rt::spawn(async move {
         // Either an explicit stop or the handle being dropped ends the server.
         let _ = stop.await;
@@ -563,6 +591,14 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
                     pending = store.stats().pending,
                     "shutdown grace period over before the store wrote every room"
                 );
+            }
+        }
+        // Only now may other nodes take this node's rooms: their saves are written.
+        if let Some(cluster) = &settings.cluster {
+            match tokio::time::timeout_at(deadline, cluster.leave()).await {
+                Ok(Ok(())) => tracing::info!("left the cluster: other nodes may take its rooms"),
+                Ok(Err(err)) => tracing::warn!(error = %err, "could not leave the cluster: its rooms move once its lease expires"),
+                Err(_) => tracing::warn!("shutdown grace period over before leaving the cluster: its rooms move once its lease expires"),
             }
         }
         // Actix checks only once a second whether its connections are done: wait for ours here.

@@ -1,6 +1,7 @@
 use crate::auth::{Hook, JwtVerifier};
 use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
 use ipnet::IpNet;
+use jamsocket_cluster::Cluster;
 use jamsocket_store::Snapshots;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub(crate) struct Settings {
     pub jwt: Option<JwtVerifier>,
     /// The native admission hook.
     pub admission: Option<AdmissionHook>,
+    /// The cluster this node belongs to; `None` serves every room here.
+    pub cluster: Option<Cluster>,
 }
 
 /// The admission hook, shown as such in `Debug` output.
@@ -67,6 +70,7 @@ impl Default for Settings {
             reconnect_grace: Duration::from_secs(30),
             jwt: None,
             admission: None,
+            cluster: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod attacks;
 mod browser;
+mod cluster;
 mod common;
 mod dev;
 mod durable;

@@ -147,7 +147,8 @@ impl Rooms {
     }
 
     /// Joins the room `id` as `arrival` says (resuming its session if it has one in the
-    /// room), creating the room if the room-id strategy creates rooms on connect.
+    /// room), creating the room if the room-id strategy creates rooms on connect (with
+    /// `fence`, the token a cluster gave this node for the room, if any).
     /// `before_create` runs each time a room is about to be created for this client and may
     /// veto it (a per-address creation rate, say). Retries if the room closes while the
     /// request is on its way.
@@ -155,6 +156,7 @@ impl Rooms {
         &self,
         id: &str,
         arrival: Arrival,
+        fence: Option<u64>,
         mut before_create: impl FnMut() -> Result<(), E>,
     ) -> Result<Joined, E> {
         let creates = self.settings.room_id_strategy.creates_on_connect();
@@ -164,7 +166,7 @@ impl Rooms {
                     before_create()?;
                 }
                 self.registry
-                    .get_or_create(id, &*self.start)
+                    .get_or_create(id, fence, &*self.start)
                     .map_err(|err| self.refused(err))?
             } else {
                 self.registry
@@ -210,29 +212,38 @@ impl Rooms {
         .into())
     }
 
-    /// Creates the room `id` and waits until its service exists.
-    pub(crate) async fn create(&self, id: &str) -> Result<(), RoomError> {
+    /// Creates the room `id` (holding `fence`, see [`join`](Rooms::join)) and waits until its
+    /// service exists.
+    pub(crate) async fn create(&self, id: &str, fence: Option<u64>) -> Result<(), RoomError> {
         let room = self
             .registry
-            .create(id, &*self.start)
+            .create(id, fence, &*self.start)
             .map_err(|err| self.refused(err))?;
         wait_ready(&room, id).await
     }
 
     /// Creates a room with an id from the room-id strategy and returns the id; `None` if the
-    /// strategy generates no ids.
-    pub(crate) async fn create_with_new_id(&self) -> Option<Result<String, RoomError>> {
+    /// strategy generates no ids. `claim` gives each id's fencing token (see
+    /// [`join`](Rooms::join)) or refuses it.
+    pub(crate) async fn create_with_new_id<E: From<RoomError>>(
+        &self,
+        mut claim: impl AsyncFnMut(&str) -> Result<Option<u64>, E>,
+    ) -> Option<Result<String, E>> {
         let strategy = self.settings.room_id_strategy;
         strategy.generate()?;
         for _ in 0..NEW_ID_ATTEMPTS {
             let id = strategy.generate()?;
-            match self.create(&id).await {
+            let fence = match claim(&id).await {
+                Ok(fence) => fence,
+                Err(err) => return Some(Err(err)),
+            };
+            match self.create(&id, fence).await {
                 Ok(()) => return Some(Ok(id)),
                 Err(RoomError::Exists { .. }) => {}
-                Err(err) => return Some(Err(err)),
+                Err(err) => return Some(Err(err.into())),
             }
         }
-        Some(Err(RoomError::NoUnusedId))
+        Some(Err(RoomError::NoUnusedId.into()))
     }
 
     /// Closes the room `id`: its clients get `frame` and its service is dropped. `false` if

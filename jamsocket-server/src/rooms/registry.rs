@@ -84,6 +84,8 @@ pub(crate) struct NewRoom {
     pub id: Arc<str>,
     pub generation: u64,
     pub events: mpsc::Receiver<RoomEvent>,
+    /// The room's fencing token, when a cluster gave this node the room: its saves carry it.
+    pub fence: Option<u64>,
     /// The idle room whose place this one takes (the table was full): it must be closed, and
     /// have ended, before this one starts.
     pub evicted: Option<RoomHandle>,
@@ -118,6 +120,7 @@ impl RoomRegistry {
     pub(super) fn create(
         &self,
         id: &str,
+        fence: Option<u64>,
         start: impl FnOnce(NewRoom),
     ) -> Result<RoomHandle, RoomError> {
         let mut rooms = lock(&self.rooms);
@@ -126,7 +129,7 @@ impl RoomRegistry {
                 room: id.to_string(),
             });
         }
-        self.insert(&mut rooms, id, start)
+        self.insert(&mut rooms, id, fence, start)
     }
 
     /// The room with this id, created (and started with `start`) if there is none, for a
@@ -134,19 +137,21 @@ impl RoomRegistry {
     pub(super) fn get_or_create(
         &self,
         id: &str,
+        fence: Option<u64>,
         start: impl FnOnce(NewRoom),
     ) -> Result<RoomHandle, RoomError> {
         let mut rooms = lock(&self.rooms);
         if let Some(room) = rooms.claim(id) {
             return Ok(room);
         }
-        self.insert(&mut rooms, id, start)
+        self.insert(&mut rooms, id, fence, start)
     }
 
     fn insert(
         &self,
         rooms: &mut Rooms,
         id: &str,
+        fence: Option<u64>,
         start: impl FnOnce(NewRoom),
     ) -> Result<RoomHandle, RoomError> {
         if rooms.shut_down {
@@ -179,6 +184,7 @@ impl RoomRegistry {
             id,
             generation,
             events: receiver,
+            fence,
             evicted,
         });
         Ok(handle)

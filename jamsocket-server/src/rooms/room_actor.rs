@@ -100,6 +100,8 @@ struct Room<S> {
     /// Where the room is saved; `None` without a store, or once the service said it keeps no
     /// snapshots.
     store: Option<Snapshots>,
+    /// The fencing token its saves carry, when a cluster gave this node the room.
+    fence: Option<u64>,
     /// When the room is next saved, if it is `unsaved`.
     save_deadline: Pin<Box<Sleep>>,
     /// Whether the service handled an event since the room was last saved.
@@ -130,6 +132,7 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         id,
         generation,
         mut events,
+        fence,
         evicted,
     } = new_room;
     // Leaves the table when the room ends, also if the service panics.
@@ -152,12 +155,18 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         Ok(opened) => opened,
         Err(refusal) => {
             registry.remove(&id, generation);
+            if let Some(cluster) = &settings.cluster {
+                cluster.forget(&id);
+            }
             refuse_pending(&mut events, refusal).await;
             return;
         }
     };
     if opened.restored.is_none() {
         tracing::info!(room = %id, "room created");
+    }
+    if let Some(cluster) = &settings.cluster {
+        cluster.set_room_count(registry.len());
     }
 
     let mut room = Room {
@@ -175,6 +184,7 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         empty_armed: false,
         marked_idle: false,
         store: settings.store.clone(),
+        fence,
         save_deadline: Box::pin(sleep(Duration::ZERO)),
         unsaved: false,
         away: VecDeque::new(),
@@ -188,6 +198,11 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         ending => room.save().await.map_or_else(Ending::Failed, |()| ending),
     };
     registry.remove(&id, generation);
+    if let Some(cluster) = &room.settings.cluster {
+        // The room stays this node's in the directory (a hibernated room comes back here).
+        cluster.forget(&id);
+        cluster.set_room_count(registry.len());
+    }
     let reason = match ending {
         Ending::Empty => {
             if room.store.is_some() {
@@ -744,7 +759,10 @@ impl<S: JamsocketService> Room<S> {
             clients,
             service,
         };
-        store.save(&self.id, snapshot.encode());
+        match self.fence {
+            Some(fence) => store.save_fenced(&self.id, snapshot.encode(), fence),
+            None => store.save(&self.id, snapshot.encode()),
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 
 use crate::admission::{ConnectionPermit, Refusal};
 use crate::auth::{self, offered_protocols, AuthRefusal, Query, TOKEN_PROTOCOL_PREFIX};
+use crate::cluster::ClusterRefusal;
 use crate::error::RoomIdError;
 use crate::http_error::HttpError;
 use crate::room_id::validate_room_id;
@@ -38,6 +39,8 @@ pub(crate) enum Rejection {
     Auth(#[from] AuthRefusal),
     #[error(transparent)]
     ResumeKey(#[from] ResumeKeyError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterRefusal),
     #[error("`seen` must be a count of messages, not `{seen}`")]
     Seen { seen: String },
 }
@@ -66,8 +69,13 @@ pub(crate) struct Upgraded {
     pub early: BytesMut,
 }
 
-/// Checks the request and joins the room it names.
-pub(crate) async fn accept(state: &AppState, request: &Request) -> Result<Accepted, Rejection> {
+/// Checks the request and joins the room it names (creating it with `fence`, the token a
+/// cluster gave this node for it, if any).
+pub(crate) async fn accept(
+    state: &AppState,
+    request: &Request,
+    fence: Option<u64>,
+) -> Result<Accepted, Rejection> {
     state.admission.check_running()?;
     let path = request.path();
     let Some(room_id) = path.strip_prefix("/ws/") else {
@@ -106,7 +114,7 @@ pub(crate) async fn accept(state: &AppState, request: &Request) -> Result<Accept
     };
     let joined = state
         .rooms
-        .join(room_id, arrival, || {
+        .join(room_id, arrival, fence, || {
             admission.create_room(ip).map_err(Rejection::from)
         })
         .await?;

@@ -8,6 +8,7 @@
 //! that ends it), never through frame types.
 
 mod connection;
+mod forward;
 mod frame_header;
 mod frames;
 mod handshake;
@@ -16,6 +17,7 @@ mod placement;
 pub(crate) use handshake::Rejection;
 pub(crate) use placement::current_worker;
 
+use crate::cluster::{self, Placement};
 use crate::rate_limit::{FrameBudget, RateLimit};
 use crate::routes::AppState;
 use actix_codec::Framed;
@@ -28,6 +30,7 @@ use actix_web::rt::net::TcpStream;
 use connection::{Connection, Welcome};
 use futures_util::SinkExt;
 use handshake::{Accepted, Upgraded};
+use jamsocket_cluster::{Cluster, Owner};
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::pin;
@@ -49,16 +52,27 @@ where
     R: Service<Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
     if !wants_websocket(&request) {
-        forward(&*routes, request, framed).await;
+        answer_as_plain_request(&*routes, request, framed).await;
         return Ok(());
     }
+    let fence = match place(&state, &request).await {
+        Ok(Placement::Here { fence }) => fence,
+        Ok(Placement::Elsewhere(owner)) => {
+            relay(state, connections, request, framed, owner);
+            return Ok(());
+        }
+        Err(rejection) => {
+            handshake::refuse(&mut framed, rejection).await;
+            return Ok(());
+        }
+    };
     let Accepted {
         room_id,
         joined,
         permit,
         protocol,
         seen,
-    } = match handshake::accept(&state, &request).await {
+    } = match handshake::accept(&state, &request, fence).await {
         Ok(accepted) => accepted,
         Err(rejection) => {
             handshake::refuse(&mut framed, rejection).await;
@@ -105,10 +119,49 @@ fn wants_websocket(request: &Request) -> bool {
         .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"))
 }
 
+/// Where the handshake's room lives (see [`cluster::place`]), after the checks that refuse a
+/// request wherever its room lives.
+async fn place(state: &AppState, request: &Request) -> Result<Placement, Rejection> {
+    state.admission.check_running()?;
+    Ok(cluster::place(state, request).await?)
+}
+
+/// Relays the connection to the node that owns its room, on a task tracked by `connections`,
+/// counted against this node's connection limits.
+fn relay(
+    state: AppState,
+    connections: TaskTracker,
+    request: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+    owner: Owner,
+) {
+    let task = async move {
+        let admission = &state.admission;
+        let ip = admission.client_ip(request.peer_addr(), request.head().headers());
+        let permit = match admission.connect(ip) {
+            Ok(permit) => permit,
+            Err(refusal) => return handshake::refuse(&mut framed, refusal.into()).await,
+        };
+        let node = state.settings.cluster.as_ref().map(Cluster::node_id);
+        forward::relay(
+            request,
+            framed,
+            owner,
+            node.as_deref().unwrap_or(""),
+            permit,
+        )
+        .await;
+    };
+    tokio::task::spawn_local(connections.track_future(task));
+}
+
 /// Answers an upgrade request that is not for a WebSocket (say, `Upgrade: h2c` from
 /// `curl --http2`) as if it had no `Upgrade` header, then closes the connection.
-async fn forward<R>(routes: &R, request: Request, mut framed: Framed<TcpStream, h1::Codec>)
-where
+async fn answer_as_plain_request<R>(
+    routes: &R,
+    request: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) where
     R: Service<Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
     let response: Response<BoxBody> = match routes.call(request).await {

@@ -1,0 +1,496 @@
+//! Several nodes of one cluster, for real: a `redis-server` and `haproxy` (with the shipped
+//! `deploy/haproxy.cfg`) on free loopback ports, and `jamsocket serve --cluster` processes
+//! serving the counter example. The counter proves single ownership: every client of a room
+//! sees one count, whichever node it reached.
+
+use crate::common::*;
+use jamsocket_store::testing::RedisServer;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Node leases in these tests (renewed every third of it).
+const NODE_TTL: Duration = Duration::from_secs(2);
+const INTERVAL_MS: &str = "100";
+
+/// A cluster node serving the counter, whose directory and store are at `redis`.
+fn node(module: &str, redis: &str) -> (Running, String) {
+    let mut node = Running::start(&[
+        "serve",
+        module,
+        "--port=0",
+        "--host=127.0.0.1",
+        "--cluster",
+        redis,
+        "--node-ttl",
+        "2s",
+        "--snapshot-interval-ms",
+        INTERVAL_MS,
+        "--shutdown-grace-secs",
+        "5",
+    ]);
+    let line = node.wait_for_line("cluster:", TIMEOUT);
+    let id = line
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no node id in `{line}`"))
+        .to_string();
+    (node, id)
+}
+
+/// `haproxy` running `deploy/haproxy.cfg` in front of `ports`, killed on drop.
+struct Haproxy {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Haproxy {
+    fn start(ports: &[u16]) -> Haproxy {
+        let shipped = std::fs::read_to_string(workspace_root().join("deploy/haproxy.cfg")).unwrap();
+        let port = free_port();
+        let mut config = String::new();
+        for line in shipped.lines() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("server ") {
+                continue;
+            }
+            if trimmed.starts_with("bind ") {
+                config.push_str(&format!("    bind 127.0.0.1:{port}\n"));
+                continue;
+            }
+            config.push_str(line);
+            config.push('\n');
+        }
+        for (i, node_port) in ports.iter().enumerate() {
+            config.push_str(&format!("    server node{i} 127.0.0.1:{node_port} check\n"));
+        }
+        let dir = TempDir::new("haproxy");
+        let path = dir.0.join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new("haproxy")
+            .arg("-f")
+            .arg(&path)
+            .arg("-db")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy is not installed: apt-get install haproxy");
+        let haproxy = Haproxy {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + TIMEOUT;
+        while http_status(haproxy.port, "/status") != Some(200) {
+            assert!(Instant::now() < deadline, "haproxy did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        haproxy
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The status of `GET path` on `port`, if anything answered.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// A WebSocket to `room` through `port`, and the count it was greeted with; `None` if the
+/// handshake was refused (say, 502 or 503 while the room moves).
+async fn try_join(port: u16, room: &str) -> Option<(Ws, i64)> {
+    let url = format!("ws://127.0.0.1:{port}/ws/{room}");
+    let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect timed out")
+        .ok()?;
+    let mut ws = Ws(ws);
+    let greeting = ws.recv().await;
+    Some((ws, count(&greeting)))
+}
+
+/// Joins `room` through `port`, retrying refused handshakes every 20 ms (a client's retry
+/// policy) until `within` has passed.
+async fn join_within(port: u16, room: &str, within: Duration) -> (Ws, i64) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(joined) = try_join(port, room).await {
+            return joined;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "could not join `{room}` within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn count(message: &str) -> i64 {
+    message
+        .strip_prefix("new value: ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a count: `{message}`"))
+}
+
+async fn increment(ws: &mut Ws) -> i64 {
+    ws.send("increment").await;
+    count(&ws.recv().await)
+}
+
+/// The node that owns `room` according to the directory.
+fn owner(redis: &mut redis::Connection, room: &str) -> Option<String> {
+    let owner: Option<String> = redis::cmd("GET")
+        .arg(format!("jamsocket:owner:{room}"))
+        .query(redis)
+        .unwrap();
+    owner.and_then(|owner| owner.split_whitespace().next().map(str::to_string))
+}
+
+/// Waits until every change queued before now is in Redis: each room's recorded fence is
+/// written after its snapshot, and a save lands within the snapshot interval; polling the
+/// counters' values is the event we can observe from outside.
+async fn wait_saved(redis: &mut redis::Connection, rooms: &[(String, i64)]) {
+    let deadline = Instant::now() + TIMEOUT;
+    for (room, _) in rooms {
+        loop {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(format!("jamsocket:room:{room}"))
+                .query(redis)
+                .unwrap();
+            if exists {
+                break;
+            }
+            assert!(Instant::now() < deadline, "room `{room}` was never saved");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // A save reflects the room's state at most one interval after its last change.
+    tokio::time::sleep(Duration::from_millis(
+        3 * INTERVAL_MS.parse::<u64>().unwrap(),
+    ))
+    .await;
+}
+
+fn redis_connection(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
+/// Three nodes behind HAProxy: every room has one owner in the directory, every node serves
+/// every room (forwarding to its owner), and `cluster-status` lists the nodes.
+#[tokio::test]
+async fn every_room_has_one_owner_and_any_node_reaches_it() {
+    let module = build_example("counter-service");
+    let redis = RedisServer::start().unwrap();
+    let nodes: Vec<(Running, String)> = (0..3).map(|_| node(&module, &redis.url())).collect();
+    let ports: Vec<u16> = nodes.iter().map(|(node, _)| node.port).collect();
+    let haproxy = Haproxy::start(&ports);
+    let mut directory = redis_connection(&redis.url());
+
+    let mut clients = Vec::new();
+    for i in 0..300 {
+        let room = format!("room-{i}");
+        let (mut ws, greeted) = join_within(haproxy.port, &room, TIMEOUT).await;
+        assert_eq!(greeted, 0);
+        assert_eq!(increment(&mut ws).await, 1);
+        clients.push((room, ws));
+    }
+    let mut rooms_per_node: HashMap<String, usize> = HashMap::new();
+    for (room, _) in &clients {
+        let owner = owner(&mut directory, room).expect("every room has an owner");
+        *rooms_per_node.entry(owner).or_default() += 1;
+    }
+    let ids: Vec<&String> = nodes.iter().map(|(_, id)| id).collect();
+    assert!(
+        rooms_per_node.keys().all(|owner| ids.contains(&owner)),
+        "owners {rooms_per_node:?} are nodes {ids:?}"
+    );
+    assert_eq!(
+        rooms_per_node.len(),
+        3,
+        "the hash spreads rooms: {rooms_per_node:?}"
+    );
+
+    // A client straight at each node (two of them forward) joins the same room.
+    for (room, first) in clients.iter_mut().step_by(10) {
+        let mut direct = Vec::new();
+        for port in &ports {
+            let (ws, greeted) = join_within(*port, room, TIMEOUT).await;
+            assert_eq!(greeted, 1, "room `{room}` through port {port}");
+            direct.push(ws);
+        }
+        assert_eq!(increment(first).await, 2);
+        for ws in &mut direct {
+            assert_eq!(
+                count(&ws.recv().await),
+                2,
+                "room `{room}`: one count everywhere"
+            );
+        }
+    }
+
+    let status = run(&["cluster-status", "--cluster", &redis.url()]);
+    let listing = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{}", stderr(&status));
+    for id in ids {
+        assert!(listing.contains(id.as_str()), "{id} in:\n{listing}");
+    }
+    assert!(listing.contains("3 nodes, 300 rooms"), "{listing}");
+}
+
+/// SIGTERM on a node: `/status` says 503, its rooms are saved and released, its clients get
+/// 1012, and reconnecting through HAProxy finds every room on another node with its count.
+#[tokio::test]
+async fn a_draining_node_hands_its_rooms_over() {
+    let module = build_example("counter-service");
+    let redis = RedisServer::start().unwrap();
+    let mut nodes: Vec<(Running, String)> = (0..3).map(|_| node(&module, &redis.url())).collect();
+    let ports: Vec<u16> = nodes.iter().map(|(node, _)| node.port).collect();
+    let haproxy = Haproxy::start(&ports);
+    let mut directory = redis_connection(&redis.url());
+
+    let mut rooms = Vec::new();
+    for i in 0..60 {
+        let room = format!("drain-{i}");
+        let (mut ws, _) = join_within(haproxy.port, &room, TIMEOUT).await;
+        let mut value = 0;
+        for _ in 0..=(i % 3) {
+            value = increment(&mut ws).await;
+        }
+        rooms.push((room, value, ws));
+    }
+    // Drain the node that owns the first room.
+    let drained = owner(&mut directory, &rooms[0].0).unwrap();
+    let on_drained: Vec<bool> = (rooms.iter())
+        .map(|(room, ..)| owner(&mut directory, room).as_deref() == Some(drained.as_str()))
+        .collect();
+    let index = nodes.iter().position(|(_, id)| *id == drained).unwrap();
+    let (node, _) = nodes.remove(index);
+    let sigterm = std::thread::spawn(move || node.terminate());
+
+    let mut slowest = Duration::ZERO;
+    for ((room, value, ws), moved) in rooms.iter_mut().zip(on_drained) {
+        if !moved {
+            *value += 1;
+            assert_eq!(
+                increment(ws).await,
+                *value,
+                "room `{room}` stays where it was"
+            );
+            continue;
+        }
+        assert_eq!(
+            ws.recv().await,
+            "close 1012",
+            "room `{room}`: told to reconnect"
+        );
+        let closed = Instant::now();
+        let (rejoined, greeted) = join_within(haproxy.port, room, Duration::from_secs(5)).await;
+        slowest = slowest.max(closed.elapsed());
+        assert_eq!(greeted, *value, "room `{room}` kept its count");
+        assert_ne!(
+            owner(&mut directory, room).as_deref(),
+            Some(drained.as_str())
+        );
+        *ws = rejoined;
+    }
+    assert!(
+        sigterm.join().unwrap().success(),
+        "the drained node exits cleanly"
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "slowest reconnection: {slowest:?}"
+    );
+    eprintln!("drain: slowest reconnection {slowest:?}");
+}
+
+/// `kill -9` of a node: once its lease has expired, the next client of each of its rooms
+/// brings the room back on another node, from its last snapshot.
+#[tokio::test]
+async fn a_killed_nodes_rooms_come_back_after_its_lease() {
+    let module = build_example("counter-service");
+    let redis = RedisServer::start().unwrap();
+    let mut nodes: Vec<(Running, String)> = (0..3).map(|_| node(&module, &redis.url())).collect();
+    let ports: Vec<u16> = nodes.iter().map(|(node, _)| node.port).collect();
+    let haproxy = Haproxy::start(&ports);
+    let mut directory = redis_connection(&redis.url());
+
+    let mut rooms = Vec::new();
+    for i in 0..30 {
+        let room = format!("kill-{i}");
+        let (mut ws, _) = join_within(haproxy.port, &room, TIMEOUT).await;
+        let value = increment(&mut ws).await;
+        rooms.push((room, value));
+    }
+    // What a kill may lose is the last snapshot interval: let it pass.
+    wait_saved(&mut directory, &rooms).await;
+    let victim = owner(&mut directory, &rooms[0].0).unwrap();
+    let on_victim: Vec<bool> = (rooms.iter())
+        .map(|(room, _)| owner(&mut directory, room).as_deref() == Some(victim.as_str()))
+        .collect();
+    let index = nodes.iter().position(|(_, id)| *id == victim).unwrap();
+    let (mut node, _) = nodes.remove(index);
+    node.child.kill().unwrap();
+    let killed = Instant::now();
+    node.child.wait().unwrap();
+
+    for ((room, value), moved) in rooms.iter().zip(&on_victim) {
+        let (_ws, greeted) = join_within(haproxy.port, room, NODE_TTL * 3).await;
+        assert_eq!(greeted, *value, "room `{room}` restored from its snapshot");
+        if *moved {
+            assert_ne!(
+                owner(&mut directory, room).as_deref(),
+                Some(victim.as_str())
+            );
+        }
+    }
+    let back = killed.elapsed();
+    let moved = on_victim.iter().filter(|moved| **moved).count();
+    assert!(
+        back < NODE_TTL + Duration::from_secs(1),
+        "every room back {back:?} after the kill (lease {NODE_TTL:?})"
+    );
+    eprintln!("kill -9: {moved} rooms back {back:?} after the kill");
+}
+
+/// Split brain: one node loses Redis (a partition the test cuts). Defence 1: it closes its
+/// rooms before its lease can expire, so when another node takes a room, nothing else runs it.
+/// Defence 2: the snapshot it could not write before the cut, retried after the partition
+/// heals, is refused by the store (an older fencing token), so it never overwrites the new
+/// owner's state.
+#[tokio::test]
+async fn a_partitioned_node_stops_its_rooms_and_its_late_writes_are_refused() {
+    let module = build_example("counter-service");
+    let redis = RedisServer::start().unwrap();
+    let partition = Partition::start(redis.port());
+    let behind = format!("redis://127.0.0.1:{}/0", partition.port);
+    let (a, _) = node(&module, &behind);
+    let (b, _) = node(&module, &redis.url());
+    let mut directory = redis_connection(&redis.url());
+
+    let room = "contested";
+    let (mut on_a, _) = join_within(a.port, room, TIMEOUT).await;
+    for expected in 1..=3 {
+        assert_eq!(increment(&mut on_a).await, expected);
+    }
+    wait_saved(&mut directory, &[(room.to_string(), 3)]).await;
+
+    partition.cut();
+    let cut = Instant::now();
+    // Still served by A until it notices; this change cannot reach the store.
+    assert_eq!(increment(&mut on_a).await, 4);
+    assert_eq!(on_a.recv_within(NODE_TTL * 2).await, "close 1012");
+    let stopped = cut.elapsed();
+    assert!(
+        stopped < NODE_TTL,
+        "A stopped its room {stopped:?} after the cut"
+    );
+
+    // B takes the room once A's lease has expired, from the last snapshot that reached Redis.
+    let (mut on_b, greeted) = join_within(b.port, room, NODE_TTL * 3).await;
+    assert_eq!(greeted, 3, "A's unsaved change is lost, nothing else");
+    assert_eq!(increment(&mut on_b).await, 4);
+    assert_eq!(increment(&mut on_b).await, 5);
+    wait_saved(&mut directory, &[(room.to_string(), 5)]).await;
+
+    partition.heal();
+    // A's store retries its write of `4` and is refused.
+    let deadline = Instant::now() + TIMEOUT;
+    while !a.stderr().contains("fenc") {
+        assert!(
+            Instant::now() < deadline,
+            "no fencing refusal in A's log:\n{}",
+            a.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A is back in the cluster and forwards the room's clients to B, whose state is intact.
+    let (mut through_a, greeted) = join_within(a.port, room, TIMEOUT).await;
+    assert_eq!(greeted, 5);
+    assert_eq!(increment(&mut through_a).await, 6);
+    assert_eq!(
+        count(&on_b.recv().await),
+        6,
+        "one instance: B's client sees it"
+    );
+}
+
+/// A TCP proxy in front of Redis that the test can cut (every connection dropped, new ones
+/// closed at once) and heal: a network partition between one node and Redis.
+struct Partition {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Partition {
+    fn start(redis_port: u16) -> Partition {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (is_cut, streams) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if is_cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", redis_port)) else {
+                    continue;
+                };
+                let mut tracked = streams.lock().unwrap();
+                tracked.push(client.try_clone().unwrap());
+                tracked.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Partition { port, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,155 @@
+//! This server as a node of a cluster ([`jamsocket_cluster`]): where a client's room lives
+//! (here, or on the node that owns it, to which the connection is forwarded), and what this
+//! node does when it loses its lease (closes every room before another node may take them).
+
+use crate::close_frame::{code, CloseFrame};
+use crate::room_id::validate_room_id;
+use crate::rooms::Rooms;
+use crate::routes::AppState;
+use actix_http::Request;
+use jamsocket_cluster::{Claim, Cluster, ClusterError, Health, Owner};
+
+/// The header a node adds to a handshake it forwards, naming itself. A node never forwards a
+/// request that carries it (so a stale directory cannot make requests loop).
+pub(crate) const FORWARDED_HEADER: &str = "x-jamsocket-forwarded";
+
+/// Where a handshake's room lives.
+#[derive(Debug)]
+pub(crate) enum Placement {
+    /// Here: the room is open here, or this node now owns it, with this fencing token (for a
+    /// room it is about to open).
+    Here { fence: Option<u64> },
+    /// On another node: the connection is forwarded there.
+    Elsewhere(Owner),
+}
+
+/// Why this node cannot serve or forward a client's room.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClusterRefusal {
+    #[error(
+        "room `{room}` lives on node `{node}`, and this request was already forwarded once \
+         (by `{by}`); try again"
+    )]
+    Loop {
+        room: String,
+        node: String,
+        by: String,
+    },
+    #[error("this node cannot place room `{room}`: {source}; try again")]
+    Directory {
+        room: String,
+        #[source]
+        source: ClusterError,
+    },
+    #[error("room `{room}` lives on node `{node}` at {advertise}, which did not answer ({cause}); try again")]
+    OwnerUnreachable {
+        room: String,
+        node: String,
+        advertise: String,
+        cause: String,
+    },
+}
+
+/// Where the room of this handshake lives. Without a cluster, and for requests that the
+/// handshake will refuse anyway (bad path or room id), always here.
+pub(crate) async fn place(
+    state: &AppState,
+    request: &Request,
+) -> Result<Placement, ClusterRefusal> {
+    let here = Placement::Here { fence: None };
+    let Some(cluster) = &state.settings.cluster else {
+        return Ok(here);
+    };
+    let room = match request.path().strip_prefix("/ws/") {
+        Some(room) if validate_room_id(room).is_ok() => room,
+        _ => return Ok(here),
+    };
+    if state.rooms.contains(room) {
+        return Ok(here);
+    }
+    let directory = |source| ClusterRefusal::Directory {
+        room: room.to_string(),
+        source,
+    };
+    let claim = if state.settings.room_id_strategy.creates_on_connect() {
+        cluster.claim(room).await.map_err(directory)?
+    } else {
+        // Rooms are created by `POST`: connecting only finds them.
+        match cluster.owner(room).await.map_err(directory)? {
+            Some(owner) if owner.node != cluster.node_id() => Claim::Elsewhere(owner),
+            _ => return Ok(here),
+        }
+    };
+    match claim {
+        Claim::Mine { fence } => Ok(Placement::Here { fence: Some(fence) }),
+        Claim::Elsewhere(owner) => {
+            if let Some(by) = request.head().headers().get(FORWARDED_HEADER) {
+                return Err(ClusterRefusal::Loop {
+                    room: room.to_string(),
+                    node: owner.node,
+                    by: String::from_utf8_lossy(by.as_bytes()).into_owned(),
+                });
+            }
+            Ok(Placement::Elsewhere(owner))
+        }
+    }
+}
+
+/// The fencing token for a room that a `POST` creates here: `Err` names the node that owns it.
+pub(crate) async fn claim_for_creation(
+    cluster: Option<&Cluster>,
+    room: &str,
+) -> Result<Option<u64>, ClusterRefusal> {
+    let Some(cluster) = cluster else {
+        return Ok(None);
+    };
+    let claim = cluster
+        .claim(room)
+        .await
+        .map_err(|source| ClusterRefusal::Directory {
+            room: room.to_string(),
+            source,
+        })?;
+    match claim {
+        Claim::Mine { fence } => Ok(Some(fence)),
+        Claim::Elsewhere(owner) => Err(ClusterRefusal::Loop {
+            room: room.to_string(),
+            node: owner.node,
+            by: cluster.node_id(),
+        }),
+    }
+}
+
+/// Closes this node's rooms whenever it loses its lease, and each room the directory says
+/// another node took, so that no room is ever live on two nodes. Runs until the cluster
+/// handle's thread stops.
+pub(crate) async fn watch(cluster: Cluster, rooms: Rooms) {
+    let taken = cluster.taken_rooms().map(|mut taken| {
+        let rooms = rooms.clone();
+        actix_web::rt::spawn(async move {
+            while let Some(room) = taken.recv().await {
+                tracing::warn!(room = %room, "another node owns this room now: closing it here");
+                let frame = CloseFrame::new(code::SERVICE_RESTART, "room moved to another node");
+                rooms.close(&room, frame).await;
+            }
+        })
+    });
+    let mut health = cluster.health();
+    while health.changed().await.is_ok() {
+        let now = *health.borrow_and_update();
+        if now == Health::Lost {
+            tracing::error!(
+                rooms = rooms.len(),
+                "lost contact with the cluster's directory: closing every room before another \
+                 node may take them"
+            );
+            let frame = CloseFrame::new(code::SERVICE_RESTART, "node lost its cluster lease");
+            rooms.close_all(frame).await;
+        } else {
+            tracing::info!(node = %cluster.node_id(), "back in the cluster");
+        }
+    }
+    if let Some(taken) = taken {
+        taken.abort();
+    }
+}

@@ -1,0 +1,111 @@
+//! Forwarding a handshake to the node that owns its room: the request goes to the owner as the
+//! client sent it (plus `X-Forwarded-For` and the [`FORWARDED_HEADER`]), then bytes are copied
+//! both ways until either side closes. The owner checks everything else (origin, token,
+//! limits) and answers the client itself, through this node.
+
+use super::handshake::{self, Rejection};
+use crate::admission::ConnectionPermit;
+use crate::cluster::{ClusterRefusal, FORWARDED_HEADER};
+use actix_codec::Framed;
+use actix_http::{h1, Request};
+use actix_web::rt::net::TcpStream;
+use jamsocket_cluster::Owner;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// How long connecting to the owner may take before the client gets 502.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Forwards the handshake to `owner` and relays the connection until either side closes.
+/// `node` is this node's id; `permit` counts the connection against this node's limits while
+/// it lasts.
+pub(crate) async fn relay(
+    request: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+    owner: Owner,
+    node: &str,
+    permit: ConnectionPermit,
+) {
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&owner.advertise));
+    let mut upstream = match connected.await {
+        Ok(Ok(upstream)) => upstream,
+        Ok(Err(err)) => return unreachable(&mut framed, &request, owner, err.to_string()).await,
+        Err(_) => {
+            let cause = format!("no connection within {CONNECT_TIMEOUT:?}");
+            return unreachable(&mut framed, &request, owner, cause).await;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let head = request_head(&request, node);
+    let parts = framed.into_parts();
+    let mut client = parts.io;
+    if upstream.write_all(&head).await.is_err()
+        || upstream.write_all(&parts.read_buf).await.is_err()
+    {
+        return;
+    }
+    drop((request, head, parts.read_buf));
+    tracing::debug!(owner = %owner.node, "forwarding a connection to its room's owner");
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    drop(permit);
+}
+
+async fn unreachable(
+    framed: &mut Framed<TcpStream, h1::Codec>,
+    request: &Request,
+    owner: Owner,
+    cause: String,
+) {
+    let room = request.path().strip_prefix("/ws/").unwrap_or_default();
+    tracing::warn!(room, owner = %owner.node, advertise = %owner.advertise, %cause, "cannot reach the room's owner");
+    let refusal = ClusterRefusal::OwnerUnreachable {
+        room: room.to_string(),
+        node: owner.node,
+        advertise: owner.advertise,
+        cause,
+    };
+    handshake::refuse(framed, Rejection::Cluster(refusal)).await;
+}
+
+/// The request line and headers as the owner receives them: the client's, with the peer's
+/// address appended to `X-Forwarded-For` and this node named in [`FORWARDED_HEADER`].
+fn request_head(request: &Request, node: &str) -> Vec<u8> {
+    let mut head = Vec::with_capacity(1024);
+    head.extend_from_slice(request.method().as_str().as_bytes());
+    head.push(b' ');
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut forwarded_for = Vec::new();
+    for (name, value) in request.head().headers() {
+        if name == "x-forwarded-for" {
+            forwarded_for.push(value.as_bytes());
+            continue;
+        }
+        if name == FORWARDED_HEADER {
+            continue;
+        }
+        header(&mut head, name.as_str(), value.as_bytes());
+    }
+    let peer = request.peer_addr().map(|peer| peer.ip().to_string());
+    let chain: Vec<&[u8]> = forwarded_for
+        .into_iter()
+        .chain(peer.as_deref().map(str::as_bytes))
+        .collect();
+    if !chain.is_empty() {
+        header(&mut head, "x-forwarded-for", &chain.join(&b", "[..]));
+    }
+    header(&mut head, FORWARDED_HEADER, node.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+fn header(head: &mut Vec<u8>, name: &str, value: &[u8]) {
+    head.extend_from_slice(name.as_bytes());
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n");
+}
