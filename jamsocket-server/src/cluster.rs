@@ -35,6 +35,11 @@ pub(crate) enum ClusterRefusal {
         node: String,
         by: String,
     },
+    #[error(
+        "room `{room}` still belongs to this node's previous lease (`{node}`), which expires \
+         within seconds; try again"
+    )]
+    EarlierLease { room: String, node: String },
     #[error("this node cannot place room `{room}`: {source}; try again")]
     Directory {
         room: String,
@@ -83,11 +88,19 @@ pub(crate) async fn place(
     match claim {
         Claim::Mine { fence } => Ok(Placement::Here { fence: Some(fence) }),
         Claim::Elsewhere(owner) => {
+            // This node's previous incarnation, whose lease has not expired yet.
+            let earlier_self = owner.advertise == cluster.advertise();
             if let Some(by) = request.head().headers().get(FORWARDED_HEADER) {
                 return Err(ClusterRefusal::Loop {
                     room: room.to_string(),
                     node: owner.node,
                     by: String::from_utf8_lossy(by.as_bytes()).into_owned(),
+                });
+            }
+            if earlier_self {
+                return Err(ClusterRefusal::EarlierLease {
+                    room: room.to_string(),
+                    node: owner.node,
                 });
             }
             Ok(Placement::Elsewhere(owner))
@@ -135,18 +148,23 @@ pub(crate) async fn watch(cluster: Cluster, rooms: Rooms) {
         })
     });
     let mut health = cluster.health();
+    // Every lost lease ends this node's incarnation: a new id means one was lost, even if the
+    // `Lost` it went through was too short to be seen here.
+    let mut incarnation = cluster.node_id();
     while health.changed().await.is_ok() {
         let now = *health.borrow_and_update();
-        if now == Health::Lost {
+        let id = cluster.node_id();
+        if now == Health::Lost || id != incarnation {
             tracing::error!(
                 rooms = rooms.len(),
-                "lost contact with the cluster's directory: closing every room before another \
-                 node may take them"
+                "lost the cluster lease: closing every room before another node may take them"
             );
             let frame = CloseFrame::new(code::SERVICE_RESTART, "node lost its cluster lease");
             rooms.close_all(frame).await;
-        } else {
-            tracing::info!(node = %cluster.node_id(), "back in the cluster");
+        }
+        if now == Health::Live && id != incarnation {
+            tracing::info!(node = %id, "back in the cluster");
+            incarnation = id;
         }
     }
     if let Some(taken) = taken {

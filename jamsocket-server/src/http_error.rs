@@ -111,9 +111,9 @@ impl From<Rejection> for HttpError {
 impl From<ClusterRefusal> for HttpError {
     fn from(refusal: ClusterRefusal) -> Self {
         let status = match refusal {
-            ClusterRefusal::Loop { .. } | ClusterRefusal::Directory { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ClusterRefusal::Loop { .. }
+            | ClusterRefusal::EarlierLease { .. }
+            | ClusterRefusal::Directory { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ClusterRefusal::OwnerUnreachable { .. } => StatusCode::BAD_GATEWAY,
         };
         HttpError::new(status, refusal.to_string())

@@ -30,7 +30,8 @@
 //! ```
 //!
 //! # Routes
-//! - `GET /status`: `ok`.
+//! - `GET /status`: `ok`; 503 while the server shuts down (and, in a cluster, while the node has
+//!   no lease), so that a load balancer stops sending it clients.
 //! - `GET /ws/<room>`: the WebSocket of a room. Room ids are 1 to [`MAX_ROOM_ID_BYTES`]
 //!   characters of [`ROOM_ID_CHARACTERS`]; others get 400. The same request without the upgrade
 //!   headers gets the refusal the handshake would get, or 426 if it would be accepted (a

@@ -55,10 +55,18 @@ pub(crate) fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig)
     }
 }
 
-/// `ok`, or 503 once the server is shutting down (a load balancer's health check then stops
-/// sending it clients while it drains).
+/// `ok`, or 503 once the server is shutting down or, in a cluster, while this node has no
+/// lease (a load balancer's health check then stops sending it clients).
 async fn status(state: web::Data<AppState>) -> Result<&'static str, HttpError> {
     state.admission.check_running()?;
+    if let Some(cluster) = &state.settings.cluster {
+        if !cluster.is_live() {
+            return Err(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this node lost its lease in the cluster and serves no rooms until it is back",
+            ));
+        }
+    }
     Ok("ok")
 }
 

@@ -412,6 +412,11 @@ async fn a_partitioned_node_stops_its_rooms_and_its_late_writes_are_refused() {
         stopped < NODE_TTL,
         "A stopped its room {stopped:?} after the cut"
     );
+    assert_eq!(
+        a.http_get("/status").0,
+        503,
+        "a node without a lease leaves the pool"
+    );
 
     // B takes the room once A's lease has expired, from the last snapshot that reached Redis.
     let (mut on_b, greeted) = join_within(b.port, room, NODE_TTL * 3).await;
