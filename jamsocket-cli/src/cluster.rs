@@ -30,6 +30,17 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// A room moves between nodes through the store: they must share it. A SQLite file is
+    /// each node's own, and no store at all loses a room's state whenever it moves.
+    pub fn check_store(&self, store: Option<&str>) -> Result<()> {
+        match (&self.cluster, store) {
+            (Some(_), Some(store)) if !store.starts_with("redis") => {
+                Err(UserError::ClusterStoreNotShared(store.to_string()).into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Joins the cluster, if `--cluster` names one, advertising `addr` (the address listened
     /// on) unless `--advertise` says otherwise.
     pub fn join(&self, addr: SocketAddr) -> Result<Option<Cluster>> {

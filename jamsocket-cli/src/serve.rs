@@ -21,6 +21,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     raise_file_limit();
     let factory = load_module(&args.module, args.server.host_config())?;
     // A cluster's nodes share its Redis for their rooms' snapshots too, unless told otherwise.
+    args.cluster.check_store(args.server.store.as_deref())?;
     let store = args.server.open_store(args.cluster.cluster.clone())?;
     let listener = args.server.bind()?;
     let addr = listener.local_addr()?;

@@ -39,6 +39,8 @@ pub enum UserError {
     BadJwtKey { path: PathBuf },
     #[error("cannot use the JWT secret")]
     BadJwtSecret,
+    #[error("--store {0} is not shared by the nodes of a cluster")]
+    ClusterStoreNotShared(String),
     #[error("cannot join the cluster at `{url}`")]
     BadCluster { url: String },
     #[error("--cluster needs the address other nodes reach this one at, and {0} listens on every interface")]
@@ -69,6 +71,7 @@ impl UserError {
             UserError::BadStore { .. } => "pass --store sqlite:PATH with a folder that exists and is writable, redis://HOST:PORT/DB, or none".to_string(),
             UserError::BadJwtKey { .. } => "pass --auth-jwt-public-key a PEM file holding a public key (-----BEGIN PUBLIC KEY-----): RSA, EC P-256/P-384 or Ed25519".to_string(),
             UserError::BadJwtSecret => "pass a non-empty secret with --auth-jwt-secret or JAMSOCKET_AUTH_JWT_SECRET".to_string(),
+            UserError::ClusterStoreNotShared(_) => "leave out --store (the cluster's Redis keeps the rooms), or name another Redis every node uses: --store redis://HOST:PORT/DB".to_string(),
             UserError::BadCluster { .. } => "start Redis (or check the address in --cluster); every node of a cluster names the same Redis".to_string(),
             UserError::NoAdvertiseAddress(addr) => format!("pass --advertise HOST:{} with this machine's address on the nodes' network, or --host with that address", addr.port()),
             UserError::BuildFailed => return None,

@@ -10,7 +10,9 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisResult;
 
-use crate::keys::{node_key, owner_key, NodeInfo, FENCE_KEY, NODES_KEY, NODE_PREFIX};
+use crate::keys::{
+    node_key, owner_key, written_fence_key, NodeInfo, FENCE_KEY, NODES_KEY, NODE_PREFIX,
+};
 use crate::scripts::{CLAIM, OWNER, REASSERT};
 use crate::{ClusterError, Owner};
 
@@ -178,6 +180,7 @@ impl Directory {
                 .key(node_key(node))
                 .key(owner_key(room))
                 .key(FENCE_KEY)
+                .key(written_fence_key(room))
                 .arg(node)
                 .arg(NODE_PREFIX);
             let mut connection = self.connection.clone();

@@ -21,6 +21,13 @@ pub(crate) fn owner_key(room: &str) -> String {
     format!("jamsocket:owner:{room}")
 }
 
+/// `jamsocket:fence:<room>`: the highest fence the room's snapshots were written with, which
+/// the snapshot store (`jamsocket-store`) records. A claim's new fence exceeds it, so that fences
+/// never go backwards, even after Redis lost the counter.
+pub(crate) fn written_fence_key(room: &str) -> String {
+    format!("jamsocket:fence:{room}")
+}
+
 /// A new node id: `<name>-<8 random hex digits>`.
 pub(crate) fn new_node_id(name: &str) -> String {
     format!("{name}-{:08x}", rand::random::<u32>())

@@ -6,8 +6,9 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// A claim, atomic. KEYS = the claiming node's key, the room's owner key, the fence counter;
-/// ARGV = the claiming node's id, the node key prefix. Returns `{'lost'}` if the claiming node's
+/// A claim, atomic. KEYS = the claiming node's key, the room's owner key, the fence counter,
+/// the fence the room's snapshots were last written with (kept by the store; the new fence
+/// exceeds it, also after Redis lost the counter); ARGV = the claiming node's id, the node key prefix. Returns `{'lost'}` if the claiming node's
 /// key is gone; `{'mine', fence}` if it owns the room already; `{'elsewhere', node, fence,
 /// node_json}` if a node whose key exists owns it; otherwise takes the room with a new fence
 /// and returns `{'mine', fence}`. The fence is read back as a string: Lua prints large numbers
@@ -24,6 +25,16 @@ if owner then
         local info = redis.call('GET', ARGV[2] .. node)
         if info then return {'elsewhere', node, fence, info} end
     end
+end
+local function greater(a, b)
+    if #a ~= #b then return #a > #b end
+    return a > b
+end
+local written = redis.call('GET', KEYS[4])
+local counter = redis.call('GET', KEYS[3])
+if written and string.match(written, '^%d+$')
+    and not (counter and string.match(counter, '^%d+$') and greater(counter, written)) then
+    redis.call('SET', KEYS[3], written)
 end
 redis.call('INCR', KEYS[3])
 local fence = redis.call('GET', KEYS[3])

@@ -3,8 +3,7 @@
 //! node does when it loses its lease (closes every room before another node may take them).
 
 use crate::close_frame::{code, CloseFrame};
-use crate::room_id::validate_room_id;
-use crate::rooms::Rooms;
+use crate::rooms::{Lease, Rooms};
 use crate::routes::AppState;
 use actix_http::Request;
 use jamsocket_cluster::{Claim, Cluster, ClusterError, Health, Owner};
@@ -16,9 +15,9 @@ pub(crate) const FORWARDED_HEADER: &str = "x-jamsocket-forwarded";
 /// Where a handshake's room lives.
 #[derive(Debug)]
 pub(crate) enum Placement {
-    /// Here: the room is open here, or this node now owns it, with this fencing token (for a
-    /// room it is about to open).
-    Here { fence: Option<u64> },
+    /// Here: the room is open here (no lease), or this node now owns it (with the lease it
+    /// opens the room under).
+    Here { lease: Option<Lease> },
     /// On another node: the connection is forwarded there.
     Elsewhere(Owner),
 }
@@ -40,6 +39,8 @@ pub(crate) enum ClusterRefusal {
          within seconds; try again"
     )]
     EarlierLease { room: String, node: String },
+    #[error("room `{room}` exists on node `{node}`")]
+    OwnedElsewhere { room: String, node: String },
     #[error("this node cannot place room `{room}`: {source}; try again")]
     Directory {
         room: String,
@@ -55,19 +56,17 @@ pub(crate) enum ClusterRefusal {
     },
 }
 
-/// Where the room of this handshake lives. Without a cluster, and for requests that the
-/// handshake will refuse anyway (bad path or room id), always here.
+/// Where the room `room` of this handshake lives: always here without a cluster. Called once
+/// the client passed every check this node makes (origin, limits, token, admission hook), so
+/// that refused clients never reach the directory.
 pub(crate) async fn place(
     state: &AppState,
     request: &Request,
+    room: &str,
 ) -> Result<Placement, ClusterRefusal> {
-    let here = Placement::Here { fence: None };
+    let here = Placement::Here { lease: None };
     let Some(cluster) = &state.settings.cluster else {
         return Ok(here);
-    };
-    let room = match request.path().strip_prefix("/ws/") {
-        Some(room) if validate_room_id(room).is_ok() => room,
-        _ => return Ok(here),
     };
     if state.rooms.contains(room) {
         return Ok(here);
@@ -76,6 +75,7 @@ pub(crate) async fn place(
         room: room.to_string(),
         source,
     };
+    let node = cluster.node_id();
     let claim = if state.settings.room_id_strategy.creates_on_connect() {
         cluster.claim(room).await.map_err(directory)?
     } else {
@@ -86,7 +86,9 @@ pub(crate) async fn place(
         }
     };
     match claim {
-        Claim::Mine { fence } => Ok(Placement::Here { fence: Some(fence) }),
+        Claim::Mine { fence } => Ok(Placement::Here {
+            lease: Some(Lease { fence, node }),
+        }),
         Claim::Elsewhere(owner) => {
             // This node's previous incarnation, whose lease has not expired yet.
             let earlier_self = owner.advertise == cluster.advertise();
@@ -108,14 +110,15 @@ pub(crate) async fn place(
     }
 }
 
-/// The fencing token for a room that a `POST` creates here: `Err` names the node that owns it.
+/// The lease for a room that a `POST` creates here: `Err` names the node that owns it.
 pub(crate) async fn claim_for_creation(
     cluster: Option<&Cluster>,
     room: &str,
-) -> Result<Option<u64>, ClusterRefusal> {
+) -> Result<Option<Lease>, ClusterRefusal> {
     let Some(cluster) = cluster else {
         return Ok(None);
     };
+    let node = cluster.node_id();
     let claim = cluster
         .claim(room)
         .await
@@ -124,11 +127,10 @@ pub(crate) async fn claim_for_creation(
             source,
         })?;
     match claim {
-        Claim::Mine { fence } => Ok(Some(fence)),
-        Claim::Elsewhere(owner) => Err(ClusterRefusal::Loop {
+        Claim::Mine { fence } => Ok(Some(Lease { fence, node })),
+        Claim::Elsewhere(owner) => Err(ClusterRefusal::OwnedElsewhere {
             room: room.to_string(),
             node: owner.node,
-            by: cluster.node_id(),
         }),
     }
 }
@@ -166,6 +168,13 @@ pub(crate) async fn watch(cluster: Cluster, rooms: Rooms) {
             tracing::info!(node = %id, "back in the cluster");
             incarnation = id;
         }
+    }
+    // The directory's thread stopped: the node left (its rooms are closed already), or it
+    // can no longer renew its lease, which then expires.
+    if rooms.len() > 0 {
+        tracing::error!(rooms = rooms.len(), "the cluster's thread stopped: closing every room");
+        let frame = CloseFrame::new(code::SERVICE_RESTART, "node lost its cluster lease");
+        rooms.close_all(frame).await;
     }
     if let Some(taken) = taken {
         taken.abort();

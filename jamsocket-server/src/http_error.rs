@@ -72,6 +72,7 @@ impl From<RoomError> for HttpError {
             | RoomError::TooManyRooms { .. }
             | RoomError::KeepsClosing { .. }
             | RoomError::NoUnusedId
+            | RoomError::Moved { .. }
             | RoomError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         };
         HttpError::new(status, err.to_string())
@@ -115,6 +116,7 @@ impl From<ClusterRefusal> for HttpError {
             | ClusterRefusal::EarlierLease { .. }
             | ClusterRefusal::Directory { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ClusterRefusal::OwnerUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            ClusterRefusal::OwnedElsewhere { .. } => StatusCode::CONFLICT,
         };
         HttpError::new(status, refusal.to_string())
     }

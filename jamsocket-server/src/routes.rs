@@ -7,7 +7,7 @@ use crate::auth;
 use crate::cluster;
 use crate::http_error::HttpError;
 use crate::room_id::validate_room_id;
-use crate::rooms::{RoomError, Rooms};
+use crate::rooms::{Lease, RoomError, Rooms};
 use crate::settings::Settings;
 use crate::RoomIdStrategy;
 use actix_web::http::header::{
@@ -28,9 +28,13 @@ pub(crate) struct AppState {
 
 impl AppState {
     /// Whether a client may connect to `room_id` under the room-id strategy: the room exists,
-    /// or connecting creates it.
+    /// or connecting creates it. In a cluster the room may live on another node: the
+    /// directory says (see [`cluster::place`]).
     pub(crate) fn check_room_exists(&self, room_id: &str) -> Result<(), RoomError> {
-        if !self.settings.room_id_strategy.creates_on_connect() && !self.rooms.contains(room_id) {
+        if !self.settings.room_id_strategy.creates_on_connect()
+            && !self.rooms.contains(room_id)
+            && self.settings.cluster.is_none()
+        {
             return Err(RoomError::NoSuchRoom {
                 room: room_id.to_string(),
             });
@@ -133,8 +137,8 @@ async fn create_room(
         ));
     }
     check_creation(&state, &request, room_id).await?;
-    let fence = cluster::claim_for_creation(state.settings.cluster.as_ref(), room_id).await?;
-    state.rooms.create(room_id, fence).await?;
+    let lease = cluster::claim_for_creation(state.settings.cluster.as_ref(), room_id).await?;
+    state.rooms.create(room_id, lease).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({ "room_id": room_id })))
 }
 
@@ -148,7 +152,7 @@ async fn new_room(
         check_creation(&state, &request, "").await?;
     }
     let cluster = state.settings.cluster.as_ref();
-    let claim = async |room: &str| -> Result<Option<u64>, HttpError> {
+    let claim = async |room: &str| -> Result<Option<Lease>, HttpError> {
         Ok(cluster::claim_for_creation(cluster, room).await?)
     };
     match state.rooms.create_with_new_id(claim).await {

@@ -581,20 +581,22 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
             None => CloseFrame::new(code::AWAY, "server shutting down"),
         };
         tracing::info!(code = frame.code, "shutting down: closing every client");
-        rooms.shut_down(frame, deadline).await;
+        let mut handed_over = rooms.shut_down(frame, deadline).await;
         if let Some(store) = &settings.store {
             if tokio::time::timeout_at(deadline, store.flush())
                 .await
                 .is_err()
             {
+                handed_over = false;
                 tracing::error!(
                     pending = store.stats().pending,
                     "shutdown grace period over before the store wrote every room"
                 );
             }
         }
-        // Only now may other nodes take this node's rooms: their saves are written.
-        if let Some(cluster) = &settings.cluster {
+        // Only now may other nodes take this node's rooms: they have ended and their saves
+        // are written. Otherwise they move once the lease expires (and late saves are fenced).
+        if let Some(cluster) = settings.cluster.as_ref().filter(|_| handed_over) {
             match tokio::time::timeout_at(deadline, cluster.leave()).await {
                 Ok(Ok(())) => tracing::info!("left the cluster: other nodes may take its rooms"),
                 Ok(Err(err)) => tracing::warn!(error = %err, "could not leave the cluster: its rooms move once its lease expires"),

@@ -13,12 +13,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Node leases in these tests (renewed every third of it).
+/// Node leases in the tests that wait for one to expire (renewed every third of it)...
 const NODE_TTL: Duration = Duration::from_secs(2);
+/// ...and in the others, long enough that a loaded machine never loses one by accident.
+const STEADY_TTL: Duration = Duration::from_secs(10);
 const INTERVAL_MS: &str = "100";
 
 /// A cluster node serving the counter, whose directory and store are at `redis`.
-fn node(module: &str, redis: &str) -> (Running, String) {
+fn node(module: &str, redis: &str, ttl: Duration) -> (Running, String) {
+    let ttl = format!("{}ms", ttl.as_millis());
     let mut node = Running::start(&[
         "serve",
         module,
@@ -27,7 +30,7 @@ fn node(module: &str, redis: &str) -> (Running, String) {
         "--cluster",
         redis,
         "--node-ttl",
-        "2s",
+        &ttl,
         "--snapshot-interval-ms",
         INTERVAL_MS,
         "--shutdown-grace-secs",
@@ -193,7 +196,7 @@ async fn wait_saved(redis: &mut redis::Connection, rooms: &[(String, i64)]) {
     }
     // A save reflects the room's state at most one interval after its last change.
     tokio::time::sleep(Duration::from_millis(
-        3 * INTERVAL_MS.parse::<u64>().unwrap(),
+        5 * INTERVAL_MS.parse::<u64>().unwrap(),
     ))
     .await;
 }
@@ -208,7 +211,9 @@ fn redis_connection(url: &str) -> redis::Connection {
 async fn every_room_has_one_owner_and_any_node_reaches_it() {
     let module = build_example("counter-service");
     let redis = RedisServer::start().unwrap();
-    let nodes: Vec<(Running, String)> = (0..3).map(|_| node(&module, &redis.url())).collect();
+    let nodes: Vec<(Running, String)> = (0..3)
+        .map(|_| node(&module, &redis.url(), STEADY_TTL))
+        .collect();
     let ports: Vec<u16> = nodes.iter().map(|(node, _)| node.port).collect();
     let haproxy = Haproxy::start(&ports);
     let mut directory = redis_connection(&redis.url());
@@ -255,13 +260,21 @@ async fn every_room_has_one_owner_and_any_node_reaches_it() {
         }
     }
 
-    let status = run(&["cluster-status", "--cluster", &redis.url()]);
-    let listing = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "{}", stderr(&status));
+    // Room counts reach the directory with each node's next heartbeat.
+    let deadline = Instant::now() + STEADY_TTL;
+    let listing = loop {
+        let status = run(&["cluster-status", "--cluster", &redis.url()]);
+        assert!(status.status.success(), "{}", stderr(&status));
+        let listing = String::from_utf8_lossy(&status.stdout).to_string();
+        if listing.contains("3 nodes, 300 rooms") || Instant::now() > deadline {
+            break listing;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(listing.contains("3 nodes, 300 rooms"), "{listing}");
     for id in ids {
         assert!(listing.contains(id.as_str()), "{id} in:\n{listing}");
     }
-    assert!(listing.contains("3 nodes, 300 rooms"), "{listing}");
 }
 
 /// SIGTERM on a node: `/status` says 503, its rooms are saved and released, its clients get
@@ -270,7 +283,9 @@ async fn every_room_has_one_owner_and_any_node_reaches_it() {
 async fn a_draining_node_hands_its_rooms_over() {
     let module = build_example("counter-service");
     let redis = RedisServer::start().unwrap();
-    let mut nodes: Vec<(Running, String)> = (0..3).map(|_| node(&module, &redis.url())).collect();
+    let mut nodes: Vec<(Running, String)> = (0..3)
+        .map(|_| node(&module, &redis.url(), STEADY_TTL))
+        .collect();
     let ports: Vec<u16> = nodes.iter().map(|(node, _)| node.port).collect();
     let haproxy = Haproxy::start(&ports);
     let mut directory = redis_connection(&redis.url());
@@ -337,7 +352,9 @@ async fn a_draining_node_hands_its_rooms_over() {
 async fn a_killed_nodes_rooms_come_back_after_its_lease() {
     let module = build_example("counter-service");
     let redis = RedisServer::start().unwrap();
-    let mut nodes: Vec<(Running, String)> = (0..3).map(|_| node(&module, &redis.url())).collect();
+    let mut nodes: Vec<(Running, String)> = (0..3)
+        .map(|_| node(&module, &redis.url(), NODE_TTL))
+        .collect();
     let ports: Vec<u16> = nodes.iter().map(|(node, _)| node.port).collect();
     let haproxy = Haproxy::start(&ports);
     let mut directory = redis_connection(&redis.url());
@@ -391,8 +408,8 @@ async fn a_partitioned_node_stops_its_rooms_and_its_late_writes_are_refused() {
     let redis = RedisServer::start().unwrap();
     let partition = Partition::start(redis.port());
     let behind = format!("redis://127.0.0.1:{}/0", partition.port);
-    let (a, _) = node(&module, &behind);
-    let (b, _) = node(&module, &redis.url());
+    let (a, _) = node(&module, &behind, NODE_TTL);
+    let (b, _) = node(&module, &redis.url(), NODE_TTL);
     let mut directory = redis_connection(&redis.url());
 
     let room = "contested";
@@ -498,4 +515,27 @@ impl Partition {
     fn heal(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
+}
+
+/// A cluster's rooms move between nodes through their store: a SQLite file of one node's own
+/// is refused, with what to do instead.
+#[test]
+fn a_cluster_needs_a_shared_store() {
+    let module = build_example("counter-service");
+    let output = run(&[
+        "serve",
+        &module,
+        "--port=0",
+        "--cluster",
+        "redis://127.0.0.1:1/0",
+        "--store",
+        "sqlite:rooms.db",
+    ]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("not shared by the nodes"), "{message}");
+    assert!(
+        message.contains("next step: leave out --store"),
+        "{message}"
+    );
 }

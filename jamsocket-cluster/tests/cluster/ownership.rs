@@ -186,3 +186,21 @@ fn bad_settings_are_refused_before_connecting() {
     let other = join(ClusterConfig::new("sqlite:rooms.db", "a.test:9101"));
     assert!(other.contains("`sqlite:rooms.db`"), "{other}");
 }
+
+/// Redis lost the fence counter (restarted empty) but the store had recorded the fence of the
+/// room's last snapshot: the next claim's fence is above it, or every save of the new owner
+/// would be refused.
+#[tokio::test]
+async fn fences_never_go_backwards_past_a_written_snapshot() {
+    let redis = redis();
+    let a = join(&redis, "a", TTL);
+    let mut connection = inspect(&redis);
+    redis::cmd("SET")
+        .arg("jamsocket:fence:lobby")
+        .arg("57")
+        .query::<()>(&mut connection)
+        .unwrap();
+    assert_eq!(mine(claim(&a, "lobby").await), 58);
+    // The counter moved on from there for every room.
+    assert_eq!(mine(claim(&a, "den").await), 59);
+}

@@ -16,7 +16,7 @@ mod room_event;
 mod room_snapshot;
 mod session;
 
-pub(crate) use registry::{Locate, RoomHandle, Task, Worker};
+pub(crate) use registry::{Lease, Locate, RoomHandle, Task, Worker};
 pub(crate) use room_context::Outbound;
 pub use room_context::RoomContext;
 pub(crate) use room_event::{Arrival, RoomEvent};
@@ -67,6 +67,9 @@ pub(crate) enum RoomError {
     NotYourSession { room: String },
     #[error("the session in room `{room}` was taken over by another connection with the same resume key")]
     TakenOver { room: String },
+    /// (Cluster) the room is no longer this node's; a new connection finds its owner.
+    #[error("room `{room}` moved to another node; reconnect")]
+    Moved { room: String },
 }
 
 /// A client that a room took in: its id, the messages on their way to it, and how the room
@@ -147,8 +150,8 @@ impl Rooms {
     }
 
     /// Joins the room `id` as `arrival` says (resuming its session if it has one in the
-    /// room), creating the room if the room-id strategy creates rooms on connect (with
-    /// `fence`, the token a cluster gave this node for the room, if any).
+    /// room), creating the room if the room-id strategy creates rooms on connect. In a
+    /// cluster, only a `lease` (the directory gave this node the room) creates a room.
     /// `before_create` runs each time a room is about to be created for this client and may
     /// veto it (a per-address creation rate, say). Retries if the room closes while the
     /// request is on its way.
@@ -156,24 +159,30 @@ impl Rooms {
         &self,
         id: &str,
         arrival: Arrival,
-        fence: Option<u64>,
+        lease: Option<Lease>,
         mut before_create: impl FnMut() -> Result<(), E>,
     ) -> Result<Joined, E> {
-        let creates = self.settings.room_id_strategy.creates_on_connect();
+        let clustered = self.settings.cluster.is_some();
+        let creates =
+            self.settings.room_id_strategy.creates_on_connect() && (lease.is_some() || !clustered);
         for _ in 0..JOIN_ATTEMPTS {
             let room = if creates {
                 if !self.contains(id) {
                     before_create()?;
                 }
                 self.registry
-                    .get_or_create(id, fence, &*self.start)
+                    .get_or_create(id, lease.clone(), &*self.start)
                     .map_err(|err| self.refused(err))?
             } else {
-                self.registry
-                    .claim(id)
-                    .ok_or_else(|| RoomError::NoSuchRoom {
+                self.registry.claim(id).ok_or_else(|| match clustered {
+                    // It closed on this node since the directory was asked: ask again.
+                    true => RoomError::Moved {
                         room: id.to_string(),
-                    })?
+                    },
+                    false => RoomError::NoSuchRoom {
+                        room: id.to_string(),
+                    },
+                })?
             };
             let (close_tx, close) = oneshot::channel();
             let (reply_tx, reply) = oneshot::channel();
@@ -212,32 +221,32 @@ impl Rooms {
         .into())
     }
 
-    /// Creates the room `id` (holding `fence`, see [`join`](Rooms::join)) and waits until its
+    /// Creates the room `id` (holding `lease`, see [`join`](Rooms::join)) and waits until its
     /// service exists.
-    pub(crate) async fn create(&self, id: &str, fence: Option<u64>) -> Result<(), RoomError> {
+    pub(crate) async fn create(&self, id: &str, lease: Option<Lease>) -> Result<(), RoomError> {
         let room = self
             .registry
-            .create(id, fence, &*self.start)
+            .create(id, lease, &*self.start)
             .map_err(|err| self.refused(err))?;
         wait_ready(&room, id).await
     }
 
     /// Creates a room with an id from the room-id strategy and returns the id; `None` if the
-    /// strategy generates no ids. `claim` gives each id's fencing token (see
-    /// [`join`](Rooms::join)) or refuses it.
+    /// strategy generates no ids. `claim` gives each id's lease (see [`join`](Rooms::join))
+    /// or refuses it.
     pub(crate) async fn create_with_new_id<E: From<RoomError>>(
         &self,
-        mut claim: impl AsyncFnMut(&str) -> Result<Option<u64>, E>,
+        mut claim: impl AsyncFnMut(&str) -> Result<Option<Lease>, E>,
     ) -> Option<Result<String, E>> {
         let strategy = self.settings.room_id_strategy;
         strategy.generate()?;
         for _ in 0..NEW_ID_ATTEMPTS {
             let id = strategy.generate()?;
-            let fence = match claim(&id).await {
-                Ok(fence) => fence,
+            let lease = match claim(&id).await {
+                Ok(lease) => lease,
                 Err(err) => return Some(Err(err)),
             };
-            match self.create(&id, fence).await {
+            match self.create(&id, lease).await {
                 Ok(()) => return Some(Ok(id)),
                 Err(RoomError::Exists { .. }) => {}
                 Err(err) => return Some(Err(err.into())),
@@ -256,16 +265,16 @@ impl Rooms {
         true
     }
 
-    /// Closes every open room; new rooms may still be created.
+    /// Closes every open room, all at once (a room with a full queue does not hold up the
+    /// others); new rooms may still be created.
     pub(crate) async fn close_all(&self, frame: CloseFrame) {
-        for room in self.registry.all() {
-            room.close(frame.clone()).await;
-        }
+        let rooms = self.registry.all();
+        futures_util::future::join_all(rooms.iter().map(|room| room.close(frame.clone()))).await;
     }
 
     /// Closes every room with `frame`, refuses to create rooms from now on, and waits until
-    /// every room's task has ended or `deadline` has passed.
-    pub(crate) async fn shut_down(&self, frame: CloseFrame, deadline: Instant) {
+    /// every room's task has ended (`true`) or `deadline` has passed (`false`).
+    pub(crate) async fn shut_down(&self, frame: CloseFrame, deadline: Instant) -> bool {
         for room in self.registry.shut_down() {
             room.close(frame.clone()).await;
         }
@@ -278,7 +287,9 @@ impl Rooms {
                 rooms = self.tasks.len(),
                 "shutdown grace period over with rooms still closing"
             );
+            return false;
         }
+        true
     }
 
     fn refused(&self, err: RoomError) -> RoomError {

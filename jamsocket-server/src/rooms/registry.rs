@@ -79,13 +79,22 @@ impl std::fmt::Debug for Worker {
 /// Finds the calling thread's [`Worker`], if it is one.
 pub(crate) type Locate = fn() -> Option<Worker>;
 
+/// What a cluster's directory gave this node for a room: the fencing token its saves carry,
+/// under the node id (lease) that claimed it. A room whose lease ended before it started is
+/// refused (the node's rooms were closed meanwhile).
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    pub fence: u64,
+    pub node: String,
+}
+
 /// A room that a caller of [`RoomRegistry::create`] must start.
 pub(crate) struct NewRoom {
     pub id: Arc<str>,
     pub generation: u64,
     pub events: mpsc::Receiver<RoomEvent>,
-    /// The room's fencing token, when a cluster gave this node the room: its saves carry it.
-    pub fence: Option<u64>,
+    /// The cluster's lease on the room, when a cluster gave this node the room.
+    pub lease: Option<Lease>,
     /// The idle room whose place this one takes (the table was full): it must be closed, and
     /// have ended, before this one starts.
     pub evicted: Option<RoomHandle>,
@@ -120,7 +129,7 @@ impl RoomRegistry {
     pub(super) fn create(
         &self,
         id: &str,
-        fence: Option<u64>,
+        lease: Option<Lease>,
         start: impl FnOnce(NewRoom),
     ) -> Result<RoomHandle, RoomError> {
         let mut rooms = lock(&self.rooms);
@@ -129,7 +138,7 @@ impl RoomRegistry {
                 room: id.to_string(),
             });
         }
-        self.insert(&mut rooms, id, fence, start)
+        self.insert(&mut rooms, id, lease, start)
     }
 
     /// The room with this id, created (and started with `start`) if there is none, for a
@@ -137,21 +146,21 @@ impl RoomRegistry {
     pub(super) fn get_or_create(
         &self,
         id: &str,
-        fence: Option<u64>,
+        lease: Option<Lease>,
         start: impl FnOnce(NewRoom),
     ) -> Result<RoomHandle, RoomError> {
         let mut rooms = lock(&self.rooms);
         if let Some(room) = rooms.claim(id) {
             return Ok(room);
         }
-        self.insert(&mut rooms, id, fence, start)
+        self.insert(&mut rooms, id, lease, start)
     }
 
     fn insert(
         &self,
         rooms: &mut Rooms,
         id: &str,
-        fence: Option<u64>,
+        lease: Option<Lease>,
         start: impl FnOnce(NewRoom),
     ) -> Result<RoomHandle, RoomError> {
         if rooms.shut_down {
@@ -184,7 +193,7 @@ impl RoomRegistry {
             id,
             generation,
             events: receiver,
-            fence,
+            lease,
             evicted,
         });
         Ok(handle)

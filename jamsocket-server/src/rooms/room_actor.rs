@@ -132,7 +132,7 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         id,
         generation,
         mut events,
-        fence,
+        lease,
         evicted,
     } = new_room;
     // Leaves the table when the room ends, also if the service panics.
@@ -150,6 +150,17 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         // either way, and `closed` says when it is gone (and its resources with it).
         let _ = evicted.events.try_send(close);
         let _ = tokio::time::timeout(EVICTION_WAIT, evicted.events.closed()).await;
+    }
+    // Registered after this node lost the lease it claimed the room under: its rooms were
+    // closed then, and so is this one, before it opens.
+    if let (Some(lease), Some(cluster)) = (&lease, &settings.cluster) {
+        if !cluster.is_live() || cluster.node_id() != lease.node {
+            registry.remove(&id, generation);
+            let moved = RoomError::Moved {
+                room: id.to_string(),
+            };
+            return refuse_pending(&mut events, moved).await;
+        }
     }
     let opened = match opening::open(&*factory, &id, settings.store.as_ref()).await {
         Ok(opened) => opened,
@@ -184,7 +195,7 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         empty_armed: false,
         marked_idle: false,
         store: settings.store.clone(),
-        fence,
+        fence: lease.map(|lease| lease.fence),
         save_deadline: Box::pin(sleep(Duration::ZERO)),
         unsaved: false,
         away: VecDeque::new(),

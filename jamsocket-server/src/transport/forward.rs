@@ -15,6 +15,9 @@ use tokio::io::AsyncWriteExt;
 
 /// How long connecting to the owner may take before the client gets 502.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Once one side has closed, how long the other may take to close too (a client that vanished
+/// without a word must not hold the relay forever).
+const LINGER: Duration = Duration::from_secs(5);
 
 /// Forwards the handshake to `owner` and relays the connection until either side closes.
 /// `node` is this node's id; `permit` counts the connection against this node's limits while
@@ -46,8 +49,29 @@ pub(crate) async fn relay(
     }
     drop((request, head, parts.read_buf));
     tracing::debug!(owner = %owner.node, "forwarding a connection to its room's owner");
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    copy_both_ways(&mut client, &mut upstream).await;
     drop(permit);
+}
+
+/// Copies bytes both ways until both sides have closed, or one has and the other did not
+/// follow within [`LINGER`]. (The owner's heartbeats find a silent client and close its
+/// side; `copy_bidirectional` alone would then wait for the client forever.)
+async fn copy_both_ways(client: &mut TcpStream, upstream: &mut TcpStream) {
+    let (mut client_read, mut client_write) = client.split();
+    let (mut upstream_read, mut upstream_write) = upstream.split();
+    let up = async {
+        let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
+        let _ = upstream_write.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    let (mut up, mut down) = (std::pin::pin!(up), std::pin::pin!(down));
+    tokio::select! {
+        () = &mut up => drop(tokio::time::timeout(LINGER, down).await),
+        () = &mut down => drop(tokio::time::timeout(LINGER, up).await),
+    }
 }
 
 async fn unreachable(

@@ -6,7 +6,7 @@
 
 use crate::admission::{ConnectionPermit, Refusal};
 use crate::auth::{self, offered_protocols, AuthRefusal, Query, TOKEN_PROTOCOL_PREFIX};
-use crate::cluster::ClusterRefusal;
+use crate::cluster::{self, ClusterRefusal, Placement};
 use crate::error::RoomIdError;
 use crate::http_error::HttpError;
 use crate::room_id::validate_room_id;
@@ -20,6 +20,7 @@ use actix_http::{h1, ConnectionType, Request, Response};
 use actix_web::rt::net::TcpStream;
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
+use jamsocket_cluster::Owner;
 use std::sync::Arc;
 
 /// Why a handshake was refused.
@@ -50,6 +51,17 @@ pub(crate) const SEQUENCED_PROTOCOL: &str = "jamsocket.v1";
 /// The seed's protocol, by name, for clients that must offer one.
 pub(crate) const PLAIN_PROTOCOL: &str = "jamsocket";
 
+/// A handshake that passed every check: the client joined its room here, or the room lives on
+/// another node of the cluster, which the connection is forwarded to.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    Joined(Accepted),
+    Elsewhere {
+        owner: Owner,
+        permit: ConnectionPermit,
+    },
+}
+
 /// An accepted handshake: the client's place in the connection count and in its room.
 #[derive(Debug)]
 pub(crate) struct Accepted {
@@ -69,13 +81,9 @@ pub(crate) struct Upgraded {
     pub early: BytesMut,
 }
 
-/// Checks the request and joins the room it names (creating it with `fence`, the token a
-/// cluster gave this node for it, if any).
-pub(crate) async fn accept(
-    state: &AppState,
-    request: &Request,
-    fence: Option<u64>,
-) -> Result<Accepted, Rejection> {
+/// Checks the request and joins the room it names, or finds that the room lives on another
+/// node of the cluster.
+pub(crate) async fn accept(state: &AppState, request: &Request) -> Result<Checked, Rejection> {
     state.admission.check_running()?;
     let path = request.path();
     let Some(room_id) = path.strip_prefix("/ws/") else {
@@ -107,6 +115,11 @@ pub(crate) async fn accept(
         request.peer_addr(),
     )
     .await?;
+    let lease = match cluster::place(state, request, room_id).await? {
+        Placement::Here { lease } => lease,
+        Placement::Elsewhere(owner) => return Ok(Checked::Elsewhere { owner, permit }),
+    };
+    let claimed = lease.is_some();
     let arrival = Arrival {
         user,
         resume,
@@ -114,17 +127,26 @@ pub(crate) async fn accept(
     };
     let joined = state
         .rooms
-        .join(room_id, arrival, fence, || {
+        .join(room_id, arrival, lease, || {
             admission.create_room(ip).map_err(Rejection::from)
         })
-        .await?;
-    Ok(Accepted {
+        .await;
+    let joined = match (joined, &state.settings.cluster) {
+        (Ok(joined), _) => joined,
+        (Err(rejection), Some(cluster)) if claimed && !state.rooms.contains(room_id) => {
+            // Not opened here after all: not this node's to re-assert.
+            cluster.forget(room_id);
+            return Err(rejection);
+        }
+        (Err(rejection), _) => return Err(rejection),
+    };
+    Ok(Checked::Joined(Accepted {
         room_id: Arc::from(room_id),
         joined,
         permit,
         protocol,
         seen,
-    })
+    }))
 }
 
 /// The subprotocol to answer with: `jamsocket.v1` or `jamsocket` if offered. A client that

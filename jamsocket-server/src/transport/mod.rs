@@ -17,7 +17,7 @@ mod placement;
 pub(crate) use handshake::Rejection;
 pub(crate) use placement::current_worker;
 
-use crate::cluster::{self, Placement};
+use crate::admission::ConnectionPermit;
 use crate::rate_limit::{FrameBudget, RateLimit};
 use crate::routes::AppState;
 use actix_codec::Framed;
@@ -29,7 +29,7 @@ use actix_web::dev::ServiceResponse;
 use actix_web::rt::net::TcpStream;
 use connection::{Connection, Welcome};
 use futures_util::SinkExt;
-use handshake::{Accepted, Upgraded};
+use handshake::{Accepted, Checked, Upgraded};
 use jamsocket_cluster::{Cluster, Owner};
 use std::convert::Infallible;
 use std::future::poll_fn;
@@ -55,25 +55,18 @@ where
         answer_as_plain_request(&*routes, request, framed).await;
         return Ok(());
     }
-    let fence = match place(&state, &request).await {
-        Ok(Placement::Here { fence }) => fence,
-        Ok(Placement::Elsewhere(owner)) => {
-            relay(state, connections, request, framed, owner);
-            return Ok(());
-        }
-        Err(rejection) => {
-            handshake::refuse(&mut framed, rejection).await;
-            return Ok(());
-        }
-    };
     let Accepted {
         room_id,
         joined,
         permit,
         protocol,
         seen,
-    } = match handshake::accept(&state, &request, fence).await {
-        Ok(accepted) => accepted,
+    } = match handshake::accept(&state, &request).await {
+        Ok(Checked::Joined(accepted)) => accepted,
+        Ok(Checked::Elsewhere { owner, permit }) => {
+            relay(state, connections, request, framed, owner, permit);
+            return Ok(());
+        }
         Err(rejection) => {
             handshake::refuse(&mut framed, rejection).await;
             return Ok(());
@@ -119,29 +112,17 @@ fn wants_websocket(request: &Request) -> bool {
         .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"))
 }
 
-/// Where the handshake's room lives (see [`cluster::place`]), after the checks that refuse a
-/// request wherever its room lives.
-async fn place(state: &AppState, request: &Request) -> Result<Placement, Rejection> {
-    state.admission.check_running()?;
-    Ok(cluster::place(state, request).await?)
-}
-
-/// Relays the connection to the node that owns its room, on a task tracked by `connections`,
-/// counted against this node's connection limits.
+/// Relays the connection to the node that owns its room, on a task tracked by `connections`;
+/// `permit` counts it against this node's connection limits while it lasts.
 fn relay(
     state: AppState,
     connections: TaskTracker,
     request: Request,
-    mut framed: Framed<TcpStream, h1::Codec>,
+    framed: Framed<TcpStream, h1::Codec>,
     owner: Owner,
+    permit: ConnectionPermit,
 ) {
     let task = async move {
-        let admission = &state.admission;
-        let ip = admission.client_ip(request.peer_addr(), request.head().headers());
-        let permit = match admission.connect(ip) {
-            Ok(permit) => permit,
-            Err(refusal) => return handshake::refuse(&mut framed, refusal.into()).await,
-        };
         let node = state.settings.cluster.as_ref().map(Cluster::node_id);
         forward::relay(
             request,
