@@ -167,6 +167,67 @@ def redis_ops(wasm, scale):
         redis.stop()
 
 
+def routing(wasm, scale):
+    redis = Redis()
+    nodes = [Node(wasm, redis) for _ in range(3)]
+    folder = tempfile.mkdtemp(prefix="jamsocket-bench-haproxy-")
+    stats = f"{folder}/stats.sock"
+    port = free_port()
+    config = []
+    for line in (ROOT / "deploy/haproxy.cfg").read_text().splitlines():
+        if line.strip().startswith("server "):
+            continue
+        if line.strip().startswith("bind "):
+            line = f"    bind 127.0.0.1:{port}"
+        config.append(line)
+        if line.strip() == "global":
+            config.append(f"    stats socket {stats}")
+    config += [f"    server n{n.port} 127.0.0.1:{n.port} check" for n in nodes]
+    Path(f"{folder}/haproxy.cfg").write_text("\n".join(config) + "\n")
+    haproxy = subprocess.Popen(["haproxy", "-f", f"{folder}/haproxy.cfg", "-db"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=1)
+                break
+            except Exception:
+                if time.time() > deadline:
+                    sys.exit("haproxy did not start")
+                time.sleep(0.05)
+        rooms, clients = 300 // scale, 5
+        bench(port, "routing", ["broadcast", "--rooms", str(rooms), "--clients", str(clients), "--messages", "10"])
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(stats)
+            s.sendall(b"show stat\n")
+            table = b""
+            while chunk := s.recv(65536):
+                table += chunk
+        lines = table.decode().splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        sessions = {}
+        for row in lines[1:]:
+            cells = dict(zip(header, row.split(",")))
+            if cells.get("pxname") == "nodes" and cells.get("svname", "").startswith("n") and cells["svname"] != "nodes":
+                sessions[int(cells["svname"][1:])] = int(cells["stot"])
+        owned = {n.port: 0 for n in nodes}
+        for i in range(rooms):
+            owner = redis.cli("GET", f"jamsocket:owner:bench-routing-broadcast-{i}")
+            owned[int(owner.split()[0].rsplit("-", 1)[0].rsplit(":", 1)[1])] += 1
+        direct = sum(min(sessions.get(p, 0), owned[p] * clients) for p in owned)
+        total = sum(sessions.values())
+        print(f"  {total} connections through HAProxy to {rooms} rooms: {direct / total:.1%} reached "
+              f"the room's owner directly (sessions per node {sessions}, rooms per node {owned})", flush=True)
+    finally:
+        haproxy.terminate()
+        haproxy.wait()
+        for n in nodes:
+            n.stop()
+        redis.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=3)
@@ -180,6 +241,8 @@ def main():
     forwarding(wasm, args.pairs, args.scale)
     print("Redis commands at steady state", flush=True)
     redis_ops(wasm, args.scale)
+    print("routing accuracy through HAProxy (deploy/haproxy.cfg)", flush=True)
+    routing(wasm, args.scale)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::keys::check_node_name;
 use crate::node_thread::{self, NodeSettings, Request, Shared};
-use crate::url::redact;
 use crate::{ClusterConfig, ClusterError, NodeStatus};
+use jamsocket_store::redact_url as redact;
 
 /// Whether a room may run here.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::url::redact;
+use jamsocket_store::redact_url as redact;
 
 /// How a node joins a cluster: see [`Cluster::join`](crate::Cluster::join).
 #[derive(Clone)]

@@ -97,7 +97,6 @@ mod keys;
 mod node_thread;
 mod scripts;
 mod status;
-mod url;
 
 pub use cluster::{Claim, Cluster, Health, Owner};
 pub use config::ClusterConfig;

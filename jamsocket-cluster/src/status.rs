@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::keys::{node_key, NodeInfo, NODES_KEY};
 use crate::scripts::PRUNE;
-use crate::url::redact;
 use crate::ClusterError;
+use jamsocket_store::redact_url as redact;
 
 /// Connecting, and each answer, may take this long.
 const TIMEOUT: Duration = Duration::from_secs(3);

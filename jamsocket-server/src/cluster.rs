@@ -172,7 +172,10 @@ pub(crate) async fn watch(cluster: Cluster, rooms: Rooms) {
     // The directory's thread stopped: the node left (its rooms are closed already), or it
     // can no longer renew its lease, which then expires.
     if rooms.len() > 0 {
-        tracing::error!(rooms = rooms.len(), "the cluster's thread stopped: closing every room");
+        tracing::error!(
+            rooms = rooms.len(),
+            "the cluster's thread stopped: closing every room"
+        );
         let frame = CloseFrame::new(code::SERVICE_RESTART, "node lost its cluster lease");
         rooms.close_all(frame).await;
     }

@@ -66,3 +66,4 @@ pub use config::StoreConfig;
 pub use error::StoreError;
 pub use snapshots::Snapshots;
 pub use stats::StoreStats;
+pub use store_url::redact as redact_url;

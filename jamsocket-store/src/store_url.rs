@@ -41,8 +41,10 @@ impl StoreUrl {
     }
 }
 
-/// `url` with the password of its user info (`scheme://user:PASSWORD@host`) replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
+/// `url` with the password of its user info (`scheme://user:PASSWORD@host`) replaced by `***`:
+/// how the store (and the cluster's directory, which shares its Redis) shows a url in logs and
+/// errors.
+pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };

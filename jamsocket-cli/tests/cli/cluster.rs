@@ -517,6 +517,63 @@ impl Partition {
     }
 }
 
+/// A client with a session (`?resume=`) keeps it when its room moves: the drained node saves
+/// the session with the room, and the node that restores the room gives the client back its
+/// id, with no `disconnect` for the service.
+#[tokio::test]
+async fn a_session_survives_its_room_moving_to_another_node() {
+    let module = build_example("conformance-service");
+    let redis = RedisServer::start().unwrap();
+    let (a, _) = node(&module, &redis.url(), STEADY_TTL);
+    let (b, _) = node(&module, &redis.url(), STEADY_TTL);
+    let resume = "resume=a-key-of-at-least-22-chars";
+    let mut kept = connect_within(a.port, &format!("lobby?{resume}"), TIMEOUT).await;
+    assert_eq!(kept.recv().await, "welcome lobby 1");
+    let mut other = connect_within(a.port, "lobby", TIMEOUT).await;
+    assert_eq!(other.recv().await, "welcome lobby 2");
+
+    let sigterm = std::thread::spawn(move || a.terminate());
+    assert_eq!(kept.recv().await, "close 1012");
+    assert_eq!(other.recv().await, "close 1012");
+    assert!(sigterm.join().unwrap().success());
+
+    let within = Duration::from_secs(5);
+    let mut kept = connect_within(b.port, &format!("lobby?{resume}"), within).await;
+    let mut other = connect_within(b.port, "lobby", within).await;
+    assert_eq!(
+        other.recv().await,
+        "welcome lobby 3",
+        "ids go on after the move"
+    );
+    other.send("to:1:still you").await;
+    // Client 2 had no session: the service hears it left; client 1 never left.
+    loop {
+        match kept.recv().await.as_str() {
+            "still you" => break,
+            "left 2" => continue,
+            unexpected => panic!("client 1 got `{unexpected}`"),
+        }
+    }
+}
+
+/// A WebSocket to `/ws/<path>` through `port`, retrying refused handshakes every 20 ms until
+/// `within` has passed.
+async fn connect_within(port: u16, path: &str, within: Duration) -> Ws {
+    let deadline = Instant::now() + within;
+    loop {
+        let url = format!("ws://127.0.0.1:{port}/ws/{path}");
+        let connecting = tokio_tungstenite::connect_async(url);
+        if let Ok(Ok((ws, _))) = tokio::time::timeout(TIMEOUT, connecting).await {
+            return Ws(ws);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "could not connect to `{path}` within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A cluster's rooms move between nodes through their store: a SQLite file of one node's own
 /// is refused, with what to do instead.
 #[test]
