@@ -556,6 +556,34 @@ async fn a_session_survives_its_room_moving_to_another_node() {
     }
 }
 
+/// Redis restarted empty mid-run: the node keeps serving its room (no close), re-registers and
+/// re-asserts the room at its next heartbeat, and from then on another node forwards the
+/// room's clients to it rather than opening a second instance.
+#[tokio::test]
+async fn a_redis_restart_moves_no_room() {
+    let module = build_example("counter-service");
+    let mut redis = RedisServer::start().unwrap();
+    let (a, a_id) = node(&module, &redis.url(), STEADY_TTL);
+    let (b, _) = node(&module, &redis.url(), STEADY_TTL);
+    let (mut on_a, _) = join_within(a.port, "steady", TIMEOUT).await;
+    assert_eq!(increment(&mut on_a).await, 1);
+
+    redis.restart().unwrap();
+    // Served all along, whatever Redis does.
+    assert_eq!(increment(&mut on_a).await, 2);
+    let mut directory = redis_connection(&redis.url());
+    let deadline = Instant::now() + STEADY_TTL;
+    while owner(&mut directory, "steady").as_deref() != Some(a_id.as_str()) {
+        assert!(Instant::now() < deadline, "A never re-asserted its room");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut through_b, greeted) = join_within(b.port, "steady", TIMEOUT).await;
+    assert_eq!(greeted, 2, "B forwards to A's instance");
+    assert_eq!(increment(&mut through_b).await, 3);
+    assert_eq!(count(&on_a.recv().await), 3, "one instance");
+    assert_eq!(increment(&mut on_a).await, 4);
+}
+
 /// A WebSocket to `/ws/<path>` through `port`, retrying refused handshakes every 20 ms until
 /// `within` has passed.
 async fn connect_within(port: u16, path: &str, within: Duration) -> Ws {
