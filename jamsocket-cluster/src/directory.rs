@@ -53,18 +53,7 @@ impl Directory {
         shown_url: &str,
         limit: Duration,
     ) -> Result<Directory, ClusterError> {
-        if url.starts_with("rediss://") {
-            return Err(ClusterError::BadUrl {
-                url: shown_url.to_owned(),
-                reason: "rediss:// (TLS) is not built into jamsocket-cluster: use redis:// on a \
-                         private network or through a TLS tunnel"
-                    .into(),
-            });
-        }
-        let client = redis::Client::open(url).map_err(|e| ClusterError::BadUrl {
-            url: shown_url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let client = client(url, shown_url)?;
         // A request to a server that is down fails fast instead of waiting out many reconnection
         // attempts: heartbeats must fail within their time limit to be retried.
         let config = ConnectionManagerConfig::new()
@@ -330,4 +319,20 @@ impl Directory {
 /// `ttl` in whole milliseconds, at least 1 (`PX 0` is an error).
 fn ttl_ms(ttl: Duration) -> u64 {
     (ttl.as_millis() as u64).max(1)
+}
+
+/// A client of the Redis at `url` (`shown_url` in errors); TLS urls are refused.
+pub(crate) fn client(url: &str, shown_url: &str) -> Result<redis::Client, ClusterError> {
+    if url.starts_with("rediss://") {
+        return Err(ClusterError::BadUrl {
+            url: shown_url.to_owned(),
+            reason: "rediss:// (TLS) is not built into jamsocket-cluster: use redis:// on a \
+                     private network or through a TLS tunnel"
+                .into(),
+        });
+    }
+    redis::Client::open(url).map_err(|e| ClusterError::BadUrl {
+        url: shown_url.to_owned(),
+        reason: e.to_string(),
+    })
 }

@@ -31,18 +31,7 @@ pub struct NodeStatus {
 /// The nodes at `url`, sorted by id; prunes the set's ids whose node key is gone.
 pub(crate) fn list(url: &str) -> Result<Vec<NodeStatus>, ClusterError> {
     let shown_url = redact(url);
-    if url.starts_with("rediss://") {
-        return Err(ClusterError::BadUrl {
-            url: shown_url,
-            reason: "rediss:// (TLS) is not built into jamsocket-cluster: use redis:// on a \
-                     private network or through a TLS tunnel"
-                .into(),
-        });
-    }
-    let client = redis::Client::open(url).map_err(|e| ClusterError::BadUrl {
-        url: shown_url.clone(),
-        reason: e.to_string(),
-    })?;
+    let client = crate::directory::client(url, &shown_url)?;
     let failed = |action: &str| {
         let (url, action) = (shown_url.clone(), action.to_owned());
         move |source| ClusterError::Redis {
