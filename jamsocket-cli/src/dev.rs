@@ -55,9 +55,14 @@ pub fn run(mut args: DevArgs) -> Result<()> {
         .open_store(dev_store(&wasm, &project.package)?)?;
 
     let addr = listener.local_addr()?;
-    let mut server = args.server.with_auth(args.server.server())?;
+    let mut server = args
+        .server
+        .with_admin(args.server.with_auth(args.server.server())?)?;
     if let Some(store) = &store {
         server = server.with_store(store.clone());
+    }
+    if args.server.admin_port.is_some() {
+        server = server.with_metrics_collector(slot.metrics());
     }
     let running = server.start(listener, slot.clone())?;
     say!(
@@ -67,6 +72,7 @@ pub fn run(mut args: DevArgs) -> Result<()> {
         base_url(addr)
     );
     args.server.print_urls(addr, store.as_ref());
+    args.server.print_admin(running.admin_addr());
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,4 +1,6 @@
 use jamsocket::{JamsocketServiceFactory, RestoreError, ServiceError};
+use jamsocket_server::prometheus_client::collector::Collector;
+use jamsocket_server::prometheus_client::encoding::DescriptorEncoder;
 use jamsocket_server::RoomContext;
 use jamsocket_wasm_host::{WasmHost, WasmHostFactory};
 use std::sync::{Arc, RwLock};
@@ -25,6 +27,24 @@ impl ModuleSlot {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The guest metrics of the current module's rooms, for the server's `/metrics` (they
+    /// start again from zero when `jamsocket dev` loads a rebuild, as after a restart).
+    pub fn metrics(&self) -> Box<dyn Collector> {
+        Box::new(self.clone())
+    }
+}
+
+impl std::fmt::Debug for ModuleSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleSlot").finish_non_exhaustive()
+    }
+}
+
+impl Collector for ModuleSlot {
+    fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
+        self.current().metrics().encode(encoder)
     }
 }
 

@@ -32,16 +32,23 @@ pub fn run(args: ServeArgs) -> Result<()> {
              --allowed-origins (https://app.example,http://localhost:*)"
         );
     }
-    let mut server = args.server.with_auth(args.server.server())?;
+    let mut server = args
+        .server
+        .with_admin(args.server.with_auth(args.server.server())?)?;
     if let Some(store) = &store {
         server = server.with_store(store.clone());
     }
     if let Some(cluster) = &cluster {
         server = server.with_cluster(cluster.clone());
     }
-    let running = server.start(listener, ModuleSlot::new(factory))?;
+    let slot = ModuleSlot::new(factory);
+    if args.server.admin_port.is_some() {
+        server = server.with_metrics_collector(slot.metrics());
+    }
+    let running = server.start(listener, slot)?;
     say!("Serving {} on {}", args.module.display(), base_url(addr));
     args.server.print_urls(addr, store.as_ref());
+    args.server.print_admin(running.admin_addr());
     if let Some(cluster) = &cluster {
         say!(
             "  cluster:   node {} at {} (lease {:?})",

@@ -291,6 +291,29 @@ pub struct ServerArgs {
         )
     )]
     pub reconnect_grace: Option<Duration>,
+    /// Serve metrics (/metrics), the admin page (/) and, with --admin-token, the room API
+    /// (/rooms) on this port, apart from clients [default: no admin listener; 0 picks a free
+    /// port]
+    #[arg(long, value_name = "PORT")]
+    pub admin_port: Option<u16>,
+    /// Address of the admin listener: metrics and the page need no token, so keep it private
+    #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), requires = "admin_port")]
+    pub admin_host: IpAddr,
+    /// With --admin-port: the bearer token of the room API (`Authorization: Bearer <token>`).
+    /// Prefer the environment variable or --admin-token-file to the flag: command lines are
+    /// visible to every user of the machine [default: the room API is off]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "JAMSOCKET_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
+    pub admin_token: Option<String>,
+    /// With --admin-port: a file holding the room API's bearer token (surrounding whitespace
+    /// is ignored)
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -407,6 +430,44 @@ impl ServerArgs {
             verifier = verifier.with_issuer(&self.auth_jwt_issuer);
         }
         Ok(server.with_jwt(verifier))
+    }
+
+    /// `server` with the admin listener `--admin-port` asks for, and the room API's token.
+    pub fn with_admin(&self, server: Server) -> Result<Server> {
+        let token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => Some(token.trim().to_string()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|err| {
+                        anyhow::Error::new(err)
+                            .context(UserError::BadAdminTokenFile { path: path.clone() })
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        if token.as_deref() == Some("") {
+            return Err(UserError::EmptyAdminToken.into());
+        }
+        let Some(port) = self.admin_port else {
+            if token.is_some() {
+                return Err(UserError::AdminTokenWithoutPort.into());
+            }
+            return Ok(server);
+        };
+        let addr = SocketAddr::new(self.admin_host, port);
+        Ok(server.with_admin(addr, token.as_deref()))
+    }
+
+    /// Prints where the admin listener is, if there is one.
+    pub fn print_admin(&self, admin: Option<SocketAddr>) {
+        let Some(admin) = admin else { return };
+        let api = match self.admin_token.is_some() || self.admin_token_file.is_some() {
+            true => "room API at /rooms with the admin token",
+            false => "room API off: --admin-token to turn it on",
+        };
+        say!("  admin:     {}/ (page, /metrics; {api})", base_url(admin));
     }
 
     /// Opens the store `--store` names (`default` when the flag is absent), if any.

@@ -43,6 +43,12 @@ pub enum UserError {
     ClusterStoreNotShared(String),
     #[error("cannot join the cluster at `{url}`")]
     BadCluster { url: String },
+    #[error("cannot read the admin token file `{}`", path.display())]
+    BadAdminTokenFile { path: PathBuf },
+    #[error("the admin token is empty")]
+    EmptyAdminToken,
+    #[error("--admin-token needs --admin-port: the room API is served on the admin listener only")]
+    AdminTokenWithoutPort,
     #[error("--cluster needs the address other nodes reach this one at, and {0} listens on every interface")]
     NoAdvertiseAddress(std::net::SocketAddr),
 }
@@ -74,6 +80,9 @@ impl UserError {
             UserError::ClusterStoreNotShared(_) => "leave out --store (the cluster's Redis keeps the rooms), or name another Redis every node uses: --store redis://HOST:PORT/DB".to_string(),
             UserError::BadCluster { .. } => "start Redis (or check the address in --cluster); every node of a cluster names the same Redis".to_string(),
             UserError::NoAdvertiseAddress(addr) => format!("pass --advertise HOST:{} with this machine's address on the nodes' network, or --host with that address", addr.port()),
+            UserError::BadAdminTokenFile { .. } => "pass --admin-token-file a readable file holding the token, or set JAMSOCKET_ADMIN_TOKEN".to_string(),
+            UserError::EmptyAdminToken => "generate one, e.g. `openssl rand -hex 32`, and pass it with JAMSOCKET_ADMIN_TOKEN or --admin-token-file".to_string(),
+            UserError::AdminTokenWithoutPort => "add --admin-port <n> (the admin listener binds 127.0.0.1 unless --admin-host says otherwise)".to_string(),
             UserError::BuildFailed => return None,
         })
     }

@@ -109,6 +109,40 @@ impl From<Rejection> for HttpError {
     }
 }
 
+/// What `jamsocket_connections_refused_total` calls a refused handshake's reason: a short
+/// name per kind of refusal (its status is counted beside it).
+pub(crate) fn refusal_reason(rejection: &Rejection) -> &'static str {
+    match rejection {
+        Rejection::NoEndpoint { .. } => "no_endpoint",
+        Rejection::RoomId(_) => "bad_room_id",
+        Rejection::NotHandshake(_) => "bad_handshake",
+        Rejection::ResumeKey(_) => "bad_resume_key",
+        Rejection::Seen { .. } => "bad_seen",
+        Rejection::Refused(refusal) => match refusal {
+            Refusal::ShuttingDown => "shutting_down",
+            Refusal::Origin { .. } => "origin",
+            Refusal::ServerFull { .. } => "server_full",
+            Refusal::TooManyConnections { .. } => "too_many_connections",
+            Refusal::RoomCreationRate { .. } => "rate_limited",
+        },
+        Rejection::Auth(AuthRefusal::Token(_)) => "token",
+        Rejection::Auth(AuthRefusal::Denied(_)) => "admission",
+        Rejection::Room(err) => match err {
+            RoomError::Full { .. } => "room_full",
+            RoomError::TooManyRooms { .. } | RoomError::NoUnusedId => "too_many_rooms",
+            RoomError::NoSuchRoom { .. } => "no_such_room",
+            RoomError::Unavailable { .. } => "room_unavailable",
+            RoomError::Failed { .. } => "room_failed",
+            RoomError::Closed { .. } | RoomError::KeepsClosing { .. } => "room_closed",
+            RoomError::Exists { .. } => "room_exists",
+            RoomError::ShuttingDown => "shutting_down",
+            RoomError::NotYourSession { .. } | RoomError::TakenOver { .. } => "session",
+            RoomError::Moved { .. } => "cluster",
+        },
+        Rejection::Cluster(_) => "cluster",
+    }
+}
+
 impl From<ClusterRefusal> for HttpError {
     fn from(refusal: ClusterRefusal) -> Self {
         let status = match refusal {

@@ -116,6 +116,31 @@
 //! its rooms before another node may take them, and shutdown drains the node (`/status` 503,
 //! rooms saved, clients closed with 1012, then the node leaves the directory).
 //!
+//! # Metrics
+//! [`Server::with_metrics`] turns on Prometheus metrics, which [`RunningServer::metrics`]
+//! returns in the OpenMetrics text format (and the admin listener serves). Without it nothing
+//! is counted. Labels never name a room, client, user or address.
+//!
+//! | metric | what |
+//! |---|---|
+//! | `jamsocket_rooms` | rooms open (gauge) |
+//! | `jamsocket_rooms_created_total` | rooms opened, new or restored |
+//! | `jamsocket_rooms_closed_total{reason}` | rooms that ended: `empty` (policy), `closed` (on request, or moved to another node), `shutdown`, `evicted` (room table full), `lease_lost` (cluster), `failed` |
+//! | `jamsocket_rooms_hibernated_total` | durable rooms that ended idle with their snapshot saved |
+//! | `jamsocket_clients` | WebSocket connections joined to a room (gauge) |
+//! | `jamsocket_connections_total` | handshakes accepted |
+//! | `jamsocket_connections_refused_total{reason,status}` | handshakes refused: `reason` such as `bad_room_id`, `origin`, `token`, `admission`, `room_full`, `too_many_rooms`, `rate_limited`, `shutting_down`, `cluster`; `status` the HTTP status |
+//! | `jamsocket_messages_received_total{kind}`, `jamsocket_bytes_received_total` | messages (`text`, `binary`) from clients, and their payload bytes |
+//! | `jamsocket_messages_sent_total{kind}`, `jamsocket_bytes_sent_total` | messages queued for clients, once per recipient, and their payload bytes |
+//! | `jamsocket_close_codes_sent_total{code}` | close frames sent, by code (see above; `other` for a client's own code echoed) |
+//! | `jamsocket_outbound_queue_drops_total`, `jamsocket_heartbeat_timeouts_total` | clients closed for not reading, or for silence |
+//! | `jamsocket_snapshot_writes_total`, `_write_failures_total`, `_fenced_out_total` | with a store: snapshots written, failed, refused to a node that lost the room |
+//! | `jamsocket_snapshot_write_seconds`, `jamsocket_snapshot_load_seconds` | with a store: histograms of batch writes and room loads |
+//! | `jamsocket_forwarded_connections_total`, `jamsocket_forward_failures_total` | in a cluster: connections forwarded to their room's owner, and those that could not be |
+//!
+//! [`Server::with_metrics_collector`] adds metrics of your own (or a WebAssembly host's),
+//! built with the re-exported [`prometheus_client`].
+//!
 //! # Memory
 //! What a client can make the server hold is bounded: one frame of the largest message size
 //! being read (and all such partly received messages together by
@@ -126,6 +151,7 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod admin;
 mod admission;
 #[cfg(feature = "jemalloc")]
 mod allocator;
@@ -136,6 +162,7 @@ mod error;
 mod http_error;
 mod limits;
 mod log_throttle;
+mod metrics;
 mod rate_limit;
 mod room_id;
 mod rooms;
@@ -154,6 +181,9 @@ pub use error::{RoomIdError, SettingError};
 pub use jamsocket_cluster::{Cluster, ClusterConfig, ClusterError};
 pub use jamsocket_store::{Snapshots, StoreConfig, StoreError};
 pub use limits::Limits;
+/// The metrics library of [`Server::with_metrics_collector`], re-exported so that collectors
+/// are built with the same version.
+pub use prometheus_client;
 pub use room_id::{
     is_room_id_char, validate_room_id, RoomIdStrategy, MAX_ROOM_ID_BYTES, ROOM_ID_CHARACTERS,
 };

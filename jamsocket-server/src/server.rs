@@ -1,7 +1,9 @@
+use crate::admin::{AdminSettings, AdminState, AdminToken};
 use crate::admission::Admission;
 use crate::auth::{AdmissionRequest, Denied, JwtVerifier};
 use crate::close_frame::{code, CloseFrame};
 use crate::limits::open_file_limit;
+use crate::metrics::Metrics;
 use crate::rooms::{RoomContext, Rooms};
 use crate::routes::{configure, AppState};
 use crate::settings::{AdmissionHook, Settings};
@@ -373,6 +375,49 @@ impl Server {
         self
     }
 
+    /// Collects Prometheus metrics (see [Metrics](crate#metrics) for the list), read with
+    /// [`RunningServer::metrics`] or served by the admin listener. Off by default: a server
+    /// without metrics does no counting at all.
+    #[must_use]
+    pub fn with_metrics(mut self) -> Self {
+        self.settings
+            .metrics
+            .get_or_insert_with(|| Arc::new(Metrics::new()));
+        self
+    }
+
+    /// Collects metrics like [`with_metrics`](Server::with_metrics), and `collector`'s with
+    /// them at each scrape (a WebAssembly host's guest metrics, say). Build it with
+    /// [`jamsocket_server::prometheus_client`](crate::prometheus_client), the version the
+    /// server uses.
+    #[must_use]
+    pub fn with_metrics_collector(
+        self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) -> Self {
+        let server = self.with_metrics();
+        if let Some(metrics) = &server.settings.metrics {
+            metrics.register_collector(collector);
+        }
+        server
+    }
+
+    /// Serves the admin listener on `addr`: `GET /metrics` (Prometheus), the admin page at
+    /// `/`, and, when `token` is given, the room API for backends (`/rooms`, with
+    /// `Authorization: Bearer <token>`). Turns metrics on.
+    ///
+    /// Keep `addr` private (the default of `jamsocket serve --admin-port` is 127.0.0.1): the
+    /// metrics and the page need no token. Port 0 picks a free port; see
+    /// [`RunningServer::admin_addr`].
+    #[must_use]
+    pub fn with_admin(mut self, addr: SocketAddr, token: Option<&str>) -> Self {
+        self.settings.admin = Some(AdminSettings {
+            addr,
+            token: token.map(AdminToken::new),
+        });
+        self.with_metrics()
+    }
+
     /// How long a client with a session may be away.
     pub fn reconnect_grace(&self) -> Duration {
         self.settings.reconnect_grace
@@ -448,6 +493,22 @@ impl Server {
         if let Ok((_, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
             let _ = rlimit::increase_nofile_limit(hard);
         }
+        let admin = match &self.settings.admin {
+            Some(admin) => Some(TcpListener::bind(admin.addr).map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!(
+                        "cannot listen for the admin listener on {}: {err}",
+                        admin.addr
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+        if let Some(metrics) = &self.settings.metrics {
+            metrics.watch_store(self.settings.store.as_ref());
+        }
         let settings = Arc::new(self.settings);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -455,11 +516,12 @@ impl Server {
             .name("jamsocket-server".to_string())
             .spawn(move || {
                 actix_web::rt::System::new()
-                    .block_on(run(listener, factory, settings, stop_rx, started_tx))
+                    .block_on(run(listener, admin, factory, settings, stop_rx, started_tx))
             })?;
         match started_rx.recv() {
             Ok(Ok(rooms)) => Ok(RunningServer {
                 addr,
+                admin_addr,
                 rooms,
                 stop: Some(stop_tx),
                 thread: Some(thread),
@@ -492,6 +554,7 @@ impl Server {
 
 async fn run<F: JamsocketServiceFactory<RoomContext>>(
     listener: TcpListener,
+    admin: Option<TcpListener>,
     factory: F,
     settings: Arc<Settings>,
     stop: oneshot::Receiver<()>,
@@ -557,6 +620,21 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
             .finish(app())
             .tcp()
     });
+    let http = match (http, admin) {
+        (Ok(http), Some(admin)) => {
+            let state = AdminState {
+                rooms: rooms.clone(),
+                settings: settings.clone(),
+            };
+            http.listen("jamsocket-admin", admin, move || {
+                let app = App::new().configure(crate::admin::configure(state.clone()));
+                HttpService::build()
+                    .finish(map_config(app, |_| AppConfig::default()))
+                    .tcp()
+            })
+        }
+        (http, _) => http,
+    };
     let http = match http {
         Ok(http) => http.run(),
         Err(err) => {
@@ -616,6 +694,7 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     rooms: Rooms,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<io::Result<()>>>,
@@ -630,6 +709,19 @@ impl RunningServer {
     /// How many rooms are open.
     pub fn room_count(&self) -> usize {
         self.rooms.len()
+    }
+
+    /// The server's metrics in the OpenMetrics text format (what Prometheus scrapes), if it
+    /// collects them ([`Server::with_metrics`]).
+    pub fn metrics(&self) -> Option<String> {
+        let metrics = self.rooms.settings().metrics.as_ref()?;
+        Some(metrics.encode())
+    }
+
+    /// The address the admin listener listens on, if the server has one
+    /// ([`Server::with_admin`]).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Closes every open room: its clients get a close frame with `code` and `reason`, and the

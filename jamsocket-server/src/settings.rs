@@ -1,4 +1,6 @@
+use crate::admin::AdminSettings;
 use crate::auth::{Hook, JwtVerifier};
+use crate::metrics::Metrics;
 use crate::{Limits, RoomIdStrategy, ShutdownPolicy};
 use ipnet::IpNet;
 use jamsocket_cluster::Cluster;
@@ -38,6 +40,10 @@ pub(crate) struct Settings {
     pub admission: Option<AdmissionHook>,
     /// The cluster this node belongs to; `None` serves every room here.
     pub cluster: Option<Cluster>,
+    /// The admin listener (metrics, room API, admin page); `None` serves none.
+    pub admin: Option<AdminSettings>,
+    /// The server's metrics; `None` collects none (and costs nothing).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// The admission hook, shown as such in `Debug` output.
@@ -71,6 +77,8 @@ impl Default for Settings {
             jwt: None,
             admission: None,
             cluster: None,
+            admin: None,
+            metrics: None,
         }
     }
 }

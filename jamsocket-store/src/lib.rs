@@ -43,6 +43,10 @@
 //! # }
 //! ```
 //!
+//! [`stats`](Snapshots::stats) counts what was written, failed and fenced out;
+//! [`latency`](Snapshots::latency) says how long writes and loads took, as histograms a
+//! metrics exporter can publish (`jamsocket-server` does, with `Server::with_metrics`).
+//!
 //! Logs go through `tracing` (the library installs no subscriber): refused (oversized) and
 //! corrupt snapshots as errors naming the room, failed writes as warnings (at most one a second),
 //! fenced-out saves as warnings naming the room, their fence and the current one.
@@ -52,6 +56,7 @@ mod backend;
 mod compression;
 mod config;
 mod error;
+mod latency;
 mod pending;
 mod redis_store;
 mod snapshots;
@@ -64,6 +69,7 @@ mod writer;
 
 pub use config::StoreConfig;
 pub use error::StoreError;
+pub use latency::{LatencyHistogram, StoreLatency, LATENCY_BUCKETS};
 pub use snapshots::Snapshots;
 pub use stats::StoreStats;
 pub use store_url::redact as redact_url;

@@ -5,6 +5,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -13,7 +14,7 @@ use crate::pending::{Change, Pending};
 use crate::stats::Counters;
 use crate::store_url::{redact, StoreUrl};
 use crate::writer::{self, LoadRequest};
-use crate::{compression, StoreConfig, StoreError, StoreStats};
+use crate::{compression, StoreConfig, StoreError, StoreLatency, StoreStats};
 
 /// How many distinct corrupt snapshots a store remembers having quarantined (so that loading a
 /// corrupt room again does not keep another copy each time).
@@ -85,8 +86,16 @@ impl Snapshots {
     /// logged as an error naming the room and returned as [`StoreError::Corrupt`]; they stay
     /// in place until the room is saved or deleted.
     ///
-    /// Works from any async runtime (or none): the store thread does the reading.
+    /// Works from any async runtime (or none): the store thread does the reading. How long it
+    /// took is recorded in [`latency`](Self::latency).
     pub async fn load(&self, room: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let started = Instant::now();
+        let loaded = self.read(room).await;
+        (self.0.shared.counters.load_latency).record(started.elapsed());
+        loaded
+    }
+
+    async fn read(&self, room: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self.0.shared.pending.get(room) {
             Some(Change::Save { snapshot, .. }) => return Ok(Some(snapshot.to_vec())),
             Some(Change::Delete) => return Ok(None),
@@ -189,6 +198,25 @@ impl Snapshots {
     /// Counters since the store was opened.
     pub fn stats(&self) -> StoreStats {
         (self.0.shared.counters).read(self.0.shared.pending.len())
+    }
+
+    /// How long writes and loads have taken since the store was opened.
+    ///
+    /// ```
+    /// # use jamsocket_store::{Snapshots, StoreConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Snapshots::open("sqlite::memory:", StoreConfig::new())?;
+    /// store.save("lobby", b"state".to_vec());
+    /// store.flush().await;
+    /// store.load("lobby").await?;
+    /// let latency = store.latency();
+    /// assert_eq!((latency.write.count, latency.load.count), (1, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn latency(&self) -> StoreLatency {
+        self.0.shared.counters.latency()
     }
 
     fn push(&self, room: &str, change: Change) {

@@ -1,3 +1,4 @@
+use crate::latency::{Latency, StoreLatency};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters of a store since it was opened ([`Snapshots::stats`](crate::Snapshots::stats)).
@@ -24,6 +25,10 @@ pub(crate) struct Counters {
     bytes_written: AtomicU64,
     failures: AtomicU64,
     fenced_out: AtomicU64,
+    /// How long batches take to write, on the store thread.
+    pub(crate) write_latency: Latency,
+    /// How long loads take, in [`Snapshots::load`](crate::Snapshots::load).
+    pub(crate) load_latency: Latency,
 }
 
 impl Counters {
@@ -47,6 +52,13 @@ impl Counters {
             failures: self.failures.load(Ordering::Relaxed),
             fenced_out: self.fenced_out.load(Ordering::Relaxed),
             pending,
+        }
+    }
+
+    pub(crate) fn latency(&self) -> StoreLatency {
+        StoreLatency {
+            write: self.write_latency.read(),
+            load: self.load_latency.read(),
         }
     }
 }

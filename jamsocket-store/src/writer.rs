@@ -146,6 +146,8 @@ impl StoreThread {
     /// Compresses and writes one batch: the one place where changes reach the store. Returns
     /// false if the store failed (the batch stays pending, to be retried).
     async fn write_batch(&self, batch: Batch, writer: &mut Writer) -> bool {
+        // Compressing is part of writing: the latency counts from here.
+        let started = Instant::now();
         let max = self.shared.config.max_snapshot_bytes();
         let mut ready: Vec<(RoomWrite, Option<Arc<Vec<u8>>>)> = Vec::new();
         let mut refused = Vec::new();
@@ -202,7 +204,9 @@ impl StoreThread {
             if writes.is_empty() {
                 Ok(Vec::new())
             } else {
-                self.backend.write(&writes).await
+                let written = self.backend.write(&writes).await;
+                (self.shared.counters.write_latency).record(started.elapsed());
+                written
             }
         };
         let ok = result.is_ok();

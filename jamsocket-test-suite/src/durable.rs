@@ -227,3 +227,45 @@ pub async fn a_session_resumes_across_a_restart(factory: impl ConformanceFactory
     send(&mut ws, &format!("to:{id}:still {id}")).await;
     assert_eq!(recv_text(&mut ws).await, format!("still {id}"));
 }
+
+pub async fn the_room_api_reports_hibernated_rooms_and_forgets_them_on_delete(
+    factory: impl ConformanceFactory,
+) {
+    use crate::admin::api;
+    const TOKEN: &str = "token";
+    let file = SqliteFile::new();
+    let server = start(
+        durable_server(&file.url)
+            .with_shutdown_policy(ShutdownPolicy::Immediate)
+            .with_admin("127.0.0.1:0".parse().unwrap(), Some(TOKEN)),
+        factory,
+    );
+    let (addr, admin) = (server.local_addr(), server.admin_addr().unwrap());
+    assert_eq!(visit(addr, "sleeper").await, 1);
+    until("the room to hibernate", || server.room_count() == 0).await;
+    let (status, _, body) = api(admin, "GET", "/rooms/sleeper", Some(TOKEN), b"");
+    assert_eq!(status, 200, "{body}");
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["state"], "hibernated");
+    assert!(info["snapshot_bytes"].as_u64().unwrap() > 0, "{body}");
+    // Listing shows live rooms only.
+    let (_, _, body) = api(admin, "GET", "/rooms", Some(TOKEN), b"");
+    assert!(!body.contains("sleeper"), "{body}");
+
+    // Delete a live room and forget it: it comes back fresh.
+    let (mut ws, _) = join(addr, "sleeper").await;
+    assert_eq!(count(&mut ws).await, 2);
+    let (status, _, body) = api(
+        admin,
+        "DELETE",
+        "/rooms/sleeper?forget=true",
+        Some(TOKEN),
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""forgot":true"#), "{body}");
+    assert_eq!(recv_close(&mut ws).await.0, 1000);
+    let (status, _, body) = api(admin, "GET", "/rooms/sleeper", Some(TOKEN), b"");
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(visit(addr, "sleeper").await, 1);
+}

@@ -32,6 +32,7 @@
 pub mod common;
 pub mod raw_frames;
 
+pub mod admin;
 pub mod attacks;
 pub mod chaos;
 pub mod durable;

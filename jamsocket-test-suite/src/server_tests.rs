@@ -2,7 +2,7 @@
 /// [`ConformanceFactory`](crate::ConformanceFactory), evaluated in the invoking module once per
 /// test).
 ///
-/// Expands, where it is invoked, to one module per area (`attacks`, `chaos`, `identity`,
+/// Expands, where it is invoked, to one module per area (`admin`, `attacks`, `chaos`, `identity`,
 /// `lifecycle`, `limits`, `messaging`, `protocol`, `strategies`), each holding one test per test body of
 /// that area with the runtime the body needs: `#[tokio::test]`, or a two-worker multi-thread
 /// runtime for the tests that open thousands of connections. So the invoking crate needs
@@ -24,6 +24,17 @@ macro_rules! server_tests {
         /// The rooms the suite's tests run against.
         fn server_tests_factory() -> impl $crate::ConformanceFactory {
             $factory
+        }
+
+        $crate::__server_tests_area! { admin:
+            #[tokio::test]
+            the_room_api_lists_rooms_in_pages_and_describes_each_with_its_clients;
+            #[tokio::test]
+            the_room_api_refuses_requests_without_the_token_or_with_bad_values;
+            #[tokio::test]
+            a_backend_request_reaches_the_service_and_its_answer_comes_back;
+            #[tokio::test]
+            delete_closes_a_rooms_clients_with_the_code_and_reason_given;
         }
 
         $crate::__server_tests_area! { attacks:
@@ -207,6 +218,7 @@ macro_rules! durable_tests {
                 an_oversized_snapshot_is_refused_and_the_room_keeps_serving;
                 redis_going_away_stops_nothing_and_pending_snapshots_are_written_when_it_returns;
                 a_session_resumes_across_a_restart;
+                the_room_api_reports_hibernated_rooms_and_forgets_them_on_delete;
             }
         }
     };

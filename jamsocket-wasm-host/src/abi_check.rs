@@ -97,6 +97,8 @@ pub(crate) struct OptionalExports {
     pub(crate) snapshot: bool,
     /// `jamsocket_restore`
     pub(crate) restore: bool,
+    /// `jamsocket_request`
+    pub(crate) request: bool,
 }
 
 /// Checks the signature of each optional export of `exports::OPTIONAL_FUNCTIONS` the module
@@ -133,6 +135,7 @@ pub(crate) fn check_optional_exports(
         match export {
             exports::SNAPSHOT => found.snapshot = true,
             exports::RESTORE => found.restore = true,
+            exports::REQUEST => found.request = true,
             _ => {}
         }
     }

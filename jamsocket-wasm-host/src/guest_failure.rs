@@ -59,8 +59,10 @@ pub enum GuestFailure {
         memory_size: usize,
     },
 
-    /// An export returned a value the ABI does not allow: a `jamsocket_snapshot` `(ptr, len)`
-    /// outside the guest's memory, or an unknown `jamsocket_restore` status.
+    /// An export returned a value the ABI does not allow: a `jamsocket_snapshot` or
+    /// `jamsocket_request` `(ptr, len)` outside the guest's memory, a `jamsocket_request`
+    /// response that does not decode (shorter than its status, or a status outside
+    /// `100..=599`), or an unknown `jamsocket_restore` status.
     #[error("`{export}` returned {value:#x}, which {problem}")]
     BadReturn {
         /// The export.
@@ -121,6 +123,49 @@ pub enum GuestFailure {
 }
 
 impl GuestFailure {
+    /// Every [`kind`](Self::kind), in the order of the variants.
+    pub(crate) const KINDS: [&'static str; 13] = [
+        "cpu_limit",
+        "memory_limit",
+        "send_limit",
+        "out_of_bounds",
+        "bad_buffer",
+        "bad_return",
+        "input_too_large",
+        "invalid_utf8",
+        "sleep",
+        "exit",
+        "trap",
+        "cancelled",
+        "other",
+    ];
+
+    /// The kind of failure, in snake case (`"trap"`, `"cpu_limit"`, ...): the variant's name,
+    /// one of a small fixed set. The `kind` label of the `jamsocket_guest_failures_total` metric
+    /// (see [`HostMetrics`](crate::HostMetrics)).
+    pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    /// The position of [`kind`](Self::kind) in [`KINDS`](Self::KINDS).
+    pub(crate) fn kind_index(&self) -> usize {
+        match self {
+            GuestFailure::CpuLimit { .. } => 0,
+            GuestFailure::MemoryLimit { .. } => 1,
+            GuestFailure::SendLimit { .. } => 2,
+            GuestFailure::OutOfBounds { .. } => 3,
+            GuestFailure::BadBuffer { .. } => 4,
+            GuestFailure::BadReturn { .. } => 5,
+            GuestFailure::InputTooLarge { .. } => 6,
+            GuestFailure::InvalidUtf8 { .. } => 7,
+            GuestFailure::Sleep => 8,
+            GuestFailure::Exit { .. } => 9,
+            GuestFailure::Trap { .. } => 10,
+            GuestFailure::Cancelled => 11,
+            GuestFailure::Other { .. } => 12,
+        }
+    }
+
     /// Finds the failure behind an error returned by a guest call.
     pub(crate) fn from_error(error: &wasmtime::Error) -> GuestFailure {
         if let Some(failure) = error.downcast_ref::<GuestFailure>() {
@@ -134,5 +179,64 @@ impl GuestFailure {
                 message: format!("{:#}", error.root_cause()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_variant_has_its_own_snake_case_kind() {
+        let failures = [
+            GuestFailure::CpuLimit {
+                limit: Duration::ZERO,
+            },
+            GuestFailure::MemoryLimit {
+                limit: 0,
+                requested: 0,
+            },
+            GuestFailure::SendLimit {
+                limit: 0,
+                attempted: 0,
+            },
+            GuestFailure::OutOfBounds {
+                import: "send_message",
+                ptr: 0,
+                len: 0,
+                memory_size: 0,
+            },
+            GuestFailure::BadBuffer {
+                ptr: 0,
+                len: 0,
+                memory_size: 0,
+            },
+            GuestFailure::BadReturn {
+                export: "jamsocket_request",
+                value: 0,
+                problem: String::new(),
+            },
+            GuestFailure::InputTooLarge { len: 0 },
+            GuestFailure::InvalidUtf8 { valid_up_to: 0 },
+            GuestFailure::Sleep,
+            GuestFailure::Exit { code: 1 },
+            GuestFailure::Trap {
+                trap: wasmtime::Trap::UnreachableCodeReached,
+            },
+            GuestFailure::Cancelled,
+            GuestFailure::Other {
+                message: String::new(),
+            },
+        ];
+        let kinds: Vec<_> = failures.iter().map(GuestFailure::kind).collect();
+        assert_eq!(kinds, GuestFailure::KINDS);
+        for kind in kinds {
+            assert!(
+                kind.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{kind}"
+            );
+        }
+        assert_eq!(failures[10].kind(), "trap");
     }
 }

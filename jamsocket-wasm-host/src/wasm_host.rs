@@ -1,15 +1,17 @@
 use crate::erased_context::ErasedContext;
+use crate::host_metrics::InstanceMetrics;
 use crate::host_state::HostState;
 use crate::wasm_host_factory::FactoryInner;
 use crate::{GuestFailure, WasmHostError};
 use guest_exports::{write_input, CallError, GuestExports};
 use jamsocket::abi::exports;
-use jamsocket::{ClientId, JamsocketService, ServiceError};
+use jamsocket::{ClientId, JamsocketService, Response, ServiceError};
 use std::sync::Arc;
 use tracing::Instrument;
 use wasmtime::{PoolConcurrencyLimitError, Store};
 
 mod guest_exports;
+mod request;
 mod restore;
 mod snapshot;
 
@@ -22,7 +24,12 @@ mod snapshot;
 ///
 /// [`snapshot`](JamsocketService::snapshot) returns the service's own snapshot when the guest
 /// has one (`jamsocket_snapshot`), and otherwise a memory image of the guest; see the README's
-/// *Snapshots*.
+/// *Snapshots*. [`request`](JamsocketService::request) calls `jamsocket_request` (a module
+/// without it answers 404), and [`memory_bytes`](JamsocketService::memory_bytes) is the size
+/// of the instance's linear memory.
+///
+/// Every call updates the factory's [`HostMetrics`](crate::HostMetrics): its CPU time, the
+/// instance's memory, and the failure if it failed.
 ///
 /// Created by [`WasmHostFactory`](crate::WasmHostFactory).
 pub struct WasmHost {
@@ -35,6 +42,8 @@ pub struct WasmHost {
     /// True while a call runs. Still true at the start of a call means the previous call's
     /// future was dropped before it finished.
     in_call: bool,
+    /// This instance in the factory's metrics (counted until dropped).
+    metrics: InstanceMetrics,
     span: tracing::Span,
 }
 
@@ -122,15 +131,29 @@ impl WasmHost {
         })?;
         store.data_mut().memory = Some(exports.memory);
 
-        Ok(WasmHost {
+        let mut host = WasmHost {
             room_id: room,
             factory: factory.clone(),
             store,
             exports,
             failure: None,
             in_call: false,
+            metrics: factory.metrics.instance(),
             span,
-        })
+        };
+        host.report_memory();
+        Ok(host)
+    }
+
+    /// The size of the instance's linear memory.
+    fn memory_size(&self) -> u64 {
+        u64::try_from(self.exports.memory.data_size(&self.store)).unwrap_or(u64::MAX)
+    }
+
+    /// Updates the instance's memory in the factory's metrics.
+    fn report_memory(&mut self) {
+        let size = self.memory_size();
+        self.metrics.set_memory(size);
     }
 
     /// The room this instance serves.
@@ -147,7 +170,11 @@ impl WasmHost {
     fn check_usable(&mut self, export: &'static str) -> Result<(), ServiceError> {
         if self.in_call {
             self.in_call = false;
-            self.failure.get_or_insert(GuestFailure::Cancelled);
+            self.report_memory();
+            if self.failure.is_none() {
+                self.factory.metrics.count_failure(&GuestFailure::Cancelled);
+                self.failure = Some(GuestFailure::Cancelled);
+            }
         }
         match &self.failure {
             Some(failure) => Err(ServiceError::failed(WasmHostError::RoomFailed {
@@ -160,8 +187,9 @@ impl WasmHost {
     }
 
     /// Runs one guest call, `f`, on the room's store: refused if the room failed; with fresh
-    /// per-call budgets; and any error becomes the room's failure and a [`ServiceError`] that
-    /// closes the room, naming the export that failed.
+    /// per-call budgets; its CPU time and the memory it leaves counted in the metrics; and any
+    /// error becomes the room's failure and a [`ServiceError`] that closes the room, naming the
+    /// export that failed.
     async fn call<R>(
         &mut self,
         export: &'static str,
@@ -171,10 +199,12 @@ impl WasmHost {
         self.in_call = true;
         self.store.data_mut().start_call();
         self.store.set_epoch_deadline(1);
-        let result = f(&mut self.store, &self.exports)
+        let result = (self.factory.metrics)
+            .timed(f(&mut self.store, &self.exports))
             .instrument(self.span.clone())
             .await;
         self.in_call = false;
+        self.report_memory();
 
         result.map_err(|(export, error)| {
             let failure = GuestFailure::from_error(&error);
@@ -185,6 +215,7 @@ impl WasmHost {
                 export,
                 "guest call failed: {error:?}"
             );
+            self.factory.metrics.count_failure(&failure);
             self.failure = Some(failure.clone());
             ServiceError::failed(WasmHostError::GuestFailed {
                 room_id: self.room_id.to_string(),
@@ -260,6 +291,19 @@ impl JamsocketService for WasmHost {
     /// `None` only for a module whose exported mutable globals a memory image cannot hold.
     async fn snapshot(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
         self.take_snapshot().await
+    }
+
+    /// Copies `body` into the guest and calls `jamsocket_request` (a call with the usual
+    /// budgets), or answers [`Response::not_found`] if the module has no such export. A trap,
+    /// or an answer outside the guest's memory or that is not a response (a status outside
+    /// `100..=599`), fails the room.
+    async fn request(&mut self, body: &[u8]) -> Result<Response, ServiceError> {
+        self.handle_request(body).await
+    }
+
+    /// The size of the instance's linear memory.
+    fn memory_bytes(&self) -> Option<u64> {
+        Some(self.memory_size())
     }
 }
 

@@ -1,4 +1,5 @@
 use crate::abi_check::OptionalExports;
+use crate::host_metrics::HostMetrics;
 use crate::host_state::HostState;
 use crate::memory_image::ImageLayout;
 use crate::{abi_check, epoch_ticker, imports, WasmHost, WasmHostConfig, WasmHostError};
@@ -48,6 +49,8 @@ pub(crate) struct FactoryInner {
     /// The exported mutable globals a memory image holds, and the module's initial memory
     /// (one copy, shared by every room) that images are taken against.
     pub(crate) image_layout: ImageLayout,
+    /// What the rooms' guests use, updated by every room.
+    pub(crate) metrics: HostMetrics,
 }
 
 impl WasmHostFactory {
@@ -88,6 +91,13 @@ impl WasmHostFactory {
     /// the module that took them; a memory image is only restored into the same module.
     pub fn module_hash(&self) -> [u8; 32] {
         self.inner.module_hash
+    }
+
+    /// The guest metrics of this factory's rooms (CPU time, memory, instances, failures by
+    /// kind), shared with every clone of the factory. Register them with a Prometheus registry:
+    /// `registry.register_collector(Box::new(factory.metrics()))`.
+    pub fn metrics(&self) -> HostMetrics {
+        self.inner.metrics.clone()
     }
 
     fn load(name: String, bytes: &[u8], config: WasmHostConfig) -> Result<Self, WasmHostError> {
@@ -156,6 +166,7 @@ impl WasmHostFactory {
                 module_hash,
                 optional_exports,
                 image_layout,
+                metrics: HostMetrics::default(),
             }),
         })
     }

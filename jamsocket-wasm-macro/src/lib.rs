@@ -5,9 +5,10 @@
 //! `jamsocket::SimpleJamsocketService`. It leaves the item as written and adds a thin shim: a
 //! static cell holding the room's service and one `extern "C"` function per export of the
 //! Jamsocket WebAssembly ABI (`jamsocket::abi::exports`, including the optional
-//! `jamsocket_snapshot` / `jamsocket_restore` pair), each a one-line call into
-//! `jamsocket_wasm::__private`. The exports exist only when compiling for `wasm32`, so the same
-//! crate also builds natively (as an `rlib`) and its service can be used there as a plain type.
+//! `jamsocket_snapshot` / `jamsocket_restore` pair and `jamsocket_request`), each a one-line
+//! call into `jamsocket_wasm::__private`. The exports exist only when compiling for `wasm32`, so
+//! the same crate also builds natively (as an `rlib`) and its service can be used there as a
+//! plain type.
 //!
 //! ```
 //! use jamsocket_wasm::prelude::*;
@@ -120,9 +121,9 @@ fn item_keyword_span(item: &syn::Item) -> proc_macro2::Span {
     }
 }
 
-/// The exports, one line each: the required ones and the optional snapshot pair. The names and
-/// signatures are those of `jamsocket::abi::exports` (a unit test checks them); everything else
-/// lives in `jamsocket_wasm::__private`.
+/// The exports, one line each: the required ones, the optional snapshot pair and
+/// `jamsocket_request`. The names and signatures are those of `jamsocket::abi::exports` (a unit
+/// test checks them); everything else lives in `jamsocket_wasm::__private`.
 fn shim(ty: &Ident) -> TokenStream2 {
     let rt = quote!(::jamsocket_wasm::__private);
     // Spanned on the type name, so "does not implement SimpleJamsocketService" points at it.
@@ -184,6 +185,11 @@ fn shim(ty: &Ident) -> TokenStream2 {
             #[unsafe(no_mangle)]
             pub extern "C" fn jamsocket_restore(ptr: u32, len: u32) -> i32 {
                 #rt::restore(&SERVICE, ptr, len)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn jamsocket_request(ptr: u32, len: u32) -> i64 {
+                #rt::request(&SERVICE, ptr, len)
             }
         };
     }

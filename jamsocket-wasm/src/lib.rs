@@ -100,7 +100,8 @@
 //!
 //! The attribute exports the functions listed in [`jamsocket::abi`], including the optional
 //! `jamsocket_snapshot` / `jamsocket_restore` pair (a service that keeps no snapshots answers
-//! "none" and "unsupported", and the host saves its memory instead). The host copies a room id
+//! "none" and "unsupported", and the host saves its memory instead) and `jamsocket_request`
+//! (a service without a request handler answers 404). The host copies a room id
 //! or a message into a buffer it gets from `jamsocket_buffer` and passes its `(ptr, len)`. The
 //! runtime only reads input inside that buffer, so a wrong pointer cannot make it read
 //! elsewhere. Text that is not valid UTF-8 (which a conforming host never sends) is decoded
@@ -112,8 +113,10 @@
 mod buffer;
 mod guest_context;
 mod imports;
+mod kept;
 mod lock;
 pub mod prelude;
+mod request;
 mod service_cell;
 mod snapshot;
 
@@ -127,6 +130,7 @@ pub mod __private {
     pub use crate::guest_context::GuestContext;
     #[cfg(not(target_arch = "wasm32"))]
     pub use crate::guest_context::{set_user, take_sent, Sent};
+    pub use crate::request::request;
     pub use crate::service_cell::{
         abi_version, assert_service, binary, connect, disconnect, initialize, message, timer,
         ServiceCell,

@@ -3,4 +3,6 @@
 pub use crate::jamsocket_wasm;
 #[cfg(feature = "serde")]
 pub use jamsocket::Durable;
-pub use jamsocket::{ClientId, JamsocketContext, MessageRecipient, SimpleJamsocketService, User};
+pub use jamsocket::{
+    ClientId, JamsocketContext, MessageRecipient, Response, SimpleJamsocketService, User,
+};

@@ -22,8 +22,9 @@ impl<S> ServiceCell<S> {
     /// before `jamsocket_initialize`: that is a host bug, and silently dropping the event would
     /// hide it.
     pub(crate) fn with<R>(&self, export: &str, f: impl FnOnce(&mut S) -> R) -> R {
-        // Bytes kept for the host since the last `jamsocket_snapshot` are no longer needed.
-        crate::snapshot::release();
+        // Bytes kept for the host by the last `jamsocket_snapshot` or `jamsocket_request` are
+        // no longer needed.
+        crate::kept::release();
         let mut service = lock(&self.0);
         match service.as_mut() {
             Some(service) => f(service),

@@ -5,47 +5,21 @@
 //! (which [`Durable`](jamsocket::Durable) writes with serde); a service that keeps no snapshots
 //! returns `-1` / [`RESTORE_UNSUPPORTED`], and the host falls back to saving the whole memory.
 
-use crate::buffer::address;
 use crate::guest_context::GuestContext;
-use crate::lock::lock;
+use crate::kept::keep;
 use crate::service_cell::{input, text, ServiceCell};
 use jamsocket::abi::{RESTORE_CORRUPT, RESTORE_OK, RESTORE_UNSUPPORTED};
 use jamsocket::{RestoreError, SimpleJamsocketService};
-use std::sync::Mutex;
-
-/// The bytes of the last `jamsocket_snapshot`, kept alive until the host has read them (the
-/// next call of a handler releases them).
-static KEPT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 /// What `jamsocket_snapshot` returns when the service keeps no snapshot.
 const NO_SNAPSHOT: i64 = -1;
 
-/// `jamsocket_snapshot`: the service's snapshot as `(ptr << 32) | len`, or [`NO_SNAPSHOT`].
+/// `jamsocket_snapshot`: the service's snapshot as `(ptr << 32) | len` (kept until the next
+/// handler call), or `-1` if the service keeps no snapshot.
 pub fn snapshot<S: SimpleJamsocketService>(cell: &ServiceCell<S>) -> i64 {
-    let Some(bytes) = cell.with("jamsocket_snapshot", |service| service.snapshot()) else {
-        return NO_SNAPSHOT;
-    };
-    let mut kept = lock(&KEPT);
-    *kept = bytes;
-    let len = u32::try_from(kept.len()).unwrap_or_else(|_| {
-        panic!(
-            "`jamsocket_snapshot`: {} bytes do not fit the ABI",
-            kept.len()
-        )
-    });
-    pack(address(&mut kept), len)
-}
-
-/// `(ptr << 32) | len`, as the host reads it.
-fn pack(ptr: u32, len: u32) -> i64 {
-    ((u64::from(ptr) << 32) | u64::from(len)) as i64
-}
-
-/// Frees the bytes kept for the host by the last `jamsocket_snapshot`.
-pub(crate) fn release() {
-    let mut kept = lock(&KEPT);
-    if kept.capacity() > 0 {
-        *kept = Vec::new();
+    match cell.with("jamsocket_snapshot", |service| service.snapshot()) {
+        Some(bytes) => keep("jamsocket_snapshot", bytes),
+        None => NO_SNAPSHOT,
     }
 }
 
@@ -102,6 +76,7 @@ mod tests {
     use super::*;
     use crate::buffer::buffer;
     use crate::guest_context::{take_sent, Sent};
+    use crate::kept::tests_support::{kept, released};
     use jamsocket::{ClientId, JamsocketContext, MessageRecipient};
 
     /// A counter whose snapshot is its value in decimal.
@@ -158,15 +133,6 @@ mod tests {
         (ptr, bytes.len() as u32)
     }
 
-    /// The kept bytes behind a packed `jamsocket_snapshot` result.
-    fn kept(packed: i64) -> Vec<u8> {
-        let (ptr, len) = ((packed as u64 >> 32) as u32, packed as u32);
-        let mut kept = lock(&KEPT);
-        assert_eq!(address(&mut kept), ptr);
-        assert_eq!(kept.len(), len as usize);
-        kept.clone()
-    }
-
     #[test]
     fn a_snapshot_restores_into_a_new_cell() {
         let _serial = crate::buffer::tests_support::serial();
@@ -181,7 +147,7 @@ mod tests {
         assert_eq!(saved, b"2");
         // The next handler call releases the bytes.
         crate::service_cell::message(&CELL, 1, 0, 0);
-        assert_eq!(lock(&KEPT).capacity(), 0);
+        assert!(released());
         take_sent();
 
         let (ptr, len) = write_input(&frame("room-9", &saved));
@@ -212,15 +178,6 @@ mod tests {
         assert!(unframe(b"\x01\0\0").is_err());
         assert!(unframe(b"\x05\0\0\0abcd").is_err());
         assert!(unframe(&[0xff; 4]).is_err());
-    }
-
-    #[test]
-    fn pointers_and_lengths_pack_into_one_i64() {
-        assert_eq!(pack(0, 0), 0);
-        assert_eq!(pack(0x10, 3), 0x10_0000_0003);
-        let high = pack(u32::MAX, 7);
-        assert_ne!(high, NO_SNAPSHOT);
-        assert_eq!(((high as u64 >> 32) as u32, high as u32), (u32::MAX, 7));
     }
 
     #[test]

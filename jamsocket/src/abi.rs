@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | `jamsocket_snapshot` | `() -> i64` | the service's own snapshot: `(ptr << 32) \| len` of bytes valid until the next call, or `-1` if the service keeps none (the host then saves the whole linear memory) |
 //! | `jamsocket_restore` | `(ptr, len) -> i32` | build the service from the buffer instead of `jamsocket_initialize`; the buffer holds the room id's length (u32, little-endian), the room id, then the snapshot. Returns [`RESTORE_OK`], [`RESTORE_UNSUPPORTED`] or [`RESTORE_CORRUPT`] |
+//! | `jamsocket_request` | `(ptr, len) -> i64` | a request from the server side, its body in the buffer; returns `(ptr << 32) \| len` of bytes valid until the next call: the response as [`encode_response`] writes it (the status as u16 little-endian, then the body). A module without it answers every request with [`Response::not_found`]. Since version 3 |
 //!
 //! | import (module `jamsocket`) | signature | meaning |
 //! |---|---|---|
@@ -39,18 +40,21 @@
 //! |---|---|
 //! | 1 | the exports and imports above, without `user` |
 //! | 2 | the `user` import |
+//! | 3 | the optional `jamsocket_request` export |
 //!
 //! A host serves modules reporting any version from [`OLDEST_ABI_VERSION`] to [`ABI_VERSION`]:
-//! each version only adds imports, so an older module (which does not import them) runs
-//! unchanged.
+//! each version only adds imports or optional exports, so an older module (which does not use
+//! them) runs unchanged.
 
-use crate::{ClientId, MessageRecipient};
+use crate::{ClientId, MessageRecipient, Response};
+use std::fmt;
 
 /// The version of this ABI, which guests built against it report. A host refuses a module that
 /// reports a version outside [`OLDEST_ABI_VERSION`]`..=`[`ABI_VERSION`].
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
-/// The oldest ABI version a host still serves: version 1 modules lack only the `user` import.
+/// The oldest ABI version a host still serves: version 1 modules lack only the `user` import
+/// (and the optional `jamsocket_request` export).
 pub const OLDEST_ABI_VERSION: u32 = 1;
 
 const _: () = assert!(OLDEST_ABI_VERSION <= ABI_VERSION);
@@ -112,6 +116,10 @@ pub mod exports {
     pub const SNAPSHOT: &str = "jamsocket_snapshot";
     /// `(ptr: i32, len: i32) -> i32`, optional: build the service from a snapshot.
     pub const RESTORE: &str = "jamsocket_restore";
+    /// `(ptr: i32, len: i32) -> i64`, optional: a request from the server side; returns
+    /// `(ptr << 32) | len` of its [encoded](super::encode_response) response. Since ABI
+    /// version 3.
+    pub const REQUEST: &str = "jamsocket_request";
     /// The guest's linear memory.
     pub const MEMORY: &str = "memory";
     /// Every function export with its parameter count and result count (all `i32`).
@@ -128,9 +136,10 @@ pub mod exports {
     /// The optional function exports, with their parameter and result types as wasm type names
     /// (they return `i64`, which [`FUNCTIONS`] cannot describe). A module may leave each out;
     /// a host checks the signature of those it has.
-    pub const OPTIONAL_FUNCTIONS: [(&str, &[&str], &[&str]); 2] = [
+    pub const OPTIONAL_FUNCTIONS: [(&str, &[&str], &[&str]); 3] = [
         (SNAPSHOT, &[], &["i64"]),
         (RESTORE, &["i32", "i32"], &["i32"]),
+        (REQUEST, &["i32", "i32"], &["i64"]),
     ];
 }
 
@@ -150,6 +159,75 @@ pub fn decode_recipient(encoded: u32) -> MessageRecipient {
     }
 }
 
+/// The statuses a response may have (as in HTTP).
+pub const RESPONSE_STATUSES: std::ops::RangeInclusive<u16> = 100..=599;
+
+/// Encodes a response as `jamsocket_request` returns it: the status as u16 little-endian, then
+/// the body.
+///
+/// ```
+/// use jamsocket::abi::{decode_response, encode_response};
+/// use jamsocket::Response;
+///
+/// let bytes = encode_response(&Response::ok("hi"));
+/// assert_eq!(bytes, b"\xc8\x00hi");
+/// assert_eq!(decode_response(&bytes), Ok(Response::ok("hi")));
+/// ```
+pub fn encode_response(response: &Response) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(2 + response.body.len());
+    bytes.extend_from_slice(&response.status.to_le_bytes());
+    bytes.extend_from_slice(&response.body);
+    bytes
+}
+
+/// Decodes a response encoded by [`encode_response`]; fails on fewer than 2 bytes or a status
+/// outside [`RESPONSE_STATUSES`].
+pub fn decode_response(bytes: &[u8]) -> Result<Response, ResponseError> {
+    let (status, body) = bytes
+        .split_first_chunk::<2>()
+        .ok_or(ResponseError::TooShort { len: bytes.len() })?;
+    let status = u16::from_le_bytes(*status);
+    if !RESPONSE_STATUSES.contains(&status) {
+        return Err(ResponseError::Status { status });
+    }
+    Ok(Response::new(status, body))
+}
+
+/// Why bytes are not an encoded response (see [`decode_response`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// Fewer than the 2 bytes of the status.
+    TooShort {
+        /// How many bytes there were.
+        len: usize,
+    },
+    /// A status outside [`RESPONSE_STATUSES`].
+    Status {
+        /// The status.
+        status: u16,
+    },
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseError::TooShort { len } => write!(
+                f,
+                "the response is {len} bytes, too short for its 2-byte status"
+            ),
+            ResponseError::Status { status } => write!(
+                f,
+                "the response's status {status} is outside {}..={}",
+                RESPONSE_STATUSES.start(),
+                RESPONSE_STATUSES.end()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +242,39 @@ mod tests {
             assert_eq!(decode_recipient(encode_recipient(recipient)), recipient);
         }
         assert_eq!(encode_recipient(MessageRecipient::Broadcast), 0);
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        for response in [
+            Response::ok(""),
+            Response::not_found(),
+            Response::new(100, vec![0, 255]),
+            Response::new(599, "last"),
+        ] {
+            assert_eq!(decode_response(&encode_response(&response)), Ok(response));
+        }
+        assert_eq!(encode_response(&Response::new(404, "x")), b"\x94\x01x");
+    }
+
+    #[test]
+    fn malformed_responses_name_the_value() {
+        for (bytes, error) in [
+            (&b""[..], ResponseError::TooShort { len: 0 }),
+            (b"\xc8", ResponseError::TooShort { len: 1 }),
+            (b"\x63\x00", ResponseError::Status { status: 99 }),
+            (b"\x58\x02body", ResponseError::Status { status: 600 }),
+            (b"\xff\xff", ResponseError::Status { status: 65535 }),
+        ] {
+            assert_eq!(decode_response(bytes), Err(error.clone()));
+        }
+        let message = ResponseError::Status { status: 600 }.to_string();
+        assert!(
+            message.contains("600") && message.contains("100..=599"),
+            "{message}"
+        );
+        assert!(ResponseError::TooShort { len: 1 }
+            .to_string()
+            .contains("1 bytes"));
     }
 }

@@ -1,4 +1,4 @@
-use crate::{ClientId, JamsocketContext, RestoreError, SimpleJamsocketService};
+use crate::{ClientId, JamsocketContext, Response, RestoreError, SimpleJamsocketService};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -65,6 +65,10 @@ where
         self.0.timer(ctx);
     }
 
+    fn request(&mut self, body: &[u8], ctx: &impl JamsocketContext) -> Response {
+        self.0.request(body, ctx)
+    }
+
     fn snapshot(&self) -> Option<Vec<u8>> {
         let mut bytes = vec![FORMAT_JSON_V1];
         // Serializing to memory fails only for maps with non-string keys and the like: a bug in
@@ -101,6 +105,9 @@ mod tests {
         fn message(&mut self, _: ClientId, message: &str, _: &impl JamsocketContext) {
             self.0.push(message.to_string());
         }
+        fn request(&mut self, _: &[u8], _: &impl JamsocketContext) -> Response {
+            Response::ok(self.0.join(","))
+        }
     }
 
     #[test]
@@ -110,8 +117,9 @@ mod tests {
         notes.message(ClientId::from(1), "a", &ctx);
         let saved = notes.snapshot().unwrap();
         assert_eq!(saved[0], FORMAT_JSON_V1);
-        let restored = Durable::<Notes>::restore("r", &saved, &ctx).unwrap();
+        let mut restored = Durable::<Notes>::restore("r", &saved, &ctx).unwrap();
         assert_eq!(restored, notes);
+        assert_eq!(restored.request(b"", &ctx), Response::ok("a"));
         for bad in [&b""[..], b"\x01{", b"\x09[]"] {
             assert!(matches!(
                 Durable::<Notes>::restore("r", bad, &ctx),

@@ -6,8 +6,9 @@
 //! WebAssembly module through `jamsocket-wasm`). It has no dependencies.
 //!
 //! Most services implement [`SimpleJamsocketService`]: a constructor plus optional handlers for
-//! clients connecting, disconnecting and sending messages, and for timers. Every handler receives
-//! a [`JamsocketContext`] to send messages and set a timer.
+//! clients connecting, disconnecting and sending messages, for timers, and for requests from the
+//! server side (a backend calling the room API), which get a [`Response`]. Every handler
+//! receives a [`JamsocketContext`] to send messages and set a timer.
 //!
 //! ```
 //! use jamsocket::{ClientId, JamsocketContext, MessageRecipient, RecordingContext, SimpleJamsocketService};
@@ -65,6 +66,7 @@ mod context;
 mod durable;
 mod error;
 mod recording_context;
+mod response;
 mod service;
 mod simple_service;
 mod user;
@@ -75,6 +77,7 @@ pub use context::JamsocketContext;
 pub use durable::Durable;
 pub use error::{RestoreError, ServiceError};
 pub use recording_context::RecordingContext;
+pub use response::Response;
 pub use service::{JamsocketService, JamsocketServiceFactory};
 pub use simple_service::{
     SimpleJamsocketService, SimpleJamsocketServiceFactory, WrappedJamsocketService,

@@ -1,4 +1,4 @@
-use crate::{ClientId, JamsocketContext, RestoreError, ServiceError};
+use crate::{ClientId, JamsocketContext, Response, RestoreError, ServiceError};
 use std::future::Future;
 
 /// One room's service, as a host drives it.
@@ -40,6 +40,21 @@ pub trait JamsocketService: Send + 'static {
     /// snapshot interval), before an empty room is evicted, and at shutdown.
     fn snapshot(&mut self) -> impl Future<Output = Result<Option<Vec<u8>>, ServiceError>> {
         async { Ok(None) }
+    }
+
+    /// A request from the server side (a backend through the room API), not from a client:
+    /// `body` as the backend sent it, answered with a [`Response`] the host passes back. The
+    /// handler may send messages through its context like any handler. The default answers
+    /// [`Response::not_found`].
+    fn request(&mut self, body: &[u8]) -> impl Future<Output = Result<Response, ServiceError>> {
+        let _ = body;
+        async { Ok(Response::not_found()) }
+    }
+
+    /// The memory the room's service holds, in bytes, if the host can tell (for a WebAssembly
+    /// room, the instance's linear memory); `None`, the default, if it cannot.
+    fn memory_bytes(&self) -> Option<u64> {
+        None
     }
 }
 

@@ -1,5 +1,5 @@
 use crate::{
-    ClientId, JamsocketContext, JamsocketService, JamsocketServiceFactory, RestoreError,
+    ClientId, JamsocketContext, JamsocketService, JamsocketServiceFactory, Response, RestoreError,
     ServiceError,
 };
 use std::marker::PhantomData;
@@ -26,6 +26,36 @@ pub trait SimpleJamsocketService: Send + 'static {
 
     /// The timer set with [`JamsocketContext::set_timer`] fired.
     fn timer(&mut self, _ctx: &impl JamsocketContext) {}
+
+    /// A request from the server side (a backend through the room API), not from a client:
+    /// answer it with a [`Response`]. Like any handler it may send messages through `ctx`. The
+    /// default answers [`Response::not_found`].
+    ///
+    /// ```
+    /// use jamsocket::{JamsocketContext, MessageRecipient, RecordingContext, Response, SimpleJamsocketService};
+    ///
+    /// struct Board(String);
+    ///
+    /// impl SimpleJamsocketService for Board {
+    ///     fn new(_: &str, _: &impl JamsocketContext) -> Self {
+    ///         Board(String::new())
+    ///     }
+    ///
+    ///     fn request(&mut self, body: &[u8], ctx: &impl JamsocketContext) -> Response {
+    ///         self.0 = String::from_utf8_lossy(body).into_owned();
+    ///         ctx.send_message(MessageRecipient::Broadcast, &self.0);
+    ///         Response::ok(self.0.len().to_string())
+    ///     }
+    /// }
+    ///
+    /// let ctx = RecordingContext::default();
+    /// let mut board = Board::new("room", &ctx);
+    /// assert_eq!(board.request(b"hello", &ctx), Response::ok("5"));
+    /// assert_eq!(ctx.take_messages(), vec![(MessageRecipient::Broadcast, "hello".to_string())]);
+    /// ```
+    fn request(&mut self, _body: &[u8], _ctx: &impl JamsocketContext) -> Response {
+        Response::not_found()
+    }
 
     /// The room's state as bytes, for a host with a store to save (see
     /// [`restore`](SimpleJamsocketService::restore)). `None`, the default, means the service
@@ -102,6 +132,10 @@ where
     async fn snapshot(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
         Ok(self.model.snapshot())
     }
+
+    async fn request(&mut self, body: &[u8]) -> Result<Response, ServiceError> {
+        Ok(self.model.request(body, &self.context))
+    }
 }
 
 /// Builds a [`WrappedJamsocketService`] around a new `S` for every room.
@@ -152,5 +186,60 @@ where
     ) -> Result<Self::Service, RestoreError> {
         let model = S::restore(room_id, snapshot, &context)?;
         Ok(WrappedJamsocketService::new(model, context))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MessageRecipient, RecordingContext};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    /// Polls a future that is ready at once, as every handler of a wrapped service is.
+    fn now<F: std::future::Future>(future: F) -> F::Output {
+        match std::pin::pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("a native handler should be ready at once"),
+        }
+    }
+
+    struct Plain;
+
+    impl SimpleJamsocketService for Plain {
+        fn new(_: &str, _: &impl JamsocketContext) -> Self {
+            Plain
+        }
+    }
+
+    struct Shouting;
+
+    impl SimpleJamsocketService for Shouting {
+        fn new(_: &str, _: &impl JamsocketContext) -> Self {
+            Shouting
+        }
+
+        fn request(&mut self, body: &[u8], ctx: &impl JamsocketContext) -> Response {
+            let loud = String::from_utf8_lossy(body).to_uppercase();
+            ctx.send_message(MessageRecipient::Broadcast, &loud);
+            Response::new(201, loud)
+        }
+    }
+
+    #[test]
+    fn requests_reach_the_service_with_its_context() {
+        let ctx = Arc::new(RecordingContext::default());
+        let factory = SimpleJamsocketServiceFactory::<Shouting>::default();
+        let mut room = now(factory.build("r", ctx.clone())).unwrap();
+        assert_eq!(now(room.request(b"hi")).unwrap(), Response::new(201, "HI"));
+        assert_eq!(
+            ctx.take_messages(),
+            vec![(MessageRecipient::Broadcast, "HI".to_string())]
+        );
+        assert_eq!(room.memory_bytes(), None);
+
+        let mut plain =
+            now(SimpleJamsocketServiceFactory::<Plain>::default().build("r", ctx)).unwrap();
+        assert_eq!(now(plain.request(b"hi")).unwrap(), Response::not_found());
     }
 }

@@ -9,6 +9,8 @@
 //! - `timer:<ms>` sets the timer (which broadcasts `timer fired`);
 //! - `count` increments the room's counter and broadcasts `count <n>`;
 //! - `burst:<n>[:<pad>]` broadcasts `burst <i>` n times, padded with `pad` spaces;
+//! - `print:<n>` prints n lines of 100 bytes to stdout and sends nothing back (the host's
+//!   per-room output limit drops most of them; `bench/log_flood.py` measures that);
 //! - `twice` sends the sender two frames, `first` and `second`;
 //! - `whoami` tells the sender who the host says it is (`JamsocketContext::user`):
 //!   `user <id> <claims>` (the claims' text as is, `-` if none), or `user none` for an anonymous
@@ -17,7 +19,12 @@
 //!
 //! On connect a client gets `welcome <room> <id>`; on disconnect everyone gets `left <id>`.
 //! Binary messages are echoed to the sender.
+//!
+//! Requests through the room API (`POST /rooms/<id>/messages`): `count` increments the counter,
+//! broadcasts `count <n>` and answers `count <n>`; `all:<text>` broadcasts the text and answers
+//! `sent`; `status:<code>` answers that status with an empty body; anything else gets 400.
 
+use jamsocket_wasm::jamsocket::Response;
 use jamsocket_wasm::prelude::*;
 
 #[jamsocket_wasm]
@@ -68,6 +75,11 @@ impl SimpleJamsocketService for ConformanceService {
             for i in 0..n.parse::<u32>().unwrap_or(0) {
                 ctx.send_message(MessageRecipient::Broadcast, &format!("burst {i}{pad}"));
             }
+        } else if let Some(n) = message.strip_prefix("print:") {
+            let pad = "p".repeat(89);
+            for i in 0..n.parse::<u32>().unwrap_or(0) {
+                println!("{i:>10} {pad}");
+            }
         } else if message == "whoami" {
             let reply = match ctx.user(client) {
                 Some(user) => format!("user {} {}", user.id, user.claims.as_deref().unwrap_or("-")),
@@ -90,6 +102,23 @@ impl SimpleJamsocketService for ConformanceService {
 
     fn timer(&mut self, ctx: &impl JamsocketContext) {
         ctx.send_message(MessageRecipient::Broadcast, "timer fired");
+    }
+
+    fn request(&mut self, body: &[u8], ctx: &impl JamsocketContext) -> Response {
+        let body = String::from_utf8_lossy(body);
+        if body == "count" {
+            self.count += 1;
+            let count = format!("count {}", self.count);
+            ctx.send_message(MessageRecipient::Broadcast, &count);
+            Response::ok(count)
+        } else if let Some(text) = body.strip_prefix("all:") {
+            ctx.send_message(MessageRecipient::Broadcast, text);
+            Response::ok("sent")
+        } else if let Some(status) = body.strip_prefix("status:") {
+            Response::new(status.parse().unwrap_or(500), "")
+        } else {
+            Response::new(400, format!("unknown request `{body}`"))
+        }
     }
 }
 

@@ -624,3 +624,201 @@ fn a_cluster_needs_a_shared_store() {
         "{message}"
     );
 }
+
+/// The last promise, with the TypeScript client: a node drained in the middle of
+/// broadcast streams moves its rooms, every `RoomSocket` of them is back (resumed, with its
+/// client id), and no message is lost or duplicated. `clients/typescript/test/cluster-drain.mjs`
+/// streams through HAProxy and checks the messages; this test runs the cluster and the drain.
+#[test]
+#[ignore = "needs Node and npm ci in clients/typescript: run by .ci/run"]
+fn the_typescript_client_loses_nothing_when_a_node_drains() {
+    const ROOMS: usize = 6;
+    let client_dir = workspace_root().join("clients/typescript");
+    assert!(
+        client_dir.join("node_modules/typescript").exists(),
+        "run `npm ci` in {} first",
+        client_dir.display()
+    );
+    let build = Command::new("npm")
+        .args(["run", "--silent", "build"])
+        .current_dir(&client_dir)
+        .output()
+        .expect("cannot run npm");
+    assert!(
+        build.status.success(),
+        "npm run build failed:\n{}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let module = build_example("conformance-service");
+    let redis = RedisServer::start().unwrap();
+    let mut nodes: Vec<(Running, String)> = (0..3)
+        .map(|_| node(&module, &redis.url(), STEADY_TTL))
+        .collect();
+    let ports: Vec<u16> = nodes.iter().map(|(node, _)| node.port).collect();
+    let haproxy = Haproxy::start(&ports);
+    let mut directory = redis_connection(&redis.url());
+
+    let base = format!("ws://127.0.0.1:{}", haproxy.port);
+    let mut script = NodeScript::start(
+        &client_dir,
+        &["test/cluster-drain.mjs", &base, &ROOMS.to_string()],
+    );
+    let rooms: Vec<String> = script
+        .wait_for_line("rooms ", TIMEOUT)
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(rooms.len(), ROOMS);
+    script.wait_for_line("streaming", Duration::from_secs(120));
+
+    // Drain the node that owns the most of the rooms (at least one).
+    let mut rooms_per_node: HashMap<String, usize> = HashMap::new();
+    for room in &rooms {
+        let owner = owner(&mut directory, room).expect("every streaming room has an owner");
+        *rooms_per_node.entry(owner).or_default() += 1;
+    }
+    let (drained, moved) = (rooms_per_node.iter())
+        .max_by_key(|(_, rooms)| **rooms)
+        .map(|(node, rooms)| (node.clone(), *rooms))
+        .unwrap();
+    let index = nodes.iter().position(|(_, id)| *id == drained).unwrap();
+    let (node, _) = nodes.remove(index);
+    let started = Instant::now();
+    assert!(node.terminate().success(), "the drained node exits cleanly");
+    eprintln!(
+        "drained node {drained} (owner of {moved} of {ROOMS} rooms) in {:?}",
+        started.elapsed()
+    );
+    script.send_line("drained");
+
+    let (status, stdout) = script.wait(Duration::from_secs(120));
+    for line in stdout
+        .lines()
+        .filter(|line| line.contains("reconnect p50") || line.contains("lost="))
+    {
+        println!("{line}");
+    }
+    assert!(
+        status.success() && stdout.contains("cluster drain test passed"),
+        "cluster-drain.mjs failed ({status}):\n{stdout}\nstderr:\n{}",
+        script.stderr()
+    );
+    // Both sockets of every room that moved were closed and came back.
+    let reopenings: usize = stdout
+        .split_once(" reopenings")
+        .and_then(|(before, _)| before.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no reopening count in:\n{stdout}"));
+    assert!(
+        reopenings >= 2 * moved,
+        "{reopenings} reopenings for {moved} rooms that moved:\n{stdout}"
+    );
+    for room in &rooms {
+        assert_ne!(
+            owner(&mut directory, room).as_deref(),
+            Some(drained.as_str()),
+            "room `{room}` left the drained node"
+        );
+    }
+}
+
+/// A Node script in `dir` (run with `--experimental-websocket`, which Node 20 needs for
+/// `WebSocket`), with its stdin, stdout and stderr piped; killed on drop.
+struct NodeScript {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl NodeScript {
+    fn start(dir: &std::path::Path, args: &[&str]) -> NodeScript {
+        let mut child = Command::new("node")
+            .arg("--experimental-websocket")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node is not installed");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (out, sink) = (child.stdout.take().unwrap(), stdout.clone());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (mut err, sink) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            sink.lock().unwrap().push_str(&text);
+        });
+        NodeScript {
+            child,
+            lines,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for a stdout line starting with `prefix`.
+    fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!(
+                    "no line starting with `{prefix}` within {timeout:?}; stdout:\n{}\nstderr:\n{}",
+                    self.stdout.lock().unwrap(),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    fn send_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for the script to exit; its status and everything it printed.
+    fn wait(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the script did not end within {timeout:?}; stdout:\n{}",
+                self.stdout.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Its stdout has ended with it: the reader thread sees the end of the pipe.
+        while self.lines.recv_timeout(TIMEOUT).is_ok() {}
+        (status, self.stdout.lock().unwrap().clone())
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for NodeScript {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -205,15 +205,13 @@ impl Running {
             _store: store,
         };
         let line = running.wait_for_line("status:", BUILD_TIMEOUT);
-        // `http://localhost:8080/status`, `http://[::1]:8080/status`, ...
-        let port = line
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split('/').next())
-            .and_then(|authority| authority.rsplit_once(':'))
-            .and_then(|(_, port)| port.parse().ok())
-            .unwrap_or_else(|| panic!("no port in `{line}`"));
-        running.port = port;
+        running.port = port_in_url(&line);
         running
+    }
+
+    /// The admin listener's port, from the `admin:` line (`--admin-port`).
+    pub fn admin_port(&mut self) -> u16 {
+        port_in_url(&self.wait_for_line("admin:", TIMEOUT))
     }
 
     /// Waits for a stdout line containing `needle`.
@@ -313,6 +311,16 @@ impl Running {
             .expect("connect failed");
         Ws(ws)
     }
+}
+
+/// The port of the first URL in a line the binary printed: `http://localhost:8080/status`,
+/// `http://[::1]:8080/status`, ...
+pub fn port_in_url(line: &str) -> u16 {
+    line.split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|authority| authority.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in `{line}`"))
 }
 
 /// An address of this machine that is not loopback (the one its default route leaves from),

@@ -7,8 +7,10 @@ mod common;
 mod dev;
 mod durable;
 mod errors;
+mod grafana;
 mod identity;
 mod new;
+mod ops;
 mod serve;
 mod ts_client;
 

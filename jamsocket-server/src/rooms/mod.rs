@@ -13,6 +13,7 @@ mod registry;
 mod room_actor;
 mod room_context;
 mod room_event;
+mod room_info;
 mod room_snapshot;
 mod session;
 
@@ -20,13 +21,15 @@ pub(crate) use registry::{Lease, Locate, RoomHandle, Task, Worker};
 pub(crate) use room_context::Outbound;
 pub use room_context::RoomContext;
 pub(crate) use room_event::{Arrival, RoomEvent};
+pub(crate) use room_info::RoomInfo;
 pub(crate) use session::Held;
 pub(crate) use session::{CountError, Delivery, ResumeKey, ResumeKeyError, ACK_EVERY};
 
 use crate::close_frame::CloseFrame;
 use crate::log_throttle::warn_throttled;
 use crate::settings::Settings;
-use jamsocket::{ClientId, JamsocketServiceFactory};
+use bytes::Bytes;
+use jamsocket::{ClientId, JamsocketServiceFactory, Response};
 use registry::{NewRoom, RoomRegistry};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -137,6 +140,11 @@ impl Rooms {
             tasks,
             start: Arc::new(start),
         }
+    }
+
+    /// The settings the rooms run with.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// How many rooms are open.
@@ -265,6 +273,67 @@ impl Rooms {
         true
     }
 
+    /// One page of open rooms (ids starting with `prefix`, after `after`, in id order, at most
+    /// `limit`), described by the rooms themselves, and the id the next page starts after
+    /// (`None` on the last page). A room that closes meanwhile is left out.
+    pub(crate) async fn page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<RoomInfo>, Option<String>) {
+        // One more than asked tells whether there is a next page.
+        let mut rooms = self.registry.page(prefix, after, limit + 1);
+        let next = (rooms.len() > limit).then(|| {
+            rooms.truncate(limit);
+            rooms.last().map(|(id, _)| id.to_string())
+        });
+        let infos =
+            futures_util::future::join_all(rooms.iter().map(|(_, room)| inspect(room, false)))
+                .await;
+        (infos.into_iter().flatten().collect(), next.flatten())
+    }
+
+    /// The room `id` described by itself, with its clients; `None` if it is not open.
+    pub(crate) async fn inspect(&self, id: &str) -> Option<RoomInfo> {
+        inspect(&self.registry.get(id)?, true).await
+    }
+
+    /// Hands `body` to the service of the open room `id` (its `request` handler) and returns
+    /// its answer.
+    pub(crate) async fn request(&self, id: &str, body: Bytes) -> Result<Response, RoomError> {
+        let room = self.registry.get(id).ok_or_else(|| RoomError::NoSuchRoom {
+            room: id.to_string(),
+        })?;
+        let (reply_tx, reply) = oneshot::channel();
+        let closed = || RoomError::Closed {
+            room: id.to_string(),
+        };
+        let request = RoomEvent::Request {
+            body,
+            reply: reply_tx,
+        };
+        room.events.send(request).await.map_err(|_| closed())?;
+        reply.await.map_err(|_| closed())
+    }
+
+    /// Closes the room `id` like [`close`](Rooms::close), and waits until it has ended (its
+    /// last save queued in the store) or `deadline` has passed. `false` if there is no such
+    /// room.
+    pub(crate) async fn close_and_wait(
+        &self,
+        id: &str,
+        frame: CloseFrame,
+        deadline: Instant,
+    ) -> bool {
+        let Some(room) = self.registry.get(id) else {
+            return false;
+        };
+        room.close(frame).await;
+        let _ = tokio::time::timeout_at(deadline, room.events.closed()).await;
+        true
+    }
+
     /// Closes every open room, all at once (a room with a full queue does not hold up the
     /// others); new rooms may still be created.
     pub(crate) async fn close_all(&self, frame: CloseFrame) {
@@ -298,6 +367,17 @@ impl Rooms {
         }
         err
     }
+}
+
+/// Asks a room to describe itself; `None` if it ends first.
+async fn inspect(room: &RoomHandle, members: bool) -> Option<RoomInfo> {
+    let (reply_tx, reply) = oneshot::channel();
+    let inspect = RoomEvent::Inspect {
+        members,
+        reply: reply_tx,
+    };
+    room.events.send(inspect).await.ok()?;
+    reply.await.ok()
 }
 
 /// Waits until the room's service exists (or the room failed to start).

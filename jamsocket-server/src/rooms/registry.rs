@@ -256,6 +256,42 @@ impl RoomRegistry {
             .collect()
     }
 
+    /// Up to `limit` rooms whose ids start with `prefix` and sort after `after`, in id order.
+    pub(super) fn page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<(Arc<str>, RoomHandle)> {
+        let rooms = lock(&self.rooms);
+        let mut page: Vec<(&Arc<str>, &Entry)> = rooms
+            .by_id
+            .iter()
+            .filter(|(id, _)| id.starts_with(prefix) && after.is_none_or(|after| &***id > after))
+            .collect();
+        // Only the first `limit` need sorting; a server may hold many rooms.
+        if page.len() > limit {
+            page.select_nth_unstable_by(limit, |a, b| a.0.cmp(b.0));
+            page.truncate(limit);
+        }
+        page.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        page.into_iter()
+            .map(|(id, entry)| (id.clone(), entry.handle.clone()))
+            .collect()
+    }
+
+    /// Whether the table holds the room `id` of this generation.
+    pub(super) fn holds(&self, id: &str, generation: u64) -> bool {
+        let rooms = lock(&self.rooms);
+        let entry = rooms.by_id.get(id);
+        entry.is_some_and(|entry| entry.handle.generation == generation)
+    }
+
+    /// Whether [`shut_down`](RoomRegistry::shut_down) was called.
+    pub(super) fn is_shut_down(&self) -> bool {
+        lock(&self.rooms).shut_down
+    }
+
     /// Refuses to create rooms from now on, and returns every room open at this moment.
     pub(super) fn shut_down(&self) -> Vec<RoomHandle> {
         lock(&self.rooms).shut_down = true;

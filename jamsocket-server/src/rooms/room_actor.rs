@@ -4,11 +4,13 @@ use super::opening;
 use super::registry::{NewRoom, RoomRegistry};
 use super::room_context::{Outbound, Outbox, RoomContext};
 use super::room_event::{Admitted, Arrival, RoomEvent};
+use super::room_info::{MemberInfo, RoomInfo};
 use super::room_snapshot::{RoomSnapshot, SavedClient, SavedSession};
 use super::session::{Delivery, Held, ResumeKey, ACK_EVERY};
 use super::RoomError;
 use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
+use crate::metrics::{Metrics, RoomEnd};
 use crate::settings::Settings;
 use crate::sync::lock;
 use crate::ShutdownPolicy;
@@ -42,6 +44,8 @@ struct ClientSlot {
     sequenced: bool,
     /// The client's session, if it presented a resume key.
     session: Option<Session>,
+    /// When the client joined (its session began, for a resumed one).
+    since: Instant,
 }
 
 /// What lets a client come back as itself.
@@ -112,6 +116,12 @@ struct Room<S> {
     away_deadline: Pin<Box<Sleep>>,
     /// Away clients whose queue filled up: their sessions end after this flush.
     overflowed: Vec<ClientId>,
+    /// What the room API reports: when the room opened and last handled something, and how
+    /// many messages it received and delivered.
+    opened_at: Instant,
+    last_active: Instant,
+    messages_in: u64,
+    messages_out: u64,
 }
 
 /// Why a room ended, as told to its clients.
@@ -173,6 +183,8 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
             return;
         }
     };
+    let live = settings.metrics.as_ref().map(Metrics::room_opened);
+    let node = lease.as_ref().map(|lease| lease.node.clone());
     if opened.restored.is_none() {
         tracing::info!(room = %id, "room created");
     }
@@ -201,6 +213,10 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         away: VecDeque::new(),
         away_deadline: Box::pin(sleep(Duration::ZERO)),
         overflowed: Vec::new(),
+        opened_at: Instant::now(),
+        last_active: Instant::now(),
+        messages_in: 0,
+        messages_out: 0,
         settings,
     };
     let ending = match room.run(&mut events, opened.restored).await {
@@ -208,6 +224,11 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         // Saved before the room leaves the table: a room opened in its place loads this.
         ending => room.save().await.map_or_else(Ending::Failed, |()| ending),
     };
+    if let Some(live) = live {
+        let end = room_end(&ending, &registry, &id, generation, &room.settings, node);
+        let saved = room.store.is_some() && matches!(end, RoomEnd::Empty | RoomEnd::Evicted);
+        live.end(end, saved);
+    }
     registry.remove(&id, generation);
     if let Some(cluster) = &room.settings.cluster {
         // The room stays this node's in the directory (a hibernated room comes back here).
@@ -252,6 +273,31 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         },
     )
     .await;
+}
+
+/// How a room ended, for the metrics; asked before it leaves the table. `node` is the node
+/// (lease) that claimed it, in a cluster.
+fn room_end(
+    ending: &Ending,
+    registry: &RoomRegistry,
+    id: &str,
+    generation: u64,
+    settings: &Settings,
+    node: Option<String>,
+) -> RoomEnd {
+    // Only a full table takes a room out before the room has ended: to make space.
+    let evicted = !registry.holds(id, generation);
+    let lease_lost = settings.cluster.as_ref().is_some_and(|cluster| {
+        !cluster.is_live() || node.is_some_and(|node| node != cluster.node_id())
+    });
+    match ending {
+        Ending::Failed(_) => RoomEnd::Failed,
+        _ if evicted => RoomEnd::Evicted,
+        Ending::Empty => RoomEnd::Empty,
+        Ending::Closed(_) if registry.is_shut_down() => RoomEnd::Shutdown,
+        Ending::Closed(_) if lease_lost => RoomEnd::LeaseLost,
+        Ending::Closed(_) => RoomEnd::Closed,
+    }
 }
 
 /// A room's place in the registry, given up when the room's task ends, however it ends.
@@ -356,6 +402,9 @@ impl<S: JamsocketService> Room<S> {
     }
 
     async fn handle(&mut self, event: RoomEvent) -> Result<Option<Ending>, ServiceError> {
+        if !matches!(event, RoomEvent::Inspect { .. }) {
+            self.last_active = Instant::now();
+        }
         match event {
             RoomEvent::Join {
                 arrival,
@@ -368,6 +417,7 @@ impl<S: JamsocketService> Room<S> {
             RoomEvent::Text { client, text } => {
                 if self.clients.contains_key(&client) {
                     self.changed();
+                    self.messages_in += 1;
                     self.service.message(client, &text).await?;
                     self.received(client);
                 }
@@ -375,6 +425,7 @@ impl<S: JamsocketService> Room<S> {
             RoomEvent::Binary { client, data } => {
                 if self.clients.contains_key(&client) {
                     self.changed();
+                    self.messages_in += 1;
                     self.service.binary(client, &data).await?;
                     self.received(client);
                 }
@@ -387,8 +438,47 @@ impl<S: JamsocketService> Room<S> {
                 park,
             } => return self.leave(client, &reason, park).await,
             RoomEvent::Close { reason } => return Ok(Some(Ending::Closed(reason))),
+            RoomEvent::Inspect { members, reply } => {
+                let _ = reply.send(self.info(members));
+            }
+            RoomEvent::Request { body, reply } => {
+                self.changed();
+                let response = self.service.request(&body).await?;
+                let _ = reply.send(response);
+            }
         }
         Ok(None)
+    }
+
+    /// The room as the room API describes it.
+    fn info(&self, members: bool) -> RoomInfo {
+        let now = Instant::now();
+        let members = members.then(|| {
+            let users = lock(&self.outbox);
+            let mut members: Vec<MemberInfo> = self
+                .clients
+                .iter()
+                .map(|(client, slot)| MemberInfo {
+                    client: (*client).into(),
+                    user: users.users.get(client).map(|user| user.id.clone()),
+                    connected_secs: (now - slot.since).as_secs_f64(),
+                    away: slot.session.as_ref().is_some_and(|s| s.away.is_some()),
+                })
+                .collect();
+            members.sort_by_key(|member| member.client);
+            members
+        });
+        RoomInfo {
+            id: self.id.to_string(),
+            clients: self.clients.len(),
+            age_secs: (now - self.opened_at).as_secs_f64(),
+            idle_secs: (now - self.last_active).as_secs_f64(),
+            messages_in: self.messages_in,
+            messages_out: self.messages_out,
+            memory_bytes: self.service.memory_bytes(),
+            state: "live",
+            members,
+        }
     }
 
     /// Takes a client in: back into its session if its resume key names one, else as a new
@@ -441,8 +531,10 @@ impl<S: JamsocketService> Room<S> {
             received: 0,
             sequenced: arrival.sequenced,
             session,
+            since: Instant::now(),
         };
         self.clients.insert(client, slot);
+        let user = arrival.user.as_ref().map(|user| user.id.clone());
         if let Some(user) = arrival.user {
             lock(&self.outbox).users.insert(client, user);
         }
@@ -450,7 +542,10 @@ impl<S: JamsocketService> Room<S> {
         if std::mem::take(&mut self.marked_idle) {
             self.registry.mark_busy(&self.id, self.generation);
         }
-        tracing::info!(room = %self.id, %client, "client connected");
+        match user {
+            Some(user) => tracing::info!(room = %self.id, %client, user, "client connected"),
+            None => tracing::info!(room = %self.id, %client, "client connected"),
+        }
         self.changed();
         self.service.connect(client).await
     }
@@ -688,6 +783,7 @@ impl<S: JamsocketService> Room<S> {
             received: saved.received,
             sequenced: false,
             session: Some(session),
+            since: Instant::now(),
         };
         self.clients.insert(client, slot);
         if let Some(user) = saved.user {
@@ -806,6 +902,10 @@ impl<S: JamsocketService> Room<S> {
         for (recipient, message) in messages.drain(..) {
             match recipient {
                 MessageRecipient::Broadcast => {
+                    if let Some(metrics) = &self.settings.metrics {
+                        metrics.sent(&message, self.clients.len() as u64);
+                    }
+                    self.messages_out += self.clients.len() as u64;
                     for (client, slot) in &mut self.clients {
                         if !deliver(&self.id, *client, slot, message.clone(), &self.settings) {
                             self.overflowed.push(*client);
@@ -814,6 +914,10 @@ impl<S: JamsocketService> Room<S> {
                 }
                 MessageRecipient::Client(client) => {
                     if let Some(slot) = self.clients.get_mut(&client) {
+                        self.messages_out += 1;
+                        if let Some(metrics) = &self.settings.metrics {
+                            metrics.sent(&message, 1);
+                        }
                         if !deliver(&self.id, client, slot, message, &self.settings) {
                             self.overflowed.push(client);
                         }
@@ -846,6 +950,9 @@ fn deliver(
         return true;
     };
     if let Err(TrySendError::Full(_)) = outbound.try_send(message) {
+        if let Some(metrics) = &settings.metrics {
+            metrics.outbound_queue_drops.inc();
+        }
         let limit = settings.limits.outbound_queue_messages;
         if slot.session.as_ref().is_some_and(|s| s.away.is_some()) {
             warn_throttled!(room, %client, limit, "client away too long to keep its messages: outbound queue full, ending its session");

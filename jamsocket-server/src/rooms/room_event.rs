@@ -1,9 +1,10 @@
+use super::room_info::RoomInfo;
 use super::session::{Delivery, Held, ResumeKey};
 use super::RoomError;
 use crate::close_frame::CloseFrame;
 use bytes::Bytes;
 use bytestring::ByteString;
-use jamsocket::{ClientId, User};
+use jamsocket::{ClientId, Response, User};
 use std::borrow::Cow;
 use tokio::sync::oneshot;
 
@@ -41,6 +42,17 @@ pub(crate) enum RoomEvent {
     /// Close the room and every client in it (server shutdown, module reload).
     Close {
         reason: CloseFrame,
+    },
+    /// Describe the room (the room API); `members` lists its clients too.
+    Inspect {
+        members: bool,
+        reply: oneshot::Sender<RoomInfo>,
+    },
+    /// A request from the server side (the room API's `POST /rooms/<id>/messages`) for the
+    /// service's `request` handler.
+    Request {
+        body: Bytes,
+        reply: oneshot::Sender<Response>,
     },
 }
 

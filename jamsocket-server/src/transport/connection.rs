@@ -126,6 +126,7 @@ impl Connection {
     #[allow(clippy::manual_async_fn)]
     pub(super) fn run(mut self, socket: Socket, read_buf: BytesMut) -> impl Future<Output = ()> {
         async move {
+            let _connected = self.settings.metrics.as_ref().map(|m| m.client_connected());
             let mut socket = match socket {
                 Socket::Here(socket) => socket,
                 Socket::Moved(socket) => match TcpStream::from_std(socket) {
@@ -156,6 +157,9 @@ impl Connection {
             let _ = timeout(CLOSE_FRAME_TIMEOUT, handled).await;
             self.take_outbound(&mut frames);
             tracing::debug!(room = %self.room_id, client = %self.client, ?frame, "closing connection");
+            if let Some(metrics) = &self.settings.metrics {
+                metrics.close_sent(frame.code);
+            }
             frames.encode_close(frame);
             // A client that does not read gets its connection dropped instead.
             if timeout(CLOSE_FRAME_TIMEOUT, frames.finish(&mut socket))
@@ -415,6 +419,9 @@ impl Connection {
                     }
                     if now.saturating_duration_since(last_heard) > self.settings.heartbeat_timeout {
                         // The client is gone, not leaving: its session waits for it.
+                        if let Some(metrics) = &self.settings.metrics {
+                            metrics.heartbeat_timeouts.inc();
+                        }
                         let mut end = End::closing(CloseFrame::new(code::AWAY, "heartbeat timeout"));
                         end.lost = true;
                         return end;
@@ -507,6 +514,9 @@ impl Connection {
                     format!("rate limit exceeded ({limit} messages/s)"),
                 )));
             }
+        }
+        if let Some(metrics) = &self.settings.metrics {
+            metrics.received(&event);
         }
         Ok(Some(event))
     }

@@ -6,6 +6,7 @@
 use super::handshake::{self, Rejection};
 use crate::admission::ConnectionPermit;
 use crate::cluster::{ClusterRefusal, FORWARDED_HEADER};
+use crate::metrics::Metrics;
 use actix_codec::Framed;
 use actix_http::{h1, Request};
 use actix_web::rt::net::TcpStream;
@@ -28,14 +29,18 @@ pub(crate) async fn relay(
     owner: Owner,
     node: &str,
     permit: ConnectionPermit,
+    metrics: Option<&Metrics>,
 ) {
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&owner.advertise));
     let mut upstream = match connected.await {
         Ok(Ok(upstream)) => upstream,
-        Ok(Err(err)) => return unreachable(&mut framed, &request, owner, err.to_string()).await,
+        Ok(Err(err)) => {
+            let cause = err.to_string();
+            return unreachable(&mut framed, &request, owner, cause, metrics).await;
+        }
         Err(_) => {
             let cause = format!("no connection within {CONNECT_TIMEOUT:?}");
-            return unreachable(&mut framed, &request, owner, cause).await;
+            return unreachable(&mut framed, &request, owner, cause, metrics).await;
         }
     };
     let _ = upstream.set_nodelay(true);
@@ -45,7 +50,13 @@ pub(crate) async fn relay(
     if upstream.write_all(&head).await.is_err()
         || upstream.write_all(&parts.read_buf).await.is_err()
     {
+        if let Some(metrics) = metrics {
+            metrics.forward_failures.inc();
+        }
         return;
+    }
+    if let Some(metrics) = metrics {
+        metrics.forwarded_connections.inc();
     }
     drop((request, head, parts.read_buf));
     tracing::debug!(owner = %owner.node, "forwarding a connection to its room's owner");
@@ -79,7 +90,11 @@ async fn unreachable(
     request: &Request,
     owner: Owner,
     cause: String,
+    metrics: Option<&Metrics>,
 ) {
+    if let Some(metrics) = metrics {
+        metrics.forward_failures.inc();
+    }
     let room = request.path().strip_prefix("/ws/").unwrap_or_default();
     tracing::warn!(room, owner = %owner.node, advertise = %owner.advertise, %cause, "cannot reach the room's owner");
     let refusal = ClusterRefusal::OwnerUnreachable {
@@ -88,7 +103,7 @@ async fn unreachable(
         advertise: owner.advertise,
         cause,
     };
-    handshake::refuse(framed, Rejection::Cluster(refusal)).await;
+    handshake::refuse(framed, Rejection::Cluster(refusal), metrics).await;
 }
 
 /// The request line and headers as the owner receives them: the client's, with the peer's

@@ -8,7 +8,8 @@ use crate::admission::{ConnectionPermit, Refusal};
 use crate::auth::{self, offered_protocols, AuthRefusal, Query, TOKEN_PROTOCOL_PREFIX};
 use crate::cluster::{self, ClusterRefusal, Placement};
 use crate::error::RoomIdError;
-use crate::http_error::HttpError;
+use crate::http_error::{refusal_reason, HttpError};
+use crate::metrics::Metrics;
 use crate::room_id::validate_room_id;
 use crate::rooms::{Arrival, Joined, ResumeKey, ResumeKeyError, RoomError};
 use crate::routes::AppState;
@@ -189,8 +190,17 @@ pub(crate) async fn answer(
 }
 
 /// Answers with the rejection's status and reason as plain text, and closes the connection.
-pub(crate) async fn refuse(framed: &mut Framed<TcpStream, h1::Codec>, rejection: Rejection) {
+/// Every refused handshake passes here, and is counted in `metrics`.
+pub(crate) async fn refuse(
+    framed: &mut Framed<TcpStream, h1::Codec>,
+    rejection: Rejection,
+    metrics: Option<&Metrics>,
+) {
+    let reason = refusal_reason(&rejection);
     let err = HttpError::from(rejection);
+    if let Some(metrics) = metrics {
+        metrics.refused(reason, err.status.as_u16());
+    }
     let body = Bytes::from(format!("{}\n", err.message));
     let mut response = Response::with_body(err.status, ());
     response

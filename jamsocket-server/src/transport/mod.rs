@@ -68,11 +68,15 @@ where
             return Ok(());
         }
         Err(rejection) => {
-            handshake::refuse(&mut framed, rejection).await;
+            let metrics = state.settings.metrics.as_deref();
+            handshake::refuse(&mut framed, rejection, metrics).await;
             return Ok(());
         }
     };
     let Upgraded { stream, early } = handshake::answer(request, protocol.as_deref(), framed).await;
+    if let Some(metrics) = &state.settings.metrics {
+        metrics.connections.inc();
+    }
     let sequenced =
         (protocol.as_deref() == Some(handshake::SEQUENCED_PROTOCOL)).then_some(Welcome {
             resumed: joined.resumed,
@@ -130,6 +134,7 @@ fn relay(
             owner,
             node.as_deref().unwrap_or(""),
             permit,
+            state.settings.metrics.as_deref(),
         )
         .await;
     };

@@ -22,6 +22,8 @@ pub(super) struct GuestExports {
     pub(super) snapshot: Option<TypedFunc<(), i64>>,
     /// `jamsocket_restore`, if the module exports it.
     pub(super) restore: Option<TypedFunc<(u32, u32), i32>>,
+    /// `jamsocket_request`, if the module exports it.
+    pub(super) request: Option<TypedFunc<(u32, u32), i64>>,
     pub(super) memory: Memory,
     /// The exported mutable globals, in the order of [`ImageLayout::global_names`].
     pub(super) globals: Vec<Global>,
@@ -61,6 +63,10 @@ impl GuestExports {
                 .restore
                 .then(|| instance.get_typed_func(&mut *store, exports::RESTORE))
                 .transpose()?,
+            request: optional
+                .request
+                .then(|| instance.get_typed_func(&mut *store, exports::REQUEST))
+                .transpose()?,
             memory,
             globals,
         })
@@ -99,4 +105,27 @@ pub(super) async fn write_input(
     })?;
     memory[range].copy_from_slice(input);
     Ok((ptr, len))
+}
+
+/// The bytes an export returned as `(ptr << 32) | len` (`jamsocket_snapshot`,
+/// `jamsocket_request`), or a [`GuestFailure::BadReturn`] naming the value if they do not lie
+/// in the guest's memory.
+pub(super) fn returned_bytes<'m>(
+    memory: &'m [u8],
+    export: &'static str,
+    packed: i64,
+) -> Result<&'m [u8], CallError> {
+    let (ptr, len) = ((packed as u64 >> 32) as u32, packed as u32);
+    let range = crate::imports::checked_range(memory.len(), ptr, len).ok_or_else(|| {
+        let failure = GuestFailure::BadReturn {
+            export,
+            value: packed,
+            problem: format!(
+                "as (ptr {ptr:#x}, len {len}) is not inside the guest's {}-byte memory",
+                memory.len()
+            ),
+        };
+        (export, failure.into())
+    })?;
+    Ok(&memory[range])
 }

@@ -62,6 +62,7 @@ impl WasmHost {
                 let written = host
                     .write_image(pages, &chunks, &globals)
                     .map_err(corrupt)?;
+                host.report_memory();
                 tracing::debug!(
                     room_id,
                     pages,

@@ -1,9 +1,9 @@
 //! Taking a room's snapshot: the service's own, or a memory image of the guest.
 
+use super::guest_exports::returned_bytes;
 use super::WasmHost;
-use crate::imports::checked_range;
+use crate::memory_image;
 use crate::snapshot_format::{encode_explicit, PAGE};
-use crate::{memory_image, GuestFailure};
 use jamsocket::abi::exports;
 use jamsocket::ServiceError;
 
@@ -68,20 +68,8 @@ impl WasmHost {
             if packed == NO_SNAPSHOT {
                 return Ok(None);
             }
-            let (ptr, len) = ((packed as u64 >> 32) as u32, packed as u32);
-            let memory = guest.memory.data(&*store);
-            let range = checked_range(memory.len(), ptr, len).ok_or_else(|| {
-                let failure = GuestFailure::BadReturn {
-                    export: exports::SNAPSHOT,
-                    value: packed,
-                    problem: format!(
-                        "as (ptr {ptr:#x}, len {len}) is not inside the guest's {}-byte memory",
-                        memory.len()
-                    ),
-                };
-                (exports::SNAPSHOT, failure.into())
-            })?;
-            Ok(Some(encode_explicit(&module_hash, &memory[range])))
+            let bytes = returned_bytes(guest.memory.data(&*store), exports::SNAPSHOT, packed)?;
+            Ok(Some(encode_explicit(&module_hash, bytes)))
         })
         .await
     }
