@@ -187,17 +187,20 @@ def cpu_secs(pid):
 
 
 def guest_log(log, room):
-    """(lines logged from `room`'s guest, lines its budget summaries say were dropped)."""
-    logged = dropped = 0
-    for line in ANSI.sub("", log.read_text(errors="replace")).splitlines():
-        if GUEST_TARGET not in line or room not in line:
+    """(lines logged from `room`'s guest, lines its budget summaries say were dropped, bytes of
+    the log those lines and summaries take, colour codes included)."""
+    logged = dropped = size = 0
+    for raw in log.read_bytes().splitlines(keepends=True):
+        line = ANSI.sub("", raw.decode(errors="replace"))
+        if GUEST_TARGET not in line or f'room_id="{room}"' not in line:
             continue
+        size += len(raw)
         found = DROPPED.search(line)
         if found:
             dropped += int(found.group(1))
         else:
             logged += 1
-    return logged, dropped
+    return logged, dropped, size
 
 
 def run_once(wasm, port, args, flood, logdir, rep):
@@ -236,12 +239,14 @@ def run_once(wasm, port, args, flood, logdir, rep):
     r["stderr_bytes_total"] = log.stat().st_size
     if flood:
         # After the server stopped: the room's last summary is logged when the room goes away.
-        logged, dropped = guest_log(log, room)
-        r["flood"].update(lines_logged=logged, lines_dropped=dropped)
+        logged, dropped, size = guest_log(log, room)
         f = r["flood"]
+        f.update(lines_logged=logged, lines_dropped=dropped, room_log_bytes=size,
+                 room_log_bytes_per_sec=size / f["secs"])
         print(f"    flood: {f['rounds']} x print:{PRINT_LINES} in {f['secs']:.1f} s "
               f"({f['round_secs_median']:.2f} s each); {logged} lines logged, {dropped} dropped; "
-              f"{f['stderr_bytes_per_sec']:,.0f} stderr bytes/s", flush=True)
+              f"{f['room_log_bytes_per_sec']:,.0f} bytes/s of log from the flooding room, "
+              f"{f['stderr_bytes_per_sec']:,.0f} stderr bytes/s in all", flush=True)
     r["label"], r["repeat"], r["log"] = ("flood" if flood else "baseline"), rep, str(log)
     return r
 
@@ -259,7 +264,7 @@ def report(results, repeats, quick, args):
         f"# Guest log flood ({'quick smoke run' if quick else 'full run'})", "",
         f"`jamsocket serve examples/conformance-service` (default log filter, log on stderr captured to a "
         f"file), {repeats} repeat(s) of a baseline run and a flood run in alternating order, on this 2-core "
-        f"machine. Other rooms: `jamsocket-bench broadcast {' '.join(args[1:])} --prefix all:` "
+        f"machine. Other rooms: `jamsocket-bench {' '.join(args)}` "
         f"(scenario 2 of `bench/suite.py`). Flood: one more client in a room of its own sends "
         f"`print:{PRINT_LINES}` (the guest `println!`s {PRINT_LINES:,} lines of 100 bytes) and waits until "
         "the guest is done, over and over, from before the broadcast run starts until it ends. The host's "
@@ -270,8 +275,10 @@ def report(results, repeats, quick, args):
         "| measure | value |", "|---|---|",
         f"| flood length (median) | {f('secs'):.1f} s, {f('rounds'):.0f} rounds of print:{PRINT_LINES} "
         f"({f('round_secs_median'):.2f} s each) |",
-        f"| stderr bytes/s over the whole flood | {f('stderr_bytes_per_sec'):,.0f} |",
-        f"| stderr bytes/s during the broadcast run: flood / baseline | "
+        f"| log bytes/s from the flooding room (its guest's lines and drop summaries) over the whole flood | "
+        f"{f('room_log_bytes_per_sec'):,.0f} |",
+        f"| all stderr bytes/s over the whole flood | {f('stderr_bytes_per_sec'):,.0f} |",
+        f"| all stderr bytes/s during the broadcast run: flood / baseline | "
         f"{med(flood, lambda r: r['stderr_bytes_per_sec_bench']):,.0f} / "
         f"{med(base, lambda r: r['stderr_bytes_per_sec_bench']):,.0f} |",
         f"| lines printed by the guest (all repeats) | {printed:,} |",
@@ -279,27 +286,31 @@ def report(results, repeats, quick, args):
         f"| lines dropped, per the budget's summaries | {dropped:,} (logged + dropped = printed: "
         f"{'yes' if logged + dropped == printed else f'no, {printed - logged - dropped:+,}'}) |",
         "",
+        "The rest of stderr is the server's own log at its default level (`info`): a `client connected` "
+        "line per connection, `room created`, and so on. Sizes include the colour codes the text log "
+        "writes even to a file.", "",
         "## The other rooms", "",
         "| measure | baseline | with the flood | ratio (median) | per repeat |", "|---|---|---|---|---|",
     ]
     rows = [("deliveries/s", lambda r: r["deliveries_per_sec"], ",.0f"),
             ("round-trip p50 (ms)", lambda r: r["round_trip"]["p50_us"] / 1000, ".1f"),
             ("round-trip p99 (ms)", lambda r: r["round_trip"]["p99_us"] / 1000, ".1f"),
-            ("lost deliveries", lambda r: r["lost_deliveries"], ".0f"),
             ("server CPU during the run (cores)", cpu_core, ".2f"),
             ("server CPU-s per million deliveries", lambda r: r["server_cpu_secs"] / max(r["received_deliveries"], 1) * 1e6, ".2f")]
     for name, value, fmt in rows:
         ratios = [value(fl) / value(b) if value(b) else float("nan") for b, fl in pairs]
         ratio = sorted(ratios)[len(ratios) // 2] if ratios else float("nan")
         lines.append(f"| {name} | {med(base, value):{fmt}} | {med(flood, value):{fmt}} | {ratio:.2f}x | {each(ratios)} |")
+    lines.append(f"| lost deliveries (all repeats) | {sum(r['lost_deliveries'] for r in base)} | "
+                 f"{sum(r['lost_deliveries'] for r in flood)} | | |")
     lines += ["", f"Server CPU over the whole flood: {f('server_cpu_cores'):.2f} cores (median).", "",
               "## Every run", "",
               "| repeat | run | deliveries/s | p50 / p99 (ms) | lost | server CPU-s | stderr bytes/s during the run | "
-              "flood: s, rounds, lines logged, dropped, stderr bytes/s |", "|---|---|---|---|---|---|---|---|"]
+              "flood: s, rounds, lines logged, dropped, room's log bytes/s |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         fl = r.get("flood")
         flood_cell = (f"{fl['secs']:.1f}, {fl['rounds']}, {fl['lines_logged']}, {fl['lines_dropped']:,}, "
-                      f"{fl['stderr_bytes_per_sec']:,.0f}") if fl else ""
+                      f"{fl['room_log_bytes_per_sec']:,.0f}") if fl else ""
         lines.append(f"| {r['repeat']} | {r['label']} | {r['deliveries_per_sec']:,.0f} | "
                      f"{r['round_trip']['p50_us'] / 1000:.1f} / {r['round_trip']['p99_us'] / 1000:.1f} | "
                      f"{r['lost_deliveries']} | {r['server_cpu_secs']:.2f} | {r['stderr_bytes_per_sec_bench']:,.0f} | "
@@ -325,6 +336,7 @@ def main():
     wasm = build(opts.no_build)
     logdir = opts.keep_logs or tempfile.mkdtemp(prefix="log-flood-")
     Path(logdir).mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()[0]
     ports = iter(range(19800, 19900))
     results = []
     print(f"{' '.join(args)} against conformance-service, with and without a log flood", flush=True)
@@ -332,6 +344,9 @@ def main():
         for flood in ((False, True) if rep % 2 == 0 else (True, False)):
             results.append(run_once(wasm, next(ports), args, flood, logdir, rep))
     text = report(results, repeats, opts.quick, args)
+    # Other work on the machine shows here: the servers and the load generator share its cores.
+    text += (f"Load average (1 min) at the start and the end of the run: {load_start:.1f}, "
+             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "log-flood.md").write_text(text)

@@ -22,6 +22,11 @@
 //! [`JamsocketServiceFactory::restore`](jamsocket::JamsocketServiceFactory::restore) brings the
 //! room back. See the README's *Snapshots* for the format and what survives a code change.
 //!
+//! Requests from the server side ([`JamsocketService::request`](jamsocket::JamsocketService::request),
+//! a backend calling the room API) go to the guest's optional `jamsocket_request`; a module
+//! without it answers 404. The factory's [`HostMetrics`] ([`WasmHostFactory::metrics`]), a
+//! Prometheus collector, count the guests' CPU time, memory, instances and failures.
+//!
 //! ```
 //! use jamsocket::{ClientId, JamsocketContext, JamsocketService, JamsocketServiceFactory, MessageRecipient};
 //! use jamsocket_wasm_host::{WasmHostConfig, WasmHostFactory};
@@ -45,7 +50,7 @@
 //!       (import "jamsocket" "send_message" (func $send (param i32 i32 i32)))
 //!       (memory (export "memory") 1)
 //!       (data (i32.const 16) "hi")
-//!       (func (export "jamsocket_abi_version") (result i32) i32.const 2)
+//!       (func (export "jamsocket_abi_version") (result i32) i32.const 3)
 //!       (func (export "jamsocket_buffer") (param i32) (result i32) i32.const 1024)
 //!       (func (export "jamsocket_initialize") (param i32 i32))
 //!       (func (export "jamsocket_connect") (param i32))
