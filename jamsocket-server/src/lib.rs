@@ -141,6 +141,16 @@
 //! [`Server::with_metrics_collector`] adds metrics of your own (or a WebAssembly host's),
 //! built with the re-exported [`prometheus_client`].
 //!
+//! # The admin listener
+//! [`Server::with_admin`] serves, on an address of its own (keep it private), `GET /metrics`,
+//! an admin page at `/` (live rooms, their clients and message rates), and with a token the room
+//! API for backends: `GET /rooms` (pages of rooms in id order, by prefix), `GET /rooms/<id>`
+//! (one room with its clients), `POST /rooms/<id>/messages` (the body goes to the service's
+//! [`request`](jamsocket::JamsocketService::request) handler, whose status and body are the
+//! answer) and `DELETE /rooms/<id>?code=&reason=&forget=true`. The room API answers JSON, and
+//! `{"error": "..."}` with 400, 401 (no or wrong token: `Authorization: Bearer <token>`), 403
+//! (no token configured), 404, 409 or 504 when it refuses.
+//!
 //! # Memory
 //! What a client can make the server hold is bounded: one frame of the largest message size
 //! being read (and all such partly received messages together by

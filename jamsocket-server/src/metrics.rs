@@ -195,6 +195,13 @@ impl Metrics {
             bytes_sent.clone(),
         );
         let close_codes = Family::default();
+        // Every code from the start, so a dashboard shows 0 rather than no data.
+        for code in [
+            1000, 1001, 1002, 1007, 1008, 1009, 1011, 1012, 1013, 4000, 0,
+        ] {
+            let code = close_code_label(code);
+            drop(close_codes.get_or_create(&CodeLabel { code }));
+        }
         registry.register(
             "jamsocket_close_codes_sent",
             "Close frames sent to clients, by code (`other` for a code a client chose and the server echoed)",

@@ -14,6 +14,33 @@ use crate::StoreError;
 /// The answer to a load: the room's stored (compressed) bytes.
 pub(crate) type LoadReply = oneshot::Sender<Result<Option<Vec<u8>>, StoreError>>;
 
+/// What a handle asks of the store thread.
+pub(crate) enum Request {
+    /// A room's stored bytes.
+    Load { room: String, reply: LoadReply },
+    /// The ids of stored rooms: see [`RoomsQuery`].
+    Rooms {
+        query: RoomsQuery,
+        reply: oneshot::Sender<Result<Vec<String>, StoreError>>,
+    },
+}
+
+/// Stored rooms whose ids start with `prefix` and sort after `after`: the first `limit` in id
+/// order (byte order of their UTF-8).
+#[derive(Debug, Clone)]
+pub(crate) struct RoomsQuery {
+    pub(crate) prefix: String,
+    pub(crate) after: Option<String>,
+    pub(crate) limit: usize,
+}
+
+impl RoomsQuery {
+    /// Whether `room` is in the range asked for (limit aside).
+    pub(crate) fn contains(&self, room: &str) -> bool {
+        room.starts_with(&self.prefix) && self.after.as_deref().is_none_or(|after| room > after)
+    }
+}
+
 /// One change, borrowed from the batch being written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Write<'a> {
@@ -68,17 +95,26 @@ impl Backend {
         }
     }
 
-    /// Answers a load: SQLite at once (a lookup by primary key), Redis from a task of its own so
+    /// Answers a request: SQLite at once (one indexed query), Redis from a task of its own so
     /// that it does not wait for a write under way.
-    pub(crate) fn serve_load(&self, room: String, reply: LoadReply) {
-        match self {
-            Backend::Sqlite(store) => {
+    pub(crate) fn serve(&self, request: Request) {
+        match (self, request) {
+            (Backend::Sqlite(store), Request::Load { room, reply }) => {
                 let _ = reply.send(store.load(&room));
             }
-            Backend::Redis(store) => {
+            (Backend::Sqlite(store), Request::Rooms { query, reply }) => {
+                let _ = reply.send(store.rooms(&query));
+            }
+            (Backend::Redis(store), Request::Load { room, reply }) => {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let _ = reply.send(store.load(&room).await);
+                });
+            }
+            (Backend::Redis(store), Request::Rooms { query, reply }) => {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(store.rooms(&query).await);
                 });
             }
         }

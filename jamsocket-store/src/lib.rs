@@ -11,6 +11,8 @@
 //! - [`load`](Snapshots::load) answers from memory while a save is pending, else from the store;
 //!   [`flush`](Snapshots::flush) waits until everything queued is written. Both work from any
 //!   async runtime, including Actix's single-threaded ones.
+//! - [`rooms`](Snapshots::rooms) pages through the ids of saved rooms by prefix, in id order,
+//!   counting pending saves and deletes as done.
 //! - [`save_fenced`](Snapshots::save_fenced) is `save` for the owner of a room in a cluster,
 //!   holding a fencing token (*fence*) that grows with every change of owner. The store refuses
 //!   it, for good, if a higher fence was written for the room, or (Redis) if key

@@ -161,6 +161,17 @@ impl Pending {
             .map(|entry| entry.change.clone())
     }
 
+    /// The rooms for which `keep` is true that have a change not written yet, each with whether
+    /// that change is a save (else a delete).
+    pub(crate) fn rooms(&self, keep: impl Fn(&str) -> bool) -> Vec<(String, bool)> {
+        let state = self.lock();
+        let rooms = state.rooms.iter().filter(|(room, _)| keep(room));
+        let saved = |entry: &Entry| matches!(entry.change, Change::Save { .. });
+        rooms
+            .map(|(room, entry)| (room.clone(), saved(entry)))
+            .collect()
+    }
+
     /// Rooms and quarantined copies not written yet.
     pub(crate) fn len(&self) -> usize {
         let state = self.lock();

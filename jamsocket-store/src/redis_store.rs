@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-use crate::backend::{FencedOut, Write};
+use crate::backend::{FencedOut, RoomsQuery, Write};
 use crate::StoreError;
 
 /// A fenced save, atomic: KEYS = snapshot, recorded fence, owner; ARGV = bytes, fence (decimal).
@@ -43,9 +43,29 @@ return false
     )
 });
 
+/// What the key of every room's snapshot starts with.
+const ROOM_KEY_PREFIX: &str = "jamsocket:room:";
+
+/// Key names a SCAN asks for at a time (a hint to Redis).
+const SCAN_COUNT: usize = 1000;
+
 /// The key of a room's snapshot.
 pub(crate) fn room_key(room: &str) -> String {
-    format!("jamsocket:room:{room}")
+    format!("{ROOM_KEY_PREFIX}{room}")
+}
+
+/// The SCAN pattern of the snapshot keys of rooms starting with `prefix`: its glob characters
+/// escaped, then `*`.
+fn room_key_pattern(prefix: &str) -> String {
+    let mut pattern = String::from(ROOM_KEY_PREFIX);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    pattern
 }
 
 /// The key of the highest fence written for a room.
@@ -129,6 +149,45 @@ impl RedisStore {
             })
     }
 
+    /// The ids of stored rooms in `query`'s range. Redis keeps no order, so this SCANs every
+    /// snapshot key that matches the prefix, then filters, sorts and cuts: its cost grows with
+    /// the number of rooms saved under the prefix, whatever the limit.
+    pub(crate) async fn rooms(&self, query: &RoomsQuery) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection.clone();
+        let pattern = room_key_pattern(&query.prefix);
+        let mut rooms = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut connection)
+                .await
+                .map_err(|source| StoreError::Redis {
+                    url: self.shown_url.to_string(),
+                    action: format!("listing rooms starting with `{}`", query.prefix),
+                    source,
+                })?;
+            let ids = (keys.into_iter())
+                .filter_map(|key| String::from_utf8(key).ok())
+                .filter_map(|key| key.strip_prefix(ROOM_KEY_PREFIX).map(str::to_owned))
+                .filter(|room| query.contains(room));
+            rooms.extend(ids);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // SCAN may return a key more than once.
+        rooms.sort_unstable();
+        rooms.dedup();
+        rooms.truncate(query.limit);
+        Ok(rooms)
+    }
+
     /// Sends `writes` as one pipeline. Not atomic, but every write is idempotent, so a batch
     /// that failed halfway is simply sent again. Returns the fenced puts the script refused.
     pub(crate) async fn write(&self, writes: &[Write<'_>]) -> Result<Vec<FencedOut>, StoreError> {
@@ -188,5 +247,17 @@ impl RedisStore {
             Some(FencedOut { index, current })
         });
         Ok(fenced_out.collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::room_key_pattern;
+
+    #[test]
+    fn the_pattern_escapes_glob_characters() {
+        assert_eq!(room_key_pattern(""), "jamsocket:room:*");
+        assert_eq!(room_key_pattern("a_b.c"), "jamsocket:room:a_b.c*");
+        assert_eq!(room_key_pattern(r"*?[x]\"), r"jamsocket:room:\*\?\[x\]\\*");
     }
 }

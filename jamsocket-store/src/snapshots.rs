@@ -2,18 +2,18 @@
 //! what the map does not have.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::backend::unix_ms;
+use crate::backend::{unix_ms, Request, RoomsQuery};
 use crate::pending::{Change, Pending};
 use crate::stats::Counters;
 use crate::store_url::{redact, StoreUrl};
-use crate::writer::{self, LoadRequest};
+use crate::writer;
 use crate::{compression, StoreConfig, StoreError, StoreLatency, StoreStats};
 
 /// How many distinct corrupt snapshots a store remembers having quarantined (so that loading a
@@ -33,7 +33,7 @@ pub(crate) struct Shared {
 
 struct Handle {
     shared: Arc<Shared>,
-    loads: mpsc::UnboundedSender<LoadRequest>,
+    requests: mpsc::UnboundedSender<Request>,
     /// Hashes of the corrupt snapshots quarantined by `load`.
     quarantined: Mutex<HashSet<u64>>,
 }
@@ -65,11 +65,11 @@ impl Snapshots {
             counters: Counters::default(),
             wake: Notify::new(),
         });
-        let loads = writer::start(target, shared.clone())?;
+        let requests = writer::start(target, shared.clone())?;
         tracing::info!(url = %shared.url, "snapshot store opened");
         Ok(Snapshots(Arc::new(Handle {
             shared,
-            loads,
+            requests,
             quarantined: Mutex::default(),
         })))
     }
@@ -101,15 +101,12 @@ impl Snapshots {
             Some(Change::Delete) => return Ok(None),
             None => {}
         }
-        let (reply, answer) = oneshot::channel();
-        let unavailable = || StoreError::Unavailable {
-            url: self.url().to_owned(),
-            reason: "its thread has stopped".into(),
+        let room_owned = room.to_owned();
+        let request = |reply| Request::Load {
+            room: room_owned,
+            reply,
         };
-        (self.0.loads)
-            .send((room.to_owned(), reply))
-            .map_err(|_| unavailable())?;
-        let Some(stored) = answer.await.map_err(|_| unavailable())?? else {
+        let Some(stored) = self.ask(request).await? else {
             return Ok(None);
         };
         compression::decompress(&stored)
@@ -126,6 +123,72 @@ impl Snapshots {
                     reason,
                 }
             })
+    }
+
+    /// The ids of the saved rooms that start with `prefix` and sort after `after`: the first
+    /// `limit` of them, in id order (the byte order of their UTF-8, as `str` sorts). Like
+    /// [`load`](Self::load), it counts a save not written yet as saved and a delete not written
+    /// yet as done.
+    ///
+    /// SQLite answers from its index, reading at most `limit` ids (plus pending deletes). Redis
+    /// has no order: it SCANs every key name of a room starting with `prefix`, so its cost
+    /// grows with the number of saved rooms, whatever the limit.
+    ///
+    /// ```
+    /// # use jamsocket_store::{Snapshots, StoreConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Snapshots::open("sqlite::memory:", StoreConfig::new())?;
+    /// for room in ["game-2", "game-1", "lobby", "game-3"] {
+    ///     store.save(room, b"state".to_vec());
+    /// }
+    /// assert_eq!(store.rooms("game-", None, 2).await?, ["game-1", "game-2"]);
+    /// assert_eq!(store.rooms("game-", Some("game-2"), 2).await?, ["game-3"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn rooms(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let query = RoomsQuery {
+            prefix: prefix.to_owned(),
+            after: after.map(str::to_owned),
+            limit,
+        };
+        // Read before asking the store: a change written meanwhile is then seen in the store.
+        let pending = self.0.shared.pending.rooms(|room| query.contains(room));
+        let (saved, deleted): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, s)| *s);
+        let deleted: HashSet<String> = deleted.into_iter().map(|(room, _)| room).collect();
+        // Enough that the first `limit` stay after the pending deletes are taken out.
+        let query = RoomsQuery {
+            limit: limit.saturating_add(deleted.len()),
+            ..query
+        };
+        let stored = self.ask(|reply| Request::Rooms { query, reply }).await?;
+        let rooms: BTreeSet<String> = (stored.into_iter())
+            .filter(|room| !deleted.contains(room))
+            .chain(saved.into_iter().map(|(room, _)| room))
+            .collect();
+        Ok(rooms.into_iter().take(limit).collect())
+    }
+
+    /// Sends a request to the store thread and waits for its answer.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let unavailable = || StoreError::Unavailable {
+            url: self.url().to_owned(),
+            reason: "its thread has stopped".into(),
+        };
+        (self.0.requests)
+            .send(request(reply))
+            .map_err(|_| unavailable())?;
+        answer.await.map_err(|_| unavailable())?
     }
 
     /// Queues `snapshot` as the latest snapshot of `room` and returns at once. A newer save or
@@ -189,7 +252,7 @@ impl Snapshots {
     /// While the store is unreachable it keeps waiting: put a timeout around it.
     pub async fn flush(&self) {
         if let Some(done) = self.0.shared.pending.wait_for_all() {
-            if !self.0.loads.is_closed() {
+            if !self.0.requests.is_closed() {
                 let _ = done.await;
             }
         }

@@ -8,9 +8,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use crate::backend::{unix_ms, FencedOut, Write};
+use crate::backend::{unix_ms, FencedOut, RoomsQuery, Write};
 use crate::StoreError;
 
 const SCHEMA: &str = "
@@ -105,6 +106,37 @@ impl SqliteStore {
         })
     }
 
+    /// The ids of stored rooms in `query`'s range, in one query that walks the primary key's
+    /// index from the first id in range to the first past the prefix (or to `limit` ids).
+    pub(crate) fn rooms(&self, query: &RoomsQuery) -> Result<Vec<String>, StoreError> {
+        let prefix = query.prefix.as_str();
+        // TEXT compares as bytes (collation BINARY), which is the order of Rust's `str`.
+        let (lower_op, lower) = match query.after.as_deref() {
+            Some(after) if after >= prefix => (">", after),
+            _ => (">=", prefix),
+        };
+        let mut sql = format!("SELECT room FROM snapshots WHERE room {lower_op} ?1");
+        let mut values = vec![Value::Text(lower.to_owned())];
+        if let Some(upper) = prefix_end(prefix) {
+            sql.push_str(" AND room < ?2");
+            values.push(Value::Text(upper));
+        }
+        sql.push_str(&format!(" ORDER BY room LIMIT ?{}", values.len() + 1));
+        values.push(Value::Integer(
+            i64::try_from(query.limit).unwrap_or(i64::MAX),
+        ));
+        let list = || {
+            let mut statement = self.connection.prepare_cached(&sql)?;
+            let rooms = statement.query_map(params_from_iter(values), |row| row.get(0))?;
+            rooms.collect::<rusqlite::Result<Vec<String>>>()
+        };
+        list().map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            action: format!("listing rooms starting with `{prefix}`"),
+            source,
+        })
+    }
+
     /// Applies `writes` in one transaction: all or nothing. A fenced put is written only if no
     /// higher fence is recorded for its room; the others are returned.
     pub(crate) fn write(&self, writes: &[Write<'_>]) -> Result<Vec<FencedOut>, StoreError> {
@@ -188,7 +220,39 @@ impl SqliteStore {
     }
 }
 
+/// The least string above every string that starts with `prefix` (`None` if there is none, as
+/// for ""): `prefix` with its last character incremented, dropping trailing `char::MAX`es.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut end = prefix.to_owned();
+    while let Some(last) = end.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            last => char::from_u32(u32::from(last) + 1),
+        };
+        if let Some(next) = next {
+            end.push(next);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// SQLite integers are signed.
 fn sql_ms(unix_ms: u64) -> i64 {
     i64::try_from(unix_ms).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_the_next_string_past_the_prefix() {
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("ab"), Some("ac".into()));
+        assert_eq!(prefix_end("a_"), Some("a`".into()));
+        assert_eq!(prefix_end("a\u{D7FF}"), Some("a\u{E000}".into()));
+        assert_eq!(prefix_end("a\u{10FFFF}"), Some("b".into()));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+    }
 }

@@ -1,7 +1,7 @@
 //! The store thread, "jamsocket-store": a current-thread tokio runtime that owns the connection,
-//! answers loads and writes pending changes in batches. Callers never run on it and it never
-//! runs on theirs: loads arrive over a channel and are answered over oneshot channels, which work
-//! from any runtime (or none).
+//! answers loads and listings, and writes pending changes in batches. Callers never run on it
+//! and it never runs on theirs: requests arrive over a channel and are answered over oneshot
+//! channels, which work from any runtime (or none).
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -9,16 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::backend::{Backend, FencedOut, LoadReply, Write};
+use crate::backend::{Backend, FencedOut, Request, Write};
 use crate::compression::Compressor;
 use crate::error::ErrorChain;
 use crate::pending::{Batch, Change, Outcome, RoomWrite};
 use crate::snapshots::Shared;
 use crate::store_url::StoreUrl;
 use crate::StoreError;
-
-/// A load: the room and where its stored bytes go.
-pub(crate) type LoadRequest = (String, LoadReply);
 
 /// A batch holds at most this many rooms...
 const MAX_BATCH_ROOMS: usize = 256;
@@ -39,7 +36,7 @@ const WARN_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) fn start(
     url: StoreUrl,
     shared: Arc<Shared>,
-) -> Result<mpsc::UnboundedSender<LoadRequest>, StoreError> {
+) -> Result<mpsc::UnboundedSender<Request>, StoreError> {
     let (loads, requests) = mpsc::unbounded_channel();
     let (opened, is_open) = std::sync::mpsc::sync_channel(1);
     let shown_url = shared.url.clone();
@@ -89,12 +86,12 @@ struct StoreThread {
 }
 
 impl StoreThread {
-    /// Serves loads and writes changes until every handle is gone and everything is written.
-    async fn run(self, mut requests: mpsc::UnboundedReceiver<LoadRequest>) {
+    /// Serves requests and writes changes until every handle is gone and everything is written.
+    async fn run(self, mut requests: mpsc::UnboundedReceiver<Request>) {
         let closed = Cell::new(false);
         let serve = async {
-            while let Some((room, reply)) = requests.recv().await {
-                self.backend.serve_load(room, reply);
+            while let Some(request) = requests.recv().await {
+                self.backend.serve(request);
             }
             closed.set(true);
             self.shared.wake.notify_one();

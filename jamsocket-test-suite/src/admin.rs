@@ -139,6 +139,8 @@ pub async fn the_room_api_refuses_requests_without_the_token_or_with_bad_values(
         ("/rooms?limit=5000", "limit=5000"),
         ("/rooms?limit=many", "bad query string"),
         ("/rooms/bad%20id", "room id"),
+        ("/rooms?state=sleeping", "state=sleeping"),
+        ("/rooms?state=hibernated", "no store"),
     ] {
         let (status, _, body) = api(admin, "GET", path, Some(TOKEN), b"");
         assert_eq!(status, 400, "{path}: {body}");

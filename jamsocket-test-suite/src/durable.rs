@@ -269,3 +269,73 @@ pub async fn the_room_api_reports_hibernated_rooms_and_forgets_them_on_delete(
     assert_eq!(status, 404, "{body}");
     assert_eq!(visit(addr, "sleeper").await, 1);
 }
+
+pub async fn the_room_api_lists_hibernated_rooms_apart_from_live_ones(
+    factory: impl ConformanceFactory,
+) {
+    use crate::admin::api;
+    const TOKEN: &str = "token";
+    let file = SqliteFile::new();
+    let server = start(
+        durable_server(&file.url)
+            .with_shutdown_policy(ShutdownPolicy::Immediate)
+            .with_admin("127.0.0.1:0".parse().unwrap(), Some(TOKEN)),
+        factory,
+    );
+    let (addr, admin) = (server.local_addr(), server.admin_addr().unwrap());
+    assert_eq!(visit(addr, "h-a").await, 1);
+    assert_eq!(visit(addr, "h-c").await, 1);
+    // `h-b` stays live, and saved: the listing must leave it out, not just miss it.
+    let (mut live, _) = join(addr, "h-b").await;
+    assert_eq!(count(&mut live).await, 1);
+    until("two rooms to hibernate", || server.room_count() == 1).await;
+    let reader = store(&file.url);
+    let mut saved = Vec::new();
+    let started = Instant::now();
+    while saved.len() < 3 {
+        assert!(started.elapsed() < TIMEOUT, "only {saved:?} saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        saved = reader.rooms("h-", None, 10).await.unwrap();
+    }
+    let list = |query: &str| {
+        let (status, _, body) = api(admin, "GET", &format!("/rooms?{query}"), Some(TOKEN), b"");
+        assert_eq!(status, 200, "{query}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let page = list("state=hibernated&prefix=h-");
+    assert_eq!(
+        page,
+        serde_json::json!({
+            "rooms": [{"id": "h-a", "state": "hibernated"}, {"id": "h-c", "state": "hibernated"}],
+            "next": null,
+        })
+    );
+    // Pages of one: the live room between them is skipped, not returned as an empty page.
+    let page = list("state=hibernated&prefix=h-&limit=1");
+    assert_eq!(
+        page["rooms"],
+        serde_json::json!([{"id": "h-a", "state": "hibernated"}])
+    );
+    assert_eq!(page["next"], "h-a");
+    let page = list("state=hibernated&prefix=h-&limit=1&after=h-a");
+    assert_eq!(
+        page["rooms"],
+        serde_json::json!([{"id": "h-c", "state": "hibernated"}])
+    );
+    assert_eq!(page["next"], serde_json::Value::Null);
+    // The live listing is unchanged, with or without `state=live`.
+    for query in ["prefix=h-", "state=live&prefix=h-"] {
+        let rooms = list(query)["rooms"].clone();
+        let ids: Vec<_> = rooms
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].clone())
+            .collect();
+        assert_eq!(ids, ["h-b"], "{query}");
+    }
+    let (status, _, body) = api(admin, "GET", "/rooms?state=bogus", Some(TOKEN), b"");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("state=bogus"), "{body}");
+    drop(live);
+}

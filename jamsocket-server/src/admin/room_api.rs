@@ -109,13 +109,16 @@ fn room_id(request: &HttpRequest) -> Result<String, ApiError> {
 
 #[derive(Debug, Deserialize)]
 struct ListQuery {
+    /// `live` (the default) or `hibernated`.
+    state: Option<String>,
     #[serde(default)]
     prefix: String,
     after: Option<String>,
     limit: Option<usize>,
 }
 
-/// `GET /rooms`: a page of open rooms.
+/// `GET /rooms`: a page of open rooms, or with `state=hibernated` of rooms saved in the store
+/// and not open on this server.
 async fn list(
     state: web::Data<AdminState>,
     request: HttpRequest,
@@ -129,12 +132,61 @@ async fn list(
             format!("limit={limit} is out of range: 1 to {MAX_PAGE}"),
         ));
     }
+    match query.state.as_deref().unwrap_or("live") {
+        "live" => {}
+        "hibernated" => return list_hibernated(&state, &query, limit).await,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("state={other} is not a room state: use live or hibernated"),
+            ))
+        }
+    }
     let page = state
         .rooms
         .page(&query.prefix, query.after.as_deref(), limit);
     let (rooms, next) = tokio::time::timeout(ROOM_ANSWER_TIMEOUT, page)
         .await
         .map_err(|_| timed_out("the rooms"))?;
+    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms, "next": next })))
+}
+
+/// A page of rooms saved in the store and not open here. The store's pages include open rooms,
+/// so it is asked page after page until `limit + 1` remain (one more tells that there is a next
+/// page) or it has no more.
+async fn list_hibernated(
+    state: &AdminState,
+    query: &ListQuery,
+    limit: usize,
+) -> Result<HttpResponse, ApiError> {
+    let Some(store) = &state.settings.store else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "state=hibernated lists the rooms in the store, and this server has no store",
+        ));
+    };
+    let mut ids = Vec::new();
+    let mut after = query.after.clone();
+    loop {
+        let page = store.rooms(&query.prefix, after.as_deref(), limit + 1);
+        let page = page.await.map_err(|err| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot list the rooms in the store: {err}"),
+            )
+        })?;
+        let last_page = page.len() <= limit;
+        after = page.last().cloned();
+        ids.extend(page.into_iter().filter(|id| !state.rooms.contains(id)));
+        if last_page || ids.len() > limit {
+            break;
+        }
+    }
+    let next = (ids.len() > limit).then(|| ids[limit - 1].clone());
+    ids.truncate(limit);
+    let rooms: Vec<_> = (ids.iter())
+        .map(|id| json!({ "id": id, "state": "hibernated" }))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "rooms": rooms, "next": next })))
 }
 

@@ -8,6 +8,7 @@ mod corrupt;
 mod durability;
 mod fencing;
 mod limits;
+mod listing;
 mod open;
 mod outage;
 mod pending;
