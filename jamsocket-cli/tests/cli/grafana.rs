@@ -3,7 +3,6 @@
 use crate::common::*;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Write};
 
 /// Every query string of the dashboard: panel targets' `expr` (rows' nested panels included)
 /// and the template variables' `query`/`definition`.
@@ -74,50 +73,6 @@ fn exposed(name: &str, families: &HashMap<String, String>) -> bool {
     })
 }
 
-/// `GET path` on 127.0.0.1:port: the status and the body.
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let response = String::from_utf8_lossy(&response);
-    let status = response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in `{response}`"));
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    (
-        status,
-        if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    )
-}
-
-/// The body of a `Transfer-Encoding: chunked` response.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grafana_dashboard_only_charts_metrics_the_server_exposes() {
     let path = workspace_root().join("deploy/grafana-dashboard.json");
@@ -157,7 +112,7 @@ async fn the_grafana_dashboard_only_charts_metrics_the_server_exposes() {
     assert_eq!(client.recv().await, "new value: 1");
     client.0.close(None).await.unwrap();
     assert_eq!(client.recv().await, "close 1000");
-    let (status, metrics) = http_get(port, "/metrics");
+    let (status, metrics) = http_request(port, "GET", "/metrics", None, "");
     assert_eq!(status, 200, "{metrics}");
     let families = families(&metrics);
 

@@ -2,29 +2,7 @@
 //! a WebAssembly service's `request` handler), `--log-format json`, and the flags' mistakes.
 
 use crate::common::*;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-
-/// A blocking request to 127.0.0.1:`port`: status and body.
-fn request(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n{auth}\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
 
 /// The value of the sample `name` (exact, labels included) in a metrics text.
 fn sample(metrics: &str, name: &str) -> Option<f64> {
@@ -62,21 +40,21 @@ async fn the_admin_listener_serves_metrics_and_a_room_api_that_reaches_a_guests_
 
     // The counter's request handler, through the room API; clients see the change.
     assert_eq!(
-        request(admin, "POST", "/rooms/ops/messages", Some(token), "get"),
+        http_request(admin, "POST", "/rooms/ops/messages", Some(token), "get"),
         (200, "1".into())
     );
     assert_eq!(
-        request(admin, "POST", "/rooms/ops/messages", Some(token), "set 41"),
+        http_request(admin, "POST", "/rooms/ops/messages", Some(token), "set 41"),
         (200, "41".into())
     );
     assert_eq!(a.recv().await, "new value: 41");
     assert_eq!(b.recv().await, "new value: 41");
-    let (status, body) = request(admin, "POST", "/rooms/ops/messages", Some(token), "jump");
+    let (status, body) = http_request(admin, "POST", "/rooms/ops/messages", Some(token), "jump");
     assert_eq!(status, 400, "{body}");
-    let (status, _) = request(admin, "POST", "/rooms/ops/messages", None, "get");
+    let (status, _) = http_request(admin, "POST", "/rooms/ops/messages", None, "get");
     assert_eq!(status, 401);
 
-    let (status, body) = request(admin, "GET", "/rooms/ops", Some(token), "");
+    let (status, body) = http_request(admin, "GET", "/rooms/ops", Some(token), "");
     assert_eq!(status, 200, "{body}");
     let room: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(room["clients"], 2);
@@ -84,7 +62,7 @@ async fn the_admin_listener_serves_metrics_and_a_room_api_that_reaches_a_guests_
     assert_eq!(room["members"].as_array().unwrap().len(), 2);
 
     // Metrics: the server's and the guests', with no room id in any label.
-    let (status, metrics) = request(admin, "GET", "/metrics", None, "");
+    let (status, metrics) = http_request(admin, "GET", "/metrics", None, "");
     assert_eq!(status, 200);
     assert_eq!(sample(&metrics, "jamsocket_rooms"), Some(1.0), "{metrics}");
     assert_eq!(
