@@ -31,6 +31,7 @@ pub struct WasmHostConfig {
     time_slice: Duration,
     max_sent_bytes_per_call: usize,
     guest_output_lines_per_sec: u32,
+    guest_output_lines_per_sec_total: u32,
     max_guest_output_line_bytes: usize,
 }
 
@@ -47,6 +48,8 @@ impl Default for WasmHostConfig {
             // The echo example logging each message turned 56 MB of input into 235 MB of log
             // in 10 s; this bounds a room's log to about 100 KiB/s.
             guest_output_lines_per_sec: 100,
+            // Ten rooms' worth: at most about 1 MiB/s of guest log however many rooms print.
+            guest_output_lines_per_sec_total: 1000,
             max_guest_output_line_bytes: 1024,
         }
     }
@@ -113,6 +116,16 @@ impl WasmHostConfig {
         self
     }
 
+    /// Lines of guest output every room together may log per second (default 1,000), with
+    /// bursts of two seconds' worth: a line within its room's budget is still dropped (and
+    /// counted in the room's warning) once all rooms together are over this one, so many
+    /// rooms printing at once cannot fill the disk either.
+    #[must_use]
+    pub fn with_guest_output_lines_per_sec_total(mut self, lines: u32) -> Self {
+        self.guest_output_lines_per_sec_total = lines;
+        self
+    }
+
     /// The longest line of guest output logged, in bytes (default 1 KiB). The rest of a longer
     /// line is left out and the logged line ends with `… (N bytes cut)`.
     #[must_use]
@@ -149,6 +162,11 @@ impl WasmHostConfig {
     /// See [`with_guest_output_lines_per_sec`](Self::with_guest_output_lines_per_sec).
     pub fn guest_output_lines_per_sec(&self) -> u32 {
         self.guest_output_lines_per_sec
+    }
+
+    /// See [`with_guest_output_lines_per_sec_total`](Self::with_guest_output_lines_per_sec_total).
+    pub fn guest_output_lines_per_sec_total(&self) -> u32 {
+        self.guest_output_lines_per_sec_total
     }
 
     /// See [`with_max_guest_output_line_bytes`](Self::with_max_guest_output_line_bytes).
@@ -201,6 +219,13 @@ impl WasmHostConfig {
             return invalid(
                 "with_guest_output_lines_per_sec",
                 self.guest_output_lines_per_sec.to_string(),
+                "must be at least 1",
+            );
+        }
+        if self.guest_output_lines_per_sec_total == 0 {
+            return invalid(
+                "with_guest_output_lines_per_sec_total",
+                self.guest_output_lines_per_sec_total.to_string(),
                 "must be at least 1",
             );
         }

@@ -129,8 +129,12 @@ impl LineWriter {
             String::new()
         };
         match self.stream {
-            Stream::Stdout => tracing::info!(target: TARGET, room_id, stream, "{line}{marker}"),
-            Stream::Stderr => tracing::warn!(target: TARGET, room_id, stream, "{line}{marker}"),
+            Stream::Stdout => {
+                tracing::info!(target: TARGET, room = room_id, stream, "{line}{marker}")
+            }
+            Stream::Stderr => {
+                tracing::warn!(target: TARGET, room = room_id, stream, "{line}{marker}")
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::call_budget::{CpuBudget, SendBudget};
 use crate::erased_context::ErasedContext;
 use crate::guest_limiter::GuestLimiter;
 use crate::guest_log::{GuestLog, Stream};
-use crate::output_budget::OutputBudget;
+use crate::output_budget::{OutputBudget, ServerOutputBudget};
 use crate::WasmHostConfig;
 use std::sync::Arc;
 use wasmtime::Memory;
@@ -27,12 +27,14 @@ impl HostState {
         room_id: Arc<str>,
         context: Box<dyn ErasedContext>,
         config: &WasmHostConfig,
+        server_output: Arc<ServerOutputBudget>,
     ) -> Self {
         // Defaults kept: no args, env, files or sockets; host clocks; a CSPRNG seeded from the
         // OS for `random_get`. Stdout and stderr share one output budget.
         let output = Arc::new(OutputBudget::new(
             room_id,
             config.guest_output_lines_per_sec(),
+            server_output,
         ));
         let line_bytes = config.max_guest_output_line_bytes();
         let wasi = WasiCtxBuilder::new()

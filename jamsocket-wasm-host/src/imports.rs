@@ -164,6 +164,7 @@ mod tests {
             std::sync::Arc::from("room"),
             Box::new(jamsocket::RecordingContext::default()),
             &crate::WasmHostConfig::default(),
+            crate::output_budget::ServerOutputBudget::new(1),
         );
         let mut store = wasmtime::Store::new(&engine, state);
         for (name, params, results) in imports::FUNCTIONS {

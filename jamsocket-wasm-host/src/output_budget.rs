@@ -1,5 +1,6 @@
-//! The rate limit on one room's guest output: a token bucket of lines that its stdout and
-//! stderr share, and the count of lines it dropped.
+//! The rate limit on guest output: a token bucket of lines per room, which its stdout and
+//! stderr share, and the count of lines it dropped; and one bucket for every room of a factory
+//! together, so that many rooms printing at once cannot fill the disk either.
 
 use crate::guest_log::TARGET;
 use crate::lock::lock;
@@ -20,14 +21,37 @@ pub(crate) struct OutputBudget {
     room_id: Arc<str>,
     lines_per_sec: u32,
     bucket: Mutex<Bucket>,
+    server: Arc<ServerOutputBudget>,
+}
+
+/// The lines every room of a factory may log together: a line (or a summary) a room's own
+/// budget admits is still dropped, and counted in that room's summary, when this one is empty.
+pub(crate) struct ServerOutputBudget(Mutex<Bucket>);
+
+impl ServerOutputBudget {
+    pub(crate) fn new(lines_per_sec: u32) -> Arc<Self> {
+        Arc::new(ServerOutputBudget(Mutex::new(Bucket::new(
+            lines_per_sec,
+            Instant::now(),
+        ))))
+    }
+
+    fn admit(&self, now: Instant) -> bool {
+        lock(&self.0).admit(now) != Admission::Drop
+    }
 }
 
 impl OutputBudget {
-    pub(crate) fn new(room_id: Arc<str>, lines_per_sec: u32) -> Self {
+    pub(crate) fn new(
+        room_id: Arc<str>,
+        lines_per_sec: u32,
+        server: Arc<ServerOutputBudget>,
+    ) -> Self {
         OutputBudget {
             room_id,
             lines_per_sec,
             bucket: Mutex::new(Bucket::new(lines_per_sec, Instant::now())),
+            server,
         }
     }
 
@@ -38,11 +62,18 @@ impl OutputBudget {
     /// Whether the next line may be logged. If so, first logs the summary of lines dropped
     /// before it, if one is due.
     pub(crate) fn admit_line(&self) -> bool {
-        let admission = lock(&self.bucket).admit(Instant::now());
-        match admission {
-            Admission::Log { dropped_before } => {
+        let now = Instant::now();
+        let mut bucket = lock(&self.bucket);
+        match bucket.admit(now) {
+            Admission::Log { dropped_before } if self.server.admit(now) => {
+                drop(bucket);
                 self.log_dropped(dropped_before);
                 true
+            }
+            // Every room together is over the server's budget: counted like the room's own.
+            Admission::Log { dropped_before } => {
+                bucket.dropped = bucket.dropped.saturating_add(dropped_before + 1);
+                false
             }
             Admission::Drop => false,
         }
@@ -56,7 +87,7 @@ impl OutputBudget {
         let lines_per_sec = self.lines_per_sec;
         tracing::warn!(
             target: TARGET,
-            room_id,
+            room = room_id,
             dropped,
             "{dropped} lines of guest output dropped (rate limit: {lines_per_sec} lines/s)"
         );
@@ -135,6 +166,25 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rooms_within_their_budgets_still_share_the_servers() {
+        let server = ServerOutputBudget::new(100);
+        let rooms: Vec<OutputBudget> = (0..10)
+            .map(|i| OutputBudget::new(Arc::from(format!("r{i}")), 100, server.clone()))
+            .collect();
+        // Each room may burst 200 lines, the server 200 in all.
+        let logged: usize = rooms
+            .iter()
+            .map(|room| (0..100).filter(|_| room.admit_line()).count())
+            .sum();
+        assert_eq!(logged, 200);
+        let dropped: u64 = rooms.iter().map(|room| lock(&room.bucket).dropped).sum();
+        assert_eq!(
+            dropped, 800,
+            "every dropped line is counted in its room's summary"
+        );
+    }
 
     fn admitted(bucket: &mut Bucket, lines: usize, now: Instant) -> usize {
         (0..lines)

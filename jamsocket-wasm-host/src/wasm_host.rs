@@ -90,8 +90,9 @@ impl WasmHost {
         context: Box<dyn ErasedContext>,
     ) -> Result<WasmHost, ServiceError> {
         let room: Arc<str> = Arc::from(room_id);
-        let span = tracing::info_span!("wasm_room", room_id);
-        let state = HostState::new(room.clone(), context, &factory.config);
+        let span = tracing::info_span!("wasm_room", room = room_id);
+        let output = factory.output.clone();
+        let state = HostState::new(room.clone(), context, &factory.config, output);
         let mut store = Store::new(&factory.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|mut store| store.data_mut().budget.on_tick());
@@ -121,7 +122,7 @@ impl WasmHost {
                     max_rooms: factory.config.max_rooms(),
                 })
             } else {
-                tracing::warn!(room_id, "instantiating the guest failed: {error:?}");
+                tracing::warn!(room = room_id, "instantiating the guest failed: {error:?}");
                 ServiceError::failed(WasmHostError::RoomInstantiate {
                     room_id: room_id.to_string(),
                     module: factory.module_name.clone(),
@@ -209,7 +210,7 @@ impl WasmHost {
         result.map_err(|(export, error)| {
             let failure = GuestFailure::from_error(&error);
             let _entered = self.span.enter();
-            tracing::warn!(room_id = &*self.room_id, export, %failure, "guest call failed");
+            tracing::warn!(room = &*self.room_id, export, %failure, "guest call failed");
             tracing::debug!(
                 room_id = &*self.room_id,
                 export,

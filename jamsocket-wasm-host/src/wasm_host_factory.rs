@@ -2,6 +2,7 @@ use crate::abi_check::OptionalExports;
 use crate::host_metrics::HostMetrics;
 use crate::host_state::HostState;
 use crate::memory_image::ImageLayout;
+use crate::output_budget::ServerOutputBudget;
 use crate::{abi_check, epoch_ticker, imports, WasmHost, WasmHostConfig, WasmHostError};
 use jamsocket::abi::{ABI_VERSION, OLDEST_ABI_VERSION};
 use jamsocket::{JamsocketContext, JamsocketServiceFactory, RestoreError, ServiceError};
@@ -49,6 +50,8 @@ pub(crate) struct FactoryInner {
     /// The exported mutable globals a memory image holds, and the module's initial memory
     /// (one copy, shared by every room) that images are taken against.
     pub(crate) image_layout: ImageLayout,
+    /// The guest output every room together may log.
+    pub(crate) output: Arc<ServerOutputBudget>,
     /// What the rooms' guests use, updated by every room.
     pub(crate) metrics: HostMetrics,
 }
@@ -162,6 +165,7 @@ impl WasmHostFactory {
                 module_name: name,
                 engine,
                 instance_pre,
+                output: ServerOutputBudget::new(config.guest_output_lines_per_sec_total()),
                 config,
                 module_hash,
                 optional_exports,

@@ -150,4 +150,19 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn requests_and_prints() {
+        let ctx = RecordingContext::default();
+        let mut service = ConformanceService::new("room", &ctx);
+        service.message(ClientId::from(1), "print:3", &ctx);
+        assert!(ctx.take_messages().is_empty(), "print sends nothing back");
+        assert_eq!(service.request(b"count", &ctx), Response::ok("count 1"));
+        assert_eq!(service.request(b"status:204", &ctx), Response::new(204, ""));
+        assert_eq!(service.request(b"what", &ctx).status, 400);
+        assert_eq!(
+            ctx.take_messages(),
+            vec![(MessageRecipient::Broadcast, "count 1".to_string())]
+        );
+    }
 }

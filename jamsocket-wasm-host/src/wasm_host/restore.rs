@@ -31,7 +31,7 @@ impl WasmHost {
             Body::Explicit(saved) => {
                 if snapshot.module_hash != factory.module_hash {
                     tracing::debug!(
-                        room_id,
+                        room = room_id,
                         saved_by = %short_hex(&snapshot.module_hash),
                         module = %short_hex(&factory.module_hash),
                         "restoring the service's own snapshot taken by another build of the module"
@@ -64,7 +64,7 @@ impl WasmHost {
                     .map_err(corrupt)?;
                 host.report_memory();
                 tracing::debug!(
-                    room_id,
+                    room = room_id,
                     pages,
                     chunks_written = written,
                     "restored a memory image"

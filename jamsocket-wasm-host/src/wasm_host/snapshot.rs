@@ -14,7 +14,7 @@ impl WasmHost {
     pub(super) async fn take_snapshot(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
         if let Some(explicit) = self.explicit_snapshot().await? {
             tracing::debug!(
-                room_id = &*self.room_id,
+                room = &*self.room_id,
                 bytes = explicit.len(),
                 "took the service's own snapshot"
             );
@@ -22,7 +22,7 @@ impl WasmHost {
         }
         self.check_usable(exports::SNAPSHOT)?;
         if let Some(reason) = self.factory.image_layout.unsupported() {
-            tracing::debug!(room_id = &*self.room_id, "no memory image: {reason}");
+            tracing::debug!(room = &*self.room_id, "no memory image: {reason}");
             return Ok(None);
         }
         let globals: Vec<_> = (self.factory.image_layout.global_names())
@@ -38,7 +38,7 @@ impl WasmHost {
         match image {
             Ok((image, chunks)) => {
                 tracing::debug!(
-                    room_id = &*self.room_id,
+                    room = &*self.room_id,
                     bytes = image.len(),
                     pages = self.exports.memory.data_size(&self.store) / PAGE,
                     chunks,
@@ -47,7 +47,7 @@ impl WasmHost {
                 Ok(Some(image))
             }
             Err(reason) => {
-                tracing::warn!(room_id = &*self.room_id, "no memory image: {reason}");
+                tracing::warn!(room = &*self.room_id, "no memory image: {reason}");
                 Ok(None)
             }
         }
