@@ -1,8 +1,10 @@
 //! One client of the broadcast scenario: sends its messages one at a time, each after its
-//! previous one came back, and tallies everything its room delivers to it.
+//! previous one came back (closed loop) or each when the run's [`Schedule`] says (open loop,
+//! `--rate`), and tallies everything its room delivers to it.
 
 use crate::connect::Ws;
 use crate::message::{self, Stamp};
+use crate::schedule::{latency_nanos, Schedule};
 use crate::stats::nanos;
 use crate::tally::{Delivery, Tally};
 use futures_util::{SinkExt, StreamExt};
@@ -17,6 +19,9 @@ pub struct Shared {
     pub messages: u64,
     pub payload_bytes: usize,
     pub prefix: String,
+    /// With `--rate`: when each message is due. Without: each is sent once the previous one
+    /// came back.
+    pub schedule: Option<Schedule>,
     /// Time zero of the stamps: when sending began.
     pub epoch: Instant,
     pub deadline: Instant,
@@ -38,8 +43,12 @@ impl Shared {
 pub struct ClientOutcome {
     pub tally: Tally,
     pub sent: u64,
-    /// Round trips of the client's own messages, in nanoseconds.
+    /// Round trips of the client's own messages, in nanoseconds: from the send, or with a
+    /// schedule from the time the message was due.
     pub round_trips: Vec<u64>,
+    /// With a schedule: the latency of every new delivery to this client, from the time the
+    /// message was due, in nanoseconds.
+    pub latencies: Vec<u64>,
     pub error: Option<String>,
 }
 
@@ -63,22 +72,37 @@ impl Client {
             tally: Tally::new(self.first_client, self.clients),
             sent: 0,
             round_trips: Vec::with_capacity(usize::try_from(shared.messages).unwrap_or(0)),
+            latencies: Vec::new(),
             error: None,
         };
+        // Own messages received back, for the open loop (the closed loop knows from `sent`).
+        let mut own_received = 0;
         let mut finished = shared.messages == 0;
         if finished {
             shared.clients_finished.fetch_add(1, Ordering::Relaxed);
-        } else {
+        } else if shared.schedule.is_none() {
             outcome.send(&self, &mut ws, &shared).await;
         }
         // Made once: a timer per received message would cost more than the rest of the loop.
         let deadline = tokio::time::sleep_until(shared.deadline);
         let stopped = stop.wait_for(|stop| *stop);
-        tokio::pin!(deadline, stopped);
+        let first_due = match shared.schedule {
+            Some(schedule) => shared.epoch + schedule.due(self.id, 0),
+            None => shared.deadline,
+        };
+        let send_timer = tokio::time::sleep_until(first_due);
+        tokio::pin!(deadline, stopped, send_timer);
         while outcome.error.is_none() {
+            let sending = shared.schedule.is_some() && outcome.sent < shared.messages;
             let frame = tokio::select! {
                 _ = &mut stopped => break,
                 _ = &mut deadline => break,
+                _ = &mut send_timer, if sending => {
+                    if let Some(next) = outcome.send_due(&self, &mut ws, &shared).await {
+                        send_timer.as_mut().reset(next);
+                    }
+                    continue;
+                }
                 frame = ws.next() => frame,
             };
             let text = match frame {
@@ -102,9 +126,27 @@ impl Client {
                 continue;
             };
             let now = shared.now_nanos();
-            if outcome.tally.record(stamp) == Delivery::New {
+            let new = outcome.tally.record(stamp) == Delivery::New;
+            if new {
                 shared.received.fetch_add(1, Ordering::Relaxed);
                 shared.last_delivery_nanos.fetch_max(now, Ordering::Relaxed);
+            }
+            if shared.schedule.is_some() {
+                if !new {
+                    continue;
+                }
+                let latency = latency_nanos(stamp.nanos, now);
+                outcome.latencies.push(latency);
+                if stamp.client != self.id {
+                    continue;
+                }
+                outcome.round_trips.push(latency);
+                own_received += 1;
+                if own_received == shared.messages {
+                    finished = true;
+                    shared.clients_finished.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
             }
             if stamp.client != self.id || stamp.seq + 1 != outcome.sent {
                 continue;
@@ -130,20 +172,49 @@ impl Client {
 impl ClientOutcome {
     /// Sends the client's next message, stamped now.
     async fn send(&mut self, client: &Client, ws: &mut Ws, shared: &Shared) {
-        let stamp = Stamp {
-            client: client.id,
-            seq: self.sent,
-            nanos: shared.now_nanos(),
-        };
-        let text = format!(
-            "{}{}",
-            shared.prefix,
-            message::encode(stamp, shared.payload_bytes)
-        );
+        let text = message_text(client, shared, self.sent, shared.now_nanos());
         match tokio::time::timeout_at(shared.deadline, ws.send(Message::text(text))).await {
             Ok(Ok(())) => self.sent += 1,
             Ok(Err(err)) => self.error = Some(format!("sending: {err}")),
             Err(_) => self.error = Some("sending: timed out".to_string()),
         }
     }
+
+    /// Open loop: sends every message the schedule says is due by now, each stamped with the
+    /// time it was due (so a client that fell behind catches up at once, and its lateness
+    /// counts in the latency). Returns when the next message is due, if any is left.
+    async fn send_due(&mut self, client: &Client, ws: &mut Ws, shared: &Shared) -> Option<Instant> {
+        let schedule = shared.schedule?;
+        let due = schedule.due_count(client.id, shared.epoch.elapsed());
+        let first = self.sent;
+        let send = async {
+            for seq in first..due {
+                let scheduled = nanos(schedule.due(client.id, seq));
+                let text = message_text(client, shared, seq, scheduled);
+                ws.feed(Message::text(text)).await?;
+            }
+            ws.flush().await
+        };
+        match tokio::time::timeout_at(shared.deadline, send).await {
+            Ok(Ok(())) => self.sent = due.max(first),
+            Ok(Err(err)) => self.error = Some(format!("sending: {err}")),
+            Err(_) => self.error = Some("sending: timed out".to_string()),
+        }
+        (self.error.is_none() && self.sent < shared.messages)
+            .then(|| shared.epoch + schedule.due(client.id, self.sent))
+    }
+}
+
+/// The text of message `seq` of `client`, stamped `nanos` since the run's epoch.
+fn message_text(client: &Client, shared: &Shared, seq: u64, nanos: u64) -> String {
+    let stamp = Stamp {
+        client: client.id,
+        seq,
+        nanos,
+    };
+    format!(
+        "{}{}",
+        shared.prefix,
+        message::encode(stamp, shared.payload_bytes)
+    )
 }

@@ -251,10 +251,27 @@ pub async fn the_room_api_reports_hibernated_rooms_and_forgets_them_on_delete(
     // Listing shows live rooms only.
     let (_, _, body) = api(admin, "GET", "/rooms", Some(TOKEN), b"");
     assert!(!body.contains("sleeper"), "{body}");
+    // A backend's request opens it from its snapshot.
+    let (status, _, body) = api(
+        admin,
+        "POST",
+        "/rooms/sleeper/messages",
+        Some(TOKEN),
+        b"count",
+    );
+    assert_eq!((status, body.as_str()), (200, "count 2"));
+    let (status, _, body) = api(
+        admin,
+        "POST",
+        "/rooms/nowhere/messages",
+        Some(TOKEN),
+        b"count",
+    );
+    assert_eq!(status, 404, "{body}");
 
     // Delete a live room and forget it: it comes back fresh.
     let (mut ws, _) = join(addr, "sleeper").await;
-    assert_eq!(count(&mut ws).await, 2);
+    assert_eq!(count(&mut ws).await, 3);
     let (status, _, body) = api(
         admin,
         "DELETE",

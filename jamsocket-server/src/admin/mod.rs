@@ -7,7 +7,7 @@
 //! | `GET /metrics` | no | Prometheus metrics (OpenMetrics text) |
 //! | `GET /rooms?state=&prefix=&after=&limit=` | yes | a page of open rooms (`state=live`, the default) or of rooms only in the store (`state=hibernated`), in id order, and the id of the next page |
 //! | `GET /rooms/<id>` | yes | one room and its clients, or `hibernated` for a room only in the store |
-//! | `POST /rooms/<id>/messages` | yes | the body goes to the service's `request` handler; its status and body come back |
+//! | `POST /rooms/<id>/messages` | yes | the body goes to the service's `request` handler (a room only in the store is restored first, except in a cluster); its status and body come back |
 //! | `DELETE /rooms/<id>?code=&reason=&forget=` | yes | closes the room's clients and ends it (`forget=true`: deletes its snapshot too) |
 //!
 //! The room API needs `Authorization: Bearer <token>`, compared in constant time.

@@ -220,7 +220,8 @@ async fn get(state: web::Data<AdminState>, request: HttpRequest) -> Result<HttpR
 }
 
 /// `POST /rooms/<id>/messages`: the body goes to the room's service (its `request` handler),
-/// whose status and body are the answer: text when the body is UTF-8, else bytes.
+/// whose status and body are the answer: text when the body is UTF-8, else bytes. A room that
+/// is only in the store is opened (restored) first, so a backend can change a hibernated room.
 async fn post_message(
     state: web::Data<AdminState>,
     request: HttpRequest,
@@ -228,6 +229,9 @@ async fn post_message(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &request)?;
     let id = room_id(&request)?;
+    if !state.rooms.contains(&id) {
+        wake(&state, &id).await?;
+    }
     let answer = tokio::time::timeout(ROOM_ANSWER_TIMEOUT, state.rooms.request(&id, body))
         .await
         .map_err(|_| timed_out(&format!("room `{id}`")))?;
@@ -243,6 +247,35 @@ async fn post_message(
     Ok(HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
         .body(response.body))
+}
+
+/// Opens the room `id` from its snapshot, if the store has one. Not in a cluster: there the
+/// room's owner is another node's to decide, and a room not open here is a 404.
+async fn wake(state: &AdminState, id: &str) -> Result<(), ApiError> {
+    let Some(store) = state.settings.store.as_ref() else {
+        return Ok(());
+    };
+    if state.settings.cluster.is_some() {
+        return Ok(());
+    }
+    let saved = store.load(id).await.map_err(|err| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read room `{id}` from the store: {err}"),
+        )
+    })?;
+    if saved.is_none() {
+        return Ok(());
+    }
+    let create = tokio::time::timeout(ROOM_ANSWER_TIMEOUT, state.rooms.create(id, None));
+    match create
+        .await
+        .map_err(|_| timed_out(&format!("room `{id}`")))?
+    {
+        // Opened meanwhile by a client: as good.
+        Ok(()) | Err(RoomError::Exists { .. }) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
 }
 
 #[derive(Debug, Deserialize)]
