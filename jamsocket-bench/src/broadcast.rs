@@ -1,11 +1,13 @@
-//! The broadcast scenario: rooms full of clients that each send closed-loop messages the
-//! service broadcasts back to the whole room.
+//! The broadcast scenario: rooms full of clients that each send messages the service
+//! broadcasts back to the whole room, closed loop or, with `--rate`, on a clock.
 
 use crate::broadcast_client::{Client, ClientOutcome, Shared};
 use crate::connect::{connect_all, ConnectReport};
 use crate::flood::{Flood, FloodReport};
 use crate::process::{CpuMeter, CpuSecs};
+use crate::rate_report::{RateReport, RateRun};
 use crate::run_context::RunContext;
+use crate::schedule::Schedule;
 use crate::stats::{rate, Percentiles};
 use crate::tally::{expected_deliveries, lost_deliveries, Tally};
 use anyhow::{bail, Context};
@@ -25,9 +27,15 @@ pub struct BroadcastArgs {
     /// Clients in each room.
     #[arg(long, default_value_t = 10)]
     pub clients: u64,
-    /// Messages each client sends, each once its previous one came back.
+    /// Messages each client sends: each once its previous one came back, or with --rate on
+    /// the client's clock.
     #[arg(long, default_value_t = 100)]
     pub messages: u64,
+    /// Messages per second offered in total, open loop: every client sends one message every
+    /// rooms x clients / RATE seconds, staggered so the total is even, whether or not replies
+    /// came back. Latency then runs from each message's scheduled send time (as in wrk2).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
     /// Size of each message, `<client>:<seq>:<nanos>:` plus padding (prefix not counted).
     #[arg(long, default_value_t = 64)]
     pub payload_bytes: usize,
@@ -78,6 +86,9 @@ pub struct BroadcastReport {
     pub cpu: CpuSecs,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flood: Option<FloodReport>,
+    /// With `--rate` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateReport>,
     pub client_errors: usize,
     pub first_client_error: Option<String>,
     pub timed_out: bool,
@@ -116,12 +127,20 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
     } else {
         None
     };
+    let schedule = match args.rate {
+        Some(rate) => Some(
+            Schedule::new(rate, args.connections(), args.messages)
+                .context("--rate and the number of clients must be at least 1")?,
+        ),
+        None => None,
+    };
     let cpu = CpuMeter::start(context.server)?;
 
     let shared = Arc::new(Shared {
         messages: args.messages,
         payload_bytes: args.payload_bytes,
         prefix: args.prefix.clone(),
+        schedule,
         epoch: Instant::now(),
         deadline: context.deadline,
         clients_finished: AtomicU64::new(0),
@@ -153,7 +172,7 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
         context.deadline,
     )
     .await;
-    let cpu = cpu.read()?;
+    let (cpu, server_cpu) = cpu.read_split()?;
     let _ = stop_tx.send(true);
     let flood = match flood {
         Some(flood) => Some(flood.stop().await),
@@ -166,11 +185,13 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
             tally: Tally::default(),
             sent: 0,
             round_trips: Vec::new(),
+            latencies: Vec::new(),
             error: Some(format!("client task failed: {err}")),
         }));
     }
     let mut total = Tally::default();
     let mut round_trips = Vec::new();
+    let mut latencies = Vec::new();
     let mut sent = 0;
     let mut errors = outcomes.iter().filter_map(|outcome| outcome.error.clone());
     let first_client_error = errors.next();
@@ -179,8 +200,20 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
         total.absorb(&outcome.tally);
         sent += outcome.sent;
         round_trips.extend(outcome.round_trips);
+        latencies.extend(outcome.latencies);
     }
     let elapsed = Duration::from_nanos(shared.last_delivery_nanos.load(Ordering::Relaxed));
+    let rate_report = schedule.map(|schedule| {
+        RateReport::new(RateRun {
+            schedule,
+            clients_per_room: args.clients,
+            sent,
+            received: total.received,
+            elapsed,
+            latencies,
+            server_cpu,
+        })
+    });
     Ok(BroadcastReport {
         scenario: "broadcast",
         url: context.url.to_string(),
@@ -202,6 +235,7 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
         round_trip: Percentiles::from_nanos(round_trips),
         cpu,
         flood,
+        rate: rate_report,
         client_errors,
         first_client_error,
         timed_out,
@@ -263,6 +297,9 @@ impl fmt::Display for BroadcastReport {
         )?;
         writeln!(f, "round trip      {}", self.round_trip)?;
         writeln!(f, "{}", self.cpu.over(self.elapsed_secs))?;
+        if let Some(rate) = &self.rate {
+            write!(f, "{rate}")?;
+        }
         if let Some(flood) = &self.flood {
             writeln!(
                 f,

@@ -75,8 +75,6 @@ impl Client {
             latencies: Vec::new(),
             error: None,
         };
-        // Own messages received back, for the open loop (the closed loop knows from `sent`).
-        let mut own_received = 0;
         let mut finished = shared.messages == 0;
         if finished {
             shared.clients_finished.fetch_add(1, Ordering::Relaxed);
@@ -94,16 +92,19 @@ impl Client {
         tokio::pin!(deadline, stopped, send_timer);
         while outcome.error.is_none() {
             let sending = shared.schedule.is_some() && outcome.sent < shared.messages;
+            // `None` when messages are due (sent outside `select!`, whose output holds the
+            // `stopped` guard, which must not live across an await).
             let frame = tokio::select! {
                 _ = &mut stopped => break,
                 _ = &mut deadline => break,
-                _ = &mut send_timer, if sending => {
-                    if let Some(next) = outcome.send_due(&self, &mut ws, &shared).await {
-                        send_timer.as_mut().reset(next);
-                    }
-                    continue;
+                _ = &mut send_timer, if sending => None,
+                frame = ws.next() => Some(frame),
+            };
+            let Some(frame) = frame else {
+                if let Some(next) = outcome.send_due(&self, &mut ws, &shared).await {
+                    send_timer.as_mut().reset(next);
                 }
-                frame = ws.next() => frame,
+                continue;
             };
             let text = match frame {
                 Some(Ok(Message::Text(text))) => text,
@@ -141,8 +142,9 @@ impl Client {
                     continue;
                 }
                 outcome.round_trips.push(latency);
-                own_received += 1;
-                if own_received == shared.messages {
+                // The last of its own messages is back: any earlier one not back by now (one
+                // connection keeps order) is lost, which the drain and the tallies account for.
+                if stamp.seq + 1 == shared.messages {
                     finished = true;
                     shared.clients_finished.fetch_add(1, Ordering::Relaxed);
                 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! jamsocket-bench --url ws://127.0.0.1:8080 broadcast --rooms 10 --clients 10 --prefix all:
+//! jamsocket-bench broadcast --rooms 1000 --clients 2 --rate 10000 --server-pid 4242
 //! jamsocket-bench idle --rooms 100 --clients 10 --hold-secs 3 --server-pid 4242
 //! jamsocket-bench churn --rooms 2000 --concurrency 16 --json
 //! jamsocket-bench hibernate --rooms 1000 --server-pid 4242 --expect-after "new value: 2"
@@ -24,7 +25,9 @@ mod hibernate;
 mod idle;
 mod message;
 mod process;
+mod rate_report;
 mod run_context;
+mod schedule;
 mod server_url;
 mod stats;
 mod tally;
@@ -85,8 +88,9 @@ enum Command {
 /// The load scenarios.
 #[derive(Subcommand, Debug)]
 enum Scenario {
-    /// Fill rooms with clients that each send closed-loop messages the service broadcasts to
-    /// the room; report deliveries/s, lost deliveries and round-trip latency.
+    /// Fill rooms with clients that each send messages the service broadcasts to the room,
+    /// closed loop or at a fixed total --rate; report deliveries/s, lost deliveries and
+    /// latency.
     Broadcast(broadcast::BroadcastArgs),
     /// Open connections and hold them; with --server-pid, report server memory per connection.
     Idle(idle::IdleArgs),

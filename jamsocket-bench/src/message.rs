@@ -1,8 +1,9 @@
 //! The text the bench sends: `<client>:<seq>:<nanos>:<pad>`.
 //!
 //! `client` is the bench's own client number (not the server's client id), `seq` counts that
-//! client's messages from 0, and `nanos` is the send time in monotonic nanoseconds since the
-//! run started. `pad` is `x`s bringing the whole text to the requested payload size.
+//! client's messages from 0, and `nanos` is the send time (with `broadcast --rate`, the time
+//! the message was scheduled to be sent) in monotonic nanoseconds since the run started. `pad`
+//! is `x`s bringing the whole text to the requested payload size.
 
 /// What a bench message says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,10 +38,11 @@ impl Schedule {
         self.rate
     }
 
-    /// How long after the start the `i`th message (from 0) of `sender` is due.
+    /// How long after the start the `i`th message (from 0) of `sender` is due, rounded up to
+    /// the nanosecond so that [`due_count`](Schedule::due_count) at that time includes it.
     pub fn due(&self, sender: u64, i: u64) -> Duration {
         let number = u128::from(i) * u128::from(self.senders) + u128::from(sender);
-        nanos_to_duration(number * NANOS_PER_SEC / u128::from(self.rate))
+        nanos_to_duration((number * NANOS_PER_SEC).div_ceil(u128::from(self.rate)))
     }
 
     /// The time between two messages of one sender.
@@ -59,9 +60,7 @@ impl Schedule {
             Some(past_first) => past_first / u128::from(self.senders) + 1,
             None => 0,
         };
-        u64::try_from(count)
-            .unwrap_or(u64::MAX)
-            .min(self.messages)
+        u64::try_from(count).unwrap_or(u64::MAX).min(self.messages)
     }
 
     /// When the last message of the run is due.
@@ -103,7 +102,11 @@ mod tests {
         for sender in [0, 1, 1_999] {
             for i in 0..99 {
                 let gap = schedule.due(sender, i + 1) - schedule.due(sender, i);
-                assert_eq!(gap, Duration::from_millis(200), "sender {sender}, message {i}");
+                assert_eq!(
+                    gap,
+                    Duration::from_millis(200),
+                    "sender {sender}, message {i}"
+                );
             }
         }
     }
@@ -132,7 +135,7 @@ mod tests {
             assert!((333_333..=333_334).contains(&gap), "gap {gap} ns");
         }
         // 77 sends at 3000/s: the last is due 76/3000 s after the first.
-        assert_eq!(schedule.last_due(), Duration::from_nanos(76 * 1_000_000_000 / 3_000));
+        assert_eq!(schedule.last_due(), Duration::from_nanos(25_333_334));
         let offered = 76.0 / schedule.last_due().as_secs_f64();
         assert!((offered - 3_000.0).abs() < 0.01, "{offered}");
     }
@@ -151,6 +154,18 @@ mod tests {
         assert_eq!(schedule.due_count(0, Duration::ZERO), 1);
         for i in 0..3 {
             assert_eq!(schedule.due_count(2, schedule.due(2, i)), i + 1);
+        }
+        // Due times that are not whole nanoseconds: a message is due at its own due time, and
+        // not a nanosecond before (else a sender's timer would wake to find nothing due).
+        let uneven = Schedule::new(3_000, 7, 11).unwrap();
+        for sender in 0..7 {
+            for i in 0..11 {
+                let due = uneven.due(sender, i);
+                assert_eq!(uneven.due_count(sender, due), i + 1);
+                if let Some(just_before) = due.checked_sub(Duration::from_nanos(1)) {
+                    assert_eq!(uneven.due_count(sender, just_before), i, "{sender} {i}");
+                }
+            }
         }
     }
 

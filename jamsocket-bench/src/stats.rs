@@ -48,6 +48,49 @@ impl fmt::Display for Percentiles {
     }
 }
 
+/// Like [`Percentiles`], with the 99.9th percentile too: for latencies of open-loop runs,
+/// which have the samples to support it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct TailPercentiles {
+    pub count: usize,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl TailPercentiles {
+    /// Summarises `samples` (nanoseconds, any order). All zero when there are none.
+    pub fn from_nanos(mut samples: Vec<u64>) -> Self {
+        samples.sort_unstable();
+        TailPercentiles {
+            count: samples.len(),
+            p50_us: per_mille(&samples, 500) / 1_000,
+            p90_us: per_mille(&samples, 900) / 1_000,
+            p99_us: per_mille(&samples, 990) / 1_000,
+            p999_us: per_mille(&samples, 999) / 1_000,
+            max_us: samples.last().copied().unwrap_or(0) / 1_000,
+        }
+    }
+}
+
+/// `p50 1.234 ms  p90 ...  p999 ...`, for the human table.
+impl fmt::Display for TailPercentiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p50 {}  p90 {}  p99 {}  p999 {}  max {}  (n={})",
+            ms(self.p50_us),
+            ms(self.p90_us),
+            ms(self.p99_us),
+            ms(self.p999_us),
+            ms(self.max_us),
+            self.count
+        )
+    }
+}
+
 /// The nearest-rank `p`th percentile of `sorted` (ascending): the smallest sample that at
 /// least `p` percent of the samples are less than or equal to. Zero for no samples.
 pub fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -55,6 +98,17 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
         return 0;
     }
     let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The nearest-rank percentile of `sorted` (ascending) at `per_mille` thousandths, in
+/// integers: `99.9 / 100.0 * 1000.0` is a hair over 999 in floating point, which would push
+/// the rank one sample too far. Zero for no samples.
+fn per_mille(sorted: &[u64], per_mille: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (per_mille.saturating_mul(sorted.len())).div_ceil(1_000);
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
@@ -117,6 +171,21 @@ mod tests {
             }
         );
         assert_eq!(Percentiles::from_nanos(Vec::new()), Percentiles::default());
+    }
+
+    #[test]
+    fn tail_percentiles_include_p999() {
+        let samples: Vec<u64> = (1..=1_000).map(|i| i * 1_000).collect();
+        let tail = TailPercentiles::from_nanos(samples);
+        assert_eq!(tail.count, 1_000);
+        assert_eq!(tail.p50_us, 500);
+        assert_eq!(tail.p99_us, 990);
+        assert_eq!(tail.p999_us, 999);
+        assert_eq!(tail.max_us, 1_000);
+        assert_eq!(
+            tail.to_string(),
+            "p50 0.500 ms  p90 0.900 ms  p99 0.990 ms  p999 0.999 ms  max 1.000 ms  (n=1000)"
+        );
     }
 
     #[test]

@@ -162,6 +162,54 @@ fn broadcast_delivers_everything_to_every_client() {
     assert!(f64_at(&report, "/server_cpu_secs") >= 0.0);
     // In 10 ms ticks, so a tiny run may read 0.
     assert!(f64_at(&report, "/bench_cpu_secs") >= 0.0);
+    // Closed loop: no open-loop section.
+    assert!(report.get("rate").is_none(), "{report}");
+}
+
+#[test]
+fn broadcast_at_a_fixed_rate_sends_on_the_clock() {
+    let server = start_server();
+    let pid = std::process::id().to_string();
+    let report = bench_json(
+        &server,
+        &[
+            "broadcast",
+            "--rooms",
+            "2",
+            "--clients",
+            "3",
+            "--messages",
+            "5",
+            "--prefix",
+            "all:",
+            "--rate",
+            "100",
+            "--server-pid",
+            &pid,
+        ],
+    );
+    assert_eq!(u64_at(&report, "/messages_sent"), 30);
+    assert_eq!(u64_at(&report, "/received_deliveries"), 90);
+    assert_eq!(u64_at(&report, "/client_errors"), 0);
+    assert_eq!(report["timed_out"], false);
+    assert_eq!(u64_at(&report, "/rate/offered_messages_per_sec"), 100);
+    assert_eq!(u64_at(&report, "/rate/offered_deliveries_per_sec"), 300);
+    // 6 clients sharing 100 messages/s: each every 60 ms, the last message due at 0.29 s.
+    assert_eq!(f64_at(&report, "/rate/send_interval_ms"), 60.0);
+    assert_eq!(f64_at(&report, "/rate/schedule_secs"), 0.29);
+    // The clock, not the replies, paced the run: it cannot end before the last send is due.
+    assert!(f64_at(&report, "/elapsed_secs") >= 0.29, "{report}");
+    assert!(
+        f64_at(&report, "/rate/achieved_messages_per_sec") <= 105.0,
+        "{report}"
+    );
+    assert_eq!(u64_at(&report, "/rate/latency/count"), 90);
+    assert_eq!(u64_at(&report, "/round_trip/count"), 30);
+    let p999 = u64_at(&report, "/rate/latency/p999_us");
+    assert!(p999 <= u64_at(&report, "/rate/latency/max_us"), "{report}");
+    assert!(f64_at(&report, "/rate/server_user_cpu_secs") >= 0.0);
+    assert!(f64_at(&report, "/rate/server_kernel_cpu_secs") >= 0.0);
+    assert!(f64_at(&report, "/rate/server_user_us_per_delivery") >= 0.0);
 }
 
 #[test]
