@@ -542,10 +542,8 @@ impl<S: JamsocketService> Room<S> {
         if std::mem::take(&mut self.marked_idle) {
             self.registry.mark_busy(&self.id, self.generation);
         }
-        match user {
-            Some(user) => tracing::info!(room = %self.id, %client, user, "client connected"),
-            None => tracing::info!(room = %self.id, %client, "client connected"),
-        }
+        // `user` is left out of the event when there is none.
+        tracing::info!(room = %self.id, %client, user, "client connected");
         self.changed();
         self.service.connect(client).await
     }
