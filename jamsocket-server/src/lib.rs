@@ -163,7 +163,9 @@
 
 mod admin;
 mod admission;
-#[cfg(feature = "jemalloc")]
+#[cfg(test)]
+mod allocation_tests;
+#[cfg(all(feature = "jemalloc", not(test)))]
 mod allocator;
 mod auth;
 mod close_frame;

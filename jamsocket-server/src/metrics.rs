@@ -466,12 +466,11 @@ impl Collector for StoreCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytestring::ByteString;
 
     #[test]
     fn a_broadcast_counts_once_per_recipient_and_codes_clients_chose_are_other() {
         let metrics = Arc::new(Metrics::new());
-        metrics.sent(&Outbound::Text(ByteString::from("hello")), 3);
+        metrics.sent(&Outbound::Text("hello".into()), 3);
         metrics.sent(&Outbound::Ack(32), 3);
         metrics.close_sent(code::AWAY);
         metrics.close_sent(4321);

@@ -9,6 +9,7 @@
 //! [`Rooms::join`] is called, and may veto a room's creation through its callback.
 
 mod opening;
+mod outbound_queue;
 mod registry;
 mod room_actor;
 mod room_context;
@@ -17,6 +18,7 @@ mod room_info;
 mod room_snapshot;
 mod session;
 
+pub(crate) use outbound_queue::QueueReceiver;
 pub(crate) use registry::{Lease, Locate, RoomHandle, Task, Worker};
 pub(crate) use room_context::Outbound;
 pub use room_context::RoomContext;

@@ -1,6 +1,7 @@
 //! The room actor: one task per room that owns the service and its clients.
 
 use super::opening;
+use super::outbound_queue::{outbound_queue, PushError, QueueSender};
 use super::registry::{NewRoom, RoomRegistry};
 use super::room_context::{Outbound, Outbox, RoomContext};
 use super::room_event::{Admitted, Arrival, RoomEvent};
@@ -22,7 +23,6 @@ use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, Instant, Sleep};
 
@@ -35,7 +35,7 @@ pub(crate) const FIRST_JOIN_WINDOW: Duration = Duration::from_secs(60);
 /// A client as the room sees it.
 struct ClientSlot {
     /// `None` once the room gave up on the client (its queue filled up).
-    outbound: Option<mpsc::Sender<Outbound>>,
+    outbound: Option<QueueSender>,
     /// Closes the client's connection; `None` while it has none.
     close: Option<oneshot::Sender<CloseFrame>>,
     /// Messages from the client the room has handled, over every connection of its session.
@@ -506,7 +506,7 @@ impl<S: JamsocketService> Room<S> {
         }
         let client = ClientId::from(self.next_client);
         self.next_client += 1;
-        let (outbound, queue) = mpsc::channel(self.settings.limits.outbound_queue_messages);
+        let (outbound, queue) = outbound_queue(self.settings.limits.outbound_queue_messages);
         let admitted = Admitted {
             client,
             delivery: Delivery::new(queue),
@@ -767,7 +767,7 @@ impl<S: JamsocketService> Room<S> {
 
     /// A session saved with the room: its client is away, and may resume it.
     fn restore_session(&mut self, client: ClientId, saved: SavedSession) {
-        let (outbound, queue) = mpsc::channel(self.settings.limits.outbound_queue_messages);
+        let (outbound, queue) = outbound_queue(self.settings.limits.outbound_queue_messages);
         let mut delivery = Delivery::new(queue);
         delivery.known = false;
         let session = Session {
@@ -947,7 +947,7 @@ fn deliver(
     let Some(outbound) = &slot.outbound else {
         return true;
     };
-    if let Err(TrySendError::Full(_)) = outbound.try_send(message) {
+    if let Err(PushError::Full) = outbound.try_send(message) {
         if let Some(metrics) = &settings.metrics {
             metrics.outbound_queue_drops.inc();
         }

@@ -1,6 +1,4 @@
 use crate::sync::lock;
-use bytes::Bytes;
-use bytestring::ByteString;
 use jamsocket::{ClientId, JamsocketContext, MessageRecipient, User};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,11 +12,12 @@ pub struct RoomContext {
 }
 
 /// A message on its way to clients. Cloning it does not copy the payload, so a broadcast
-/// shares one buffer among all recipients.
+/// shares one buffer among all recipients. The payload is an `Arc`, allocated once with its
+/// count (a `Bytes` made from a copy allocates again when first cloned).
 #[derive(Debug, Clone)]
 pub(crate) enum Outbound {
-    Text(ByteString),
-    Binary(Bytes),
+    Text(Arc<str>),
+    Binary(Arc<[u8]>),
     /// The room has handled this many of the session's messages from the client (for clients
     /// of the `jamsocket.v1` protocol; not an application message).
     Ack(u64),
@@ -51,12 +50,12 @@ impl RoomContext {
 
 impl JamsocketContext for RoomContext {
     fn send_message(&self, recipient: impl Into<MessageRecipient>, message: &str) {
-        let message = Outbound::Text(ByteString::from(message));
+        let message = Outbound::Text(Arc::from(message));
         self.outbox().messages.push((recipient.into(), message));
     }
 
     fn send_binary(&self, recipient: impl Into<MessageRecipient>, message: &[u8]) {
-        let message = Outbound::Binary(Bytes::copy_from_slice(message));
+        let message = Outbound::Binary(Arc::from(message));
         self.outbox().messages.push((recipient.into(), message));
     }
 

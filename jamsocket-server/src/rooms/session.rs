@@ -2,11 +2,11 @@
 //! A client opens a session by presenting a resume key; the room keeps the session while the
 //! client is away, with the messages sent to it meanwhile.
 
+use super::outbound_queue::QueueReceiver;
 use super::room_context::Outbound;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use subtle::ConstantTimeEq;
-use tokio::sync::mpsc;
 
 /// How often the room tells a `jamsocket.v1` client how many of its messages it handled, and
 /// the client the server how many it received.
@@ -78,7 +78,7 @@ impl ResumeKey {
 /// resumes the session.
 #[derive(Debug)]
 pub(crate) struct Delivery {
-    pub outbound: mpsc::Receiver<Outbound>,
+    pub outbound: QueueReceiver,
     /// Application messages written to the client in this session.
     pub sent: u64,
     /// The last `unacked.len()` of them, which the client has not acknowledged.
@@ -98,7 +98,7 @@ pub(crate) struct CountError {
 }
 
 impl Delivery {
-    pub(crate) fn new(outbound: mpsc::Receiver<Outbound>) -> Delivery {
+    pub(crate) fn new(outbound: QueueReceiver) -> Delivery {
         Delivery {
             outbound,
             sent: 0,
@@ -149,7 +149,6 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytestring::ByteString;
 
     #[test]
     fn keys_need_128_bits_of_url_safe_characters() {
@@ -174,13 +173,12 @@ mod tests {
 
     #[test]
     fn acknowledgements_forget_what_the_client_has() {
-        let (_tx, rx) = mpsc::channel(4);
-        let mut delivery = Delivery::new(rx);
+        let mut delivery = Delivery::new(QueueReceiver::closed());
         for i in 0..5 {
             delivery.sent += 1;
             delivery
                 .unacked
-                .push_back(Outbound::Text(ByteString::from(format!("{i}"))));
+                .push_back(Outbound::Text(format!("{i}").into()));
         }
         delivery.ack(2).unwrap();
         assert_eq!(delivery.unacked.len(), 3);
@@ -188,7 +186,7 @@ mod tests {
         assert!(delivery.ack(6).is_err());
         delivery.resume(4).unwrap();
         assert_eq!(delivery.unacked.len(), 1);
-        let mut restored = Delivery::new(mpsc::channel(1).1);
+        let mut restored = Delivery::new(QueueReceiver::closed());
         restored.known = false;
         assert!(restored.resume(u64::MAX).is_err());
         restored.resume(40).unwrap();

@@ -7,11 +7,14 @@
 
 use super::frame_header::MAX_HEADER_BYTES;
 use super::frames::{FrameError, Frames, Incoming};
+use super::heartbeat::Heartbeat;
 use crate::admission::ConnectionPermit;
 use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
 use crate::rate_limit::{FrameBudget, OverBudget, RateLimit};
-use crate::rooms::{CountError, Delivery, Held, Outbound, RoomEvent, RoomHandle, ACK_EVERY};
+use crate::rooms::{
+    CountError, Delivery, Held, Outbound, QueueReceiver, RoomEvent, RoomHandle, ACK_EVERY,
+};
 use crate::settings::Settings;
 use actix_web::rt::net::TcpStream;
 use bytes::BytesMut;
@@ -22,8 +25,8 @@ use std::future::{poll_fn, Future};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
+use tokio::sync::oneshot;
+use tokio::time::{sleep, timeout, Instant};
 
 /// How long the close frame, and what is queued before it, may take to be written before the
 /// connection is simply dropped.
@@ -195,8 +198,8 @@ impl Connection {
     /// The connection's place in the connection limits goes with it: a client that is away
     /// counts as connected.
     pub(super) fn park(&mut self) -> (Delivery, Held) {
-        let (_, closed) = mpsc::channel(1);
-        let delivery = std::mem::replace(&mut self.delivery, Delivery::new(closed));
+        let closed = Delivery::new(QueueReceiver::closed());
+        let delivery = std::mem::replace(&mut self.delivery, closed);
         let held: Held = match self.permit.take() {
             Some(mut permit) => {
                 // The partly received message, if any, is gone with the connection.
@@ -286,7 +289,7 @@ impl Connection {
             self.replay_next += 1;
         }
         while self.can_take(frames) {
-            let Ok(message) = self.delivery.outbound.try_recv() else {
+            let Some(message) = self.delivery.outbound.try_recv() else {
                 break;
             };
             self.send(message, frames);
@@ -304,9 +307,7 @@ impl Connection {
     async fn pump(&mut self, socket: &mut TcpStream, frames: &mut Frames) -> End {
         let (mut reader, writer) = socket.split();
         let socket = writer.as_ref();
-        let interval = self.settings.heartbeat_interval;
-        let mut heartbeat = interval_at(Instant::now() + interval, interval);
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heartbeat = Heartbeat::join(self.settings.heartbeat_interval);
         // When the client was last heard from, to within a heartbeat: reading the clock on
         // every frame would cost more than the check is worth.
         let mut last_heard = Instant::now();
@@ -377,9 +378,13 @@ impl Connection {
             if frames.flush(socket).is_err() {
                 return End::dropped();
             }
+            // In this order, without drawing a random start: the room's queue is drained (to
+            // the write buffer's high water) whenever it is taken from, so reading is not
+            // starved by it.
             tokio::select! {
+                biased;
                 frame = &mut self.close => return self.closed_by_room(frame.ok(), frames),
-                message = self.delivery.outbound.recv(), if room_listening && self.can_take(frames) => {
+                message = poll_fn(|cx| self.delivery.outbound.poll_recv(cx)), if room_listening && self.can_take(frames) => {
                     let Some(message) = message else {
                         // The room dropped us; its close frame follows on `close`.
                         room_listening = false;
@@ -413,7 +418,8 @@ impl Connection {
                         return End::dropped();
                     }
                 }
-                now = heartbeat.tick() => {
+                () = poll_fn(|cx| heartbeat.poll_tick(cx)) => {
+                    let now = Instant::now();
                     if std::mem::take(&mut heard) {
                         last_heard = now;
                     }

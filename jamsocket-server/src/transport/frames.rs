@@ -23,6 +23,9 @@ use tokio_util::io::poll_read_buf;
 /// After our close frame, how long we read (and discard) what the client still sends, so that
 /// closing the socket does not reset the connection before the client has read our frame.
 const LINGER: Duration = Duration::from_millis(100);
+/// The first byte of a whole text frame (FIN, opcode 1) and of a whole binary frame.
+const TEXT: u8 = 0x81;
+const BINARY: u8 = 0x82;
 /// Space reserved for each read from the socket.
 const READ_CHUNK: usize = 4 * 1024;
 /// A read buffer larger than this is dropped once the message that needed it is complete.
@@ -219,11 +222,11 @@ impl Frames {
 
     /// Queues a message of the plain protocol (acknowledgements are not part of it).
     pub(super) fn encode_outbound(&mut self, message: Outbound) {
-        self.encode(match message {
-            Outbound::Text(text) => Message::Text(text),
-            Outbound::Binary(data) => Message::Binary(data),
-            Outbound::Ack(_) => return,
-        });
+        match message {
+            Outbound::Text(text) => self.encode_data(TEXT, None, text.as_bytes()),
+            Outbound::Binary(data) => self.encode_data(BINARY, None, &data),
+            Outbound::Ack(_) => {}
+        }
     }
 
     /// Queues a message of the `jamsocket.v1` protocol: text as `m<text>`, an
@@ -231,19 +234,25 @@ impl Frames {
     pub(super) fn encode_sequenced(&mut self, message: &Outbound) {
         match message {
             Outbound::Text(text) => self.encode_tagged(b'm', text.as_bytes()),
-            Outbound::Binary(data) => self.encode(Message::Binary(data.clone())),
+            Outbound::Binary(data) => self.encode_data(BINARY, None, data),
             Outbound::Ack(count) => self.encode_tagged(b'a', count.to_string().as_bytes()),
         }
     }
 
-    /// Queues a text frame whose payload is `tag` followed by `body`, without first copying
-    /// the two into one buffer. `body` is UTF-8 (or ASCII digits), and so is the frame.
+    /// Queues a text frame whose payload is `tag` followed by `body`. `body` is UTF-8 (or
+    /// ASCII digits), and so is the frame.
     pub(super) fn encode_tagged(&mut self, tag: u8, body: &[u8]) {
-        let len = body.len() + 1;
+        self.encode_data(TEXT, Some(tag), body);
+    }
+
+    /// Queues a whole data frame (`first` is its first byte: FIN and the opcode) whose payload
+    /// is `tag`, if any, followed by `body`, without first copying the two into one buffer.
+    fn encode_data(&mut self, first: u8, tag: Option<u8>, body: &[u8]) {
+        let len = body.len() + usize::from(tag.is_some());
         let buf = &mut self.write_buf;
         buf.reserve(len + 10);
-        // FIN, text; a server's frames are not masked.
-        buf.put_u8(0x81);
+        // A server's frames are not masked.
+        buf.put_u8(first);
         if len < 126 {
             buf.put_u8(len as u8);
         } else if let Ok(len) = u16::try_from(len) {
@@ -253,7 +262,9 @@ impl Frames {
             buf.put_u8(127);
             buf.put_u64(len as u64);
         }
-        buf.put_u8(tag);
+        if let Some(tag) = tag {
+            buf.put_u8(tag);
+        }
         buf.extend_from_slice(body);
     }
 

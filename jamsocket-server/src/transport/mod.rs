@@ -12,6 +12,7 @@ mod forward;
 mod frame_header;
 mod frames;
 mod handshake;
+mod heartbeat;
 mod placement;
 
 pub(crate) use handshake::Rejection;
