@@ -7,8 +7,9 @@
 //!
 //! `MAX_MESSAGE_BYTES`, `MAX_FRAMES_PER_SEC` and `MAX_BYTES_PER_SEC` raise those limits (the
 //! WebSocket conformance run, `.ci/autobahn.sh`, sends 16 MiB messages in 64-byte fragments).
-//! `ADMIN_PORT` serves the admin listener on `127.0.0.1:<port>` (`/metrics`, the admin page; no
-//! room API) and so turns metrics on (`bench/metrics.py` measures what they cost).
+//! `WORKERS` sets the number of worker threads (default: one per core). `ADMIN_PORT` serves the
+//! admin listener on `127.0.0.1:<port>` (`/metrics`, the admin page; no room API) and so turns
+//! metrics on (`bench/metrics.py` measures what they cost).
 //!
 //! It logs `Jamsocket listening on http://0.0.0.0:8080` (`RUST_LOG` filters the log; default
 //! `info`). Stop it with Ctrl-C (or SIGTERM): every client gets close 1001.
@@ -32,6 +33,9 @@ fn main() -> std::io::Result<()> {
     }
     if let Some(bytes) = setting("MAX_BYTES_PER_SEC")? {
         server = server.with_max_bytes_per_sec(bytes);
+    }
+    if let Some(workers) = setting("WORKERS")? {
+        server = server.with_workers(workers);
     }
     if let Some(port) = setting("ADMIN_PORT")? {
         server = server.with_admin(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port), None);
