@@ -228,6 +228,55 @@ pub async fn a_session_resumes_across_a_restart(factory: impl ConformanceFactory
     assert_eq!(recv_text(&mut ws).await, format!("still {id}"));
 }
 
+/// A `jamsocket.v1` client that is away when the server stops gets, once it resumes on the
+/// restarted server, what it had not seen: the messages written to its lost connection and
+/// those queued while it was away, in order, none repeated.
+pub async fn messages_on_their_way_to_an_away_client_survive_a_restart(
+    factory: impl ConformanceFactory,
+) {
+    use crate::identity::{open_sequenced, KEY};
+    let file = SqliteFile::new();
+    let server = start(durable_server(&file.url), factory.clone());
+    let addr = server.local_addr();
+    let (mut alice, hello) = open_sequenced(addr, "feed", KEY, 0).await;
+    let id = hello["client"].as_u64().unwrap();
+    assert_eq!(recv_text(&mut alice).await, format!("mwelcome feed {id}"));
+    let (mut bob, bob_id) = join(addr, "feed").await;
+    for i in 0..10 {
+        send(&mut bob, &format!("all:{i}")).await;
+    }
+    // Alice sees 5 of them (6 messages with the service's welcome), then loses her connection.
+    for i in 0..5 {
+        assert_eq!(recv_text(&mut alice).await, format!("m{i}"));
+    }
+    drop(alice);
+    for i in 10..20 {
+        send(&mut bob, &format!("all:{i}")).await;
+    }
+    // Bob's echo of the last one says the room has queued it for Alice too.
+    for i in 0..20 {
+        assert_eq!(recv_text(&mut bob).await, i.to_string());
+    }
+    stop(server, vec![bob]).await;
+
+    let server = start(durable_server(&file.url), factory);
+    let (mut alice, hello) = open_sequenced(server.local_addr(), "feed", KEY, 6).await;
+    assert_eq!(hello["resumed"], true);
+    assert_eq!(hello["client"].as_u64(), Some(id));
+    for i in 5..20 {
+        assert_eq!(
+            recv_text(&mut alice).await,
+            format!("m{i}"),
+            "in order, none lost"
+        );
+    }
+    // Bob had no session: the restored room tells Alice he left.
+    assert_eq!(recv_text(&mut alice).await, format!("mleft {bob_id}"));
+    let (mut carol, _) = join(server.local_addr(), "feed").await;
+    send(&mut carol, "all:end").await;
+    assert_eq!(recv_text(&mut alice).await, "mend", "none repeated");
+}
+
 pub async fn the_room_api_reports_hibernated_rooms_and_forgets_them_on_delete(
     factory: impl ConformanceFactory,
 ) {

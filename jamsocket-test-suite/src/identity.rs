@@ -266,7 +266,7 @@ pub async fn a_key_presented_by_a_second_connection_takes_the_session_over_and_c
 }
 
 /// A `jamsocket.v1` connection: sends `m`-tagged text, reads frames as they come.
-async fn open_sequenced(
+pub(crate) async fn open_sequenced(
     addr: SocketAddr,
     room: &str,
     key: &str,

@@ -218,6 +218,7 @@ macro_rules! durable_tests {
                 an_oversized_snapshot_is_refused_and_the_room_keeps_serving;
                 redis_going_away_stops_nothing_and_pending_snapshots_are_written_when_it_returns;
                 a_session_resumes_across_a_restart;
+                messages_on_their_way_to_an_away_client_survive_a_restart;
                 the_room_api_reports_hibernated_rooms_and_forgets_them_on_delete;
                 the_room_api_lists_hibernated_rooms_apart_from_live_ones;
             }

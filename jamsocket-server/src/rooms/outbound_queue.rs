@@ -142,6 +142,11 @@ impl QueueReceiver {
         Poll::Pending
     }
 
+    /// A copy of what is queued (the payloads are shared, not copied).
+    pub(crate) fn queued(&self) -> Vec<Outbound> {
+        lock(&self.shared).messages.iter().cloned().collect()
+    }
+
     /// How many messages are queued.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

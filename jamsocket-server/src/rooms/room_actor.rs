@@ -6,7 +6,7 @@ use super::registry::{NewRoom, RoomRegistry};
 use super::room_context::{Outbound, Outbox, RoomContext};
 use super::room_event::{Admitted, Arrival, RoomEvent};
 use super::room_info::{MemberInfo, RoomInfo};
-use super::room_snapshot::{RoomSnapshot, SavedClient, SavedSession};
+use super::room_snapshot::{RoomSnapshot, SavedClient, SavedDelivery, SavedSession};
 use super::session::{Delivery, Held, ResumeKey, ACK_EVERY};
 use super::RoomError;
 use crate::close_frame::{code, CloseFrame};
@@ -769,7 +769,18 @@ impl<S: JamsocketService> Room<S> {
     fn restore_session(&mut self, client: ClientId, saved: SavedSession) {
         let (outbound, queue) = outbound_queue(self.settings.limits.outbound_queue_messages);
         let mut delivery = Delivery::new(queue);
-        delivery.known = false;
+        match saved.delivery {
+            // What was on its way to the client when the room was saved still is.
+            Some(saved) => {
+                delivery.sent = saved.sent;
+                delivery.unacked = saved.unacked.into();
+                for message in saved.queued {
+                    let _ = outbound.try_send(message);
+                }
+            }
+            // The client's own count is taken as it is when it comes back.
+            None => delivery.known = false,
+        }
         let session = Session {
             key: saved.key,
             away: None,
@@ -798,16 +809,21 @@ impl<S: JamsocketService> Room<S> {
             self.set_timer(ms);
         }
         let grace = self.settings.reconnect_grace;
+        // Sessions first, so that every client that may come back hears of those that will
+        // not, whatever order they were saved in.
+        let mut gone = Vec::new();
         for SavedClient { id, session } in saved.clients {
             match session {
                 Some(session) if !grace.is_zero() => self.restore_session(id, session),
-                _ => {
-                    self.changed();
-                    self.service.disconnect(id).await?;
-                }
+                _ => gone.push(id),
             }
         }
-        // What the service sent them goes to nobody, not to the room's first clients.
+        for id in gone {
+            self.changed();
+            self.service.disconnect(id).await?;
+        }
+        // What the service sent goes to the clients that may come back, not to the room's
+        // first new clients.
         self.flush();
         Ok(())
     }
@@ -846,6 +862,7 @@ impl<S: JamsocketService> Room<S> {
         });
         let clients = {
             let users = &lock(&self.outbox).users;
+            let mut budget = SAVED_MESSAGES_BUDGET;
             self.clients
                 .iter()
                 .map(|(id, slot)| SavedClient {
@@ -854,6 +871,10 @@ impl<S: JamsocketService> Room<S> {
                         key: session.key,
                         user: users.get(id).cloned(),
                         received: slot.received,
+                        delivery: session
+                            .away
+                            .as_ref()
+                            .and_then(|away| saved_delivery(&self.id, *id, away, &mut budget)),
                     }),
                 })
                 .collect()
@@ -925,6 +946,37 @@ impl<S: JamsocketService> Room<S> {
         }
         self.scratch = messages;
     }
+}
+
+/// Most bytes of messages on their way to away clients that one room's snapshot carries. A
+/// session whose messages do not fit is saved without them: its client, if it comes back after
+/// a restore, resumes from its own count.
+const SAVED_MESSAGES_BUDGET: usize = 1 << 20;
+
+/// What is on its way to an away client, to save with its session, if it fits `budget`
+/// (which it then takes from).
+fn saved_delivery(
+    room: &str,
+    client: ClientId,
+    away: &Away,
+    budget: &mut usize,
+) -> Option<SavedDelivery> {
+    let delivery = &away.delivery;
+    if !delivery.known {
+        return None;
+    }
+    let saved = SavedDelivery {
+        sent: delivery.sent,
+        unacked: delivery.unacked.iter().cloned().collect(),
+        queued: delivery.outbound.queued(),
+    };
+    let len = saved.encoded_len();
+    if len > *budget {
+        warn_throttled!(room, %client, len, "messages queued for an away client are too many to save with the room: if it comes back after a restore, they are lost");
+        return None;
+    }
+    *budget -= len;
+    Some(saved)
 }
 
 /// Says once per server run that the service keeps no snapshots, so a store saves nothing.

@@ -14,7 +14,7 @@ pub struct RoomContext {
 /// A message on its way to clients. Cloning it does not copy the payload, so a broadcast
 /// shares one buffer among all recipients. The payload is an `Arc`, allocated once with its
 /// count (a `Bytes` made from a copy allocates again when first cloned).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outbound {
     Text(Arc<str>),
     Binary(Arc<[u8]>),

@@ -2,12 +2,15 @@
 //! (the next client id, the pending timer, the clients it had and their sessions), in a
 //! versioned binary envelope.
 
+use super::room_context::Outbound;
 use super::session::ResumeKey;
 use jamsocket::{ClientId, User};
+use std::sync::Arc;
 
 const MAGIC: &[u8; 4] = b"JSRM";
-/// Version 2 added sessions to the clients; version 1 envelopes are still read.
-const VERSION: u8 = 2;
+/// Version 2 added sessions to the clients, version 3 the messages on their way to a client
+/// that is away; older envelopes are still read.
+const VERSION: u8 = 3;
 
 /// A room as saved in a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,32 @@ pub(crate) struct SavedSession {
     pub user: Option<User>,
     /// Messages from the client the room had handled.
     pub received: u64,
+    /// What was on its way to the client, if it was away when the room was saved (and its
+    /// messages fit the room's budget for them).
+    pub delivery: Option<SavedDelivery>,
+}
+
+/// The messages of a session whose client was away: those written to its last connection and
+/// not acknowledged, and those queued since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SavedDelivery {
+    /// Messages of the session written to the client (`jamsocket.v1` counts them).
+    pub sent: u64,
+    /// The last of those, which the client had not acknowledged.
+    pub unacked: Vec<Outbound>,
+    /// Messages queued for the client and not yet written.
+    pub queued: Vec<Outbound>,
+}
+
+impl SavedDelivery {
+    /// Bytes the messages take in the envelope.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let messages = self.unacked.iter().chain(&self.queued);
+        8 + 8
+            + messages
+                .map(|m| 5 + payload(m).map_or(0, |(_, p)| p.len()))
+                .sum::<usize>()
+    }
 }
 
 impl PartialEq for SavedSession {
@@ -46,6 +75,7 @@ impl PartialEq for SavedSession {
         self.key.hash() == other.key.hash()
             && self.user == other.user
             && self.received == other.received
+            && self.delivery == other.delivery
     }
 }
 
@@ -95,6 +125,15 @@ impl RoomSnapshot {
             };
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(&user[..user.len().min(len as usize)]);
+            let Some(delivery) = &session.delivery else {
+                out.push(0);
+                continue;
+            };
+            out.push(1);
+            out.extend_from_slice(&delivery.sent.to_le_bytes());
+            for messages in [&delivery.unacked, &delivery.queued] {
+                encode_messages(&mut out, messages);
+            }
         }
         out.extend_from_slice(&self.service);
         out
@@ -132,7 +171,7 @@ impl RoomSnapshot {
             let id = ClientId::from(reader.u32().ok_or_else(truncated)?);
             let session = match version {
                 1 => None,
-                _ => reader.session().ok_or_else(truncated)?,
+                _ => reader.session(version).ok_or_else(truncated)?,
             };
             clients.push(SavedClient { id, session });
         }
@@ -142,6 +181,28 @@ impl RoomSnapshot {
             clients,
             service: reader.0.to_vec(),
         })
+    }
+}
+
+/// A message's kind (0 text, 1 binary) and payload; `None` for an acknowledgement, which is
+/// not saved (the welcome of the next connection says the count).
+fn payload(message: &Outbound) -> Option<(u8, &[u8])> {
+    match message {
+        Outbound::Text(text) => Some((0, text.as_bytes())),
+        Outbound::Binary(data) => Some((1, data)),
+        Outbound::Ack(_) => None,
+    }
+}
+
+fn encode_messages(out: &mut Vec<u8>, messages: &[Outbound]) {
+    let messages: Vec<(u8, &[u8])> = messages.iter().filter_map(payload).collect();
+    // A session holds at most `outbound_queue_messages` messages of at most
+    // `max_message_bytes` each, and the room's budget for them is far below 4 GiB.
+    out.extend_from_slice(&(messages.len() as u32).to_le_bytes());
+    for (kind, bytes) in messages {
+        out.push(kind);
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
     }
 }
 
@@ -172,7 +233,7 @@ impl<'a> Reader<'a> {
 
     /// A client's session: `Some(None)` if it had none, `None` if the bytes are cut short or
     /// bad.
-    fn session(&mut self) -> Option<Option<SavedSession>> {
+    fn session(&mut self, version: u8) -> Option<Option<SavedSession>> {
         if self.u8()? == 0 {
             return Some(None);
         }
@@ -182,11 +243,50 @@ impl<'a> Reader<'a> {
             u32::MAX => None,
             len => Some(User::decode(self.take(len as usize)?)?),
         };
+        let delivery = match version {
+            2 => None,
+            _ => self.delivery()?,
+        };
         Some(Some(SavedSession {
             key,
             user,
             received,
+            delivery,
         }))
+    }
+
+    fn delivery(&mut self) -> Option<Option<SavedDelivery>> {
+        if self.u8()? == 0 {
+            return Some(None);
+        }
+        let sent = self.u64()?;
+        let unacked = self.messages()?;
+        let queued = self.messages()?;
+        Some(Some(SavedDelivery {
+            sent,
+            unacked,
+            queued,
+        }))
+    }
+
+    fn messages(&mut self) -> Option<Vec<Outbound>> {
+        let count = self.u32()? as usize;
+        // Each message takes at least 5 bytes: a count larger than what is left is a lie.
+        if count > self.0.len() / 5 {
+            return None;
+        }
+        let mut messages = Vec::with_capacity(count);
+        for _ in 0..count {
+            let kind = self.u8()?;
+            let len = self.u32()? as usize;
+            let bytes = self.take(len)?;
+            messages.push(match kind {
+                0 => Outbound::Text(Arc::from(std::str::from_utf8(bytes).ok()?)),
+                1 => Outbound::Binary(Arc::from(bytes)),
+                _ => return None,
+            });
+        }
+        Some(messages)
     }
 }
 
@@ -209,6 +309,14 @@ mod tests {
                         key: ResumeKey::parse("abcdefghijklmnopqrstuvwxyz").unwrap(),
                         user: Some(User::new("alice").with_claims("{}")),
                         received: 7,
+                        delivery: Some(SavedDelivery {
+                            sent: 12,
+                            unacked: vec![Outbound::Text("eleven".into())],
+                            queued: vec![
+                                Outbound::Text("thirteen".into()),
+                                Outbound::Binary(Arc::from(&b"\x00\xff"[..])),
+                            ],
+                        }),
                     }),
                 },
             ],
@@ -253,6 +361,19 @@ mod tests {
         let mut lying_count = bytes.clone();
         lying_count.splice(14..18, u32::MAX.to_le_bytes());
         assert!(RoomSnapshot::decode(&lying_count).is_err());
+    }
+
+    #[test]
+    fn version_2_envelopes_are_still_read() {
+        let mut snapshot = sample();
+        snapshot.clients[1].session.as_mut().unwrap().delivery = None;
+        let mut v2 = snapshot.encode();
+        v2[4] = 2;
+        // The flag that says whether a delivery follows, after the second client's user.
+        let user = User::new("alice").with_claims("{}").encode().len();
+        let flag = 4 + 1 + 4 + (1 + 4) + 4 + (4 + 1) + (4 + 1 + 32 + 8 + 4) + user;
+        assert_eq!(v2.remove(flag), 0);
+        assert_eq!(RoomSnapshot::decode(&v2), Ok(snapshot));
     }
 
     #[test]
