@@ -4,9 +4,9 @@
 //! every wake-up was about 4% of the server's CPU at a moderate message rate), and an idle
 //! connection holds no timer entry.
 //!
-//! A connection's first tick comes within one interval of its start (the worker's timer is
-//! already running), not exactly one interval after it; later ticks are an interval apart.
-//! The connections of a thread are ticked in groups spread over the interval.
+//! The connections of a thread are ticked in groups spread over the interval. A connection's
+//! first tick comes one to two intervals after it joined (the ticks before that are skipped, so
+//! a new client gets no ping right after its handshake); later ticks are an interval apart.
 
 use slab::Slab;
 use std::cell::RefCell;
@@ -39,6 +39,8 @@ struct Beat {
 pub(crate) struct Heartbeat {
     ticker: Rc<Ticker>,
     key: usize,
+    /// Until its first tick: ticks before this instant are skipped.
+    not_before: Option<Instant>,
 }
 
 impl Heartbeat {
@@ -61,14 +63,23 @@ impl Heartbeat {
             ticker
         });
         let key = ticker.connections.borrow_mut().insert(Beat::default());
-        Heartbeat { ticker, key }
+        Heartbeat {
+            ticker,
+            key,
+            not_before: Some(Instant::now() + interval),
+        }
     }
 
     /// Ready once per tick.
     pub(crate) fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut connections = self.ticker.connections.borrow_mut();
         let beat = &mut connections[self.key];
-        if std::mem::take(&mut beat.due) {
+        if std::mem::take(&mut beat.due)
+            && self
+                .not_before
+                .is_none_or(|not_before| Instant::now() >= not_before)
+        {
+            self.not_before = None;
             return Poll::Ready(());
         }
         match &beat.waker {
@@ -126,12 +137,15 @@ mod tests {
                 assert!(Rc::ptr_eq(&a.ticker, &b.ticker));
                 let started = Instant::now();
                 let step = every / GROUPS as u32;
-                poll_fn(|cx| a.poll_tick(cx)).await;
-                assert_eq!(started.elapsed(), step);
-                poll_fn(|cx| b.poll_tick(cx)).await;
-                assert_eq!(started.elapsed(), step * 2);
+                // a's group ticks at `step`, then every interval; the ticks before an interval
+                // has passed are skipped.
                 poll_fn(|cx| a.poll_tick(cx)).await;
                 assert_eq!(started.elapsed(), every + step);
+                poll_fn(|cx| a.poll_tick(cx)).await;
+                assert_eq!(started.elapsed(), every * 2 + step);
+                // b was not polled since its group's tick: it has one waiting.
+                poll_fn(|cx| b.poll_tick(cx)).await;
+                assert_eq!(started.elapsed(), every * 2 + step);
                 drop((a, b));
                 // The last connection gone, the next one starts a new ticker.
                 let c = Heartbeat::join(every);
