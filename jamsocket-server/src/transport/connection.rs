@@ -326,6 +326,7 @@ impl Connection {
         let mut read_bytes = 0;
         loop {
             let mut decoded = 0;
+            let mut pongs = 0;
             while pending.is_none() {
                 let incoming = match frames.decode() {
                     Ok(Some(incoming)) => incoming,
@@ -333,6 +334,9 @@ impl Connection {
                     Err(err) => return self.bad_frame(err),
                 };
                 decoded += 1;
+                if matches!(incoming, Incoming::Pong) {
+                    pongs += 1;
+                }
                 match self.incoming(incoming, frames) {
                     Ok(Some(event)) => match self.room.events.try_send(event) {
                         Ok(()) => {}
@@ -342,6 +346,11 @@ impl Connection {
                     Ok(None) => {}
                     Err(end) => return end,
                 }
+            }
+            // A client that only answered our ping is idle: its buffers go now, not at the
+            // next heartbeat (which would find them allocated again by this pong).
+            if pongs > 0 && pongs == decoded && !frames.message_under_way() {
+                frames.shrink();
             }
             if decoded > 0 || read_bytes > 0 {
                 let spent = self.budget.spend(decoded, read_bytes, Instant::now());
