@@ -56,6 +56,15 @@ pub trait JamsocketService: Send + 'static {
     fn memory_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// Whether the futures of [`message`](Self::message) and [`binary`](Self::binary) are
+    /// always ready when first polled (they never wait for anything). A host may then run
+    /// those handlers on the task that read the client's message, rather than handing it to
+    /// the room's own task. A native service's are (`true` for a
+    /// [`SimpleJamsocketService`](crate::SimpleJamsocketService)); the default is `false`.
+    fn ready_at_once(&self) -> bool {
+        false
+    }
 }
 
 /// Creates the service of a new room.

@@ -136,6 +136,10 @@ where
     async fn request(&mut self, body: &[u8]) -> Result<Response, ServiceError> {
         Ok(self.model.request(body, &self.context))
     }
+
+    fn ready_at_once(&self) -> bool {
+        true
+    }
 }
 
 /// Builds a [`WrappedJamsocketService`] around a new `S` for every room.

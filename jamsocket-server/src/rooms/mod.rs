@@ -8,6 +8,7 @@
 //! room's service is built and where an empty room ends; admission decides before
 //! [`Rooms::join`] is called, and may veto a room's creation through its callback.
 
+mod inline;
 mod opening;
 mod outbound_queue;
 mod registry;
@@ -18,6 +19,7 @@ mod room_info;
 mod room_snapshot;
 mod session;
 
+pub(crate) use inline::LocalRoom;
 pub(crate) use outbound_queue::QueueReceiver;
 pub(crate) use registry::{Lease, Locate, RoomHandle, Task, Worker};
 pub(crate) use room_context::Outbound;

@@ -11,10 +11,13 @@ use tokio::sync::mpsc;
 /// it is full, which keeps a flooding client from growing the server's memory.
 const ROOM_QUEUE: usize = 256;
 
+/// The next room's generation. Counted over the process, not per table, so that a generation
+/// names one room among every server's (a thread's local rooms are keyed by it).
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
 /// The rooms of one server, by id.
 pub(crate) struct RoomRegistry {
     rooms: Mutex<Rooms>,
-    next_generation: AtomicU64,
     max_rooms: usize,
     locate: Locate,
 }
@@ -50,7 +53,8 @@ impl Rooms {
 #[derive(Debug, Clone)]
 pub(crate) struct RoomHandle {
     pub events: mpsc::Sender<RoomEvent>,
-    /// Tells apart a room from a later room with the same id.
+    /// Tells apart a room from a later room with the same id (and from every other room of the
+    /// process).
     pub generation: u64,
     /// The worker thread the room runs on (the one that created it).
     pub worker: Option<Worker>,
@@ -106,7 +110,6 @@ impl RoomRegistry {
     pub(super) fn new(max_rooms: usize, locate: Locate) -> Self {
         RoomRegistry {
             rooms: Mutex::new(Rooms::default()),
-            next_generation: AtomicU64::new(1),
             max_rooms,
             locate,
         }
@@ -177,7 +180,7 @@ impl RoomRegistry {
             evicted = rooms.by_id.remove(&oldest).map(|entry| entry.handle);
         }
         let id: Arc<str> = Arc::from(id);
-        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
         let (events, receiver) = mpsc::channel(ROOM_QUEUE);
         let handle = RoomHandle {
             events,

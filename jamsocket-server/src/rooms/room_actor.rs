@@ -1,5 +1,6 @@
 //! The room actor: one task per room that owns the service and its clients.
 
+use super::inline::{self, Inline};
 use super::opening;
 use super::outbound_queue::{outbound_queue, PushError, QueueSender};
 use super::registry::{NewRoom, RoomRegistry};
@@ -19,9 +20,15 @@ use jamsocket::{
     ClientId, JamsocketService, JamsocketServiceFactory, MessageRecipient, ServiceError, User,
 };
 use jamsocket_store::Snapshots;
-use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::panic::AssertUnwindSafe;
+use std::pin::{pin, Pin};
+use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, Instant, Sleep};
@@ -92,7 +99,8 @@ struct Room<S> {
     outbox: Arc<Mutex<Outbox>>,
     /// Reused between flushes so delivering messages allocates nothing.
     scratch: Vec<(MessageRecipient, Outbound)>,
-    clients: HashMap<ClientId, ClientSlot>,
+    /// By id: ids are the room's own, so a fast hash is safe.
+    clients: FxHashMap<ClientId, ClientSlot>,
     next_client: u32,
     settings: Arc<Settings>,
     timer: Pin<Box<Sleep>>,
@@ -122,6 +130,15 @@ struct Room<S> {
     last_active: Instant,
     messages_in: u64,
     messages_out: u64,
+    /// Whether the room's loop runs (so a connection may have a message handled inline).
+    running: bool,
+    /// The room's task, to wake when a message handled inline needs it.
+    task: Option<Waker>,
+    /// What a message handled inline left for the room's task to finish (an error, sessions
+    /// to end); no message is handled inline meanwhile.
+    deferred: Option<Result<Option<Ending>, ServiceError>>,
+    /// Whether a deadline was armed or moved since the task last looked at them.
+    reselect: bool,
 }
 
 /// Why a room ended, as told to its clients.
@@ -192,14 +209,14 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         cluster.set_room_count(registry.len());
     }
 
-    let mut room = Room {
+    let room = Room {
         id: id.clone(),
         generation,
         registry: registry.clone(),
         service: opened.service,
         outbox: opened.outbox,
         scratch: Vec::new(),
-        clients: HashMap::new(),
+        clients: FxHashMap::default(),
         next_client: opened.next_client,
         timer: Box::pin(sleep(Duration::ZERO)),
         timer_armed: false,
@@ -217,9 +234,23 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         last_active: Instant::now(),
         messages_in: 0,
         messages_out: 0,
+        running: false,
+        task: None,
+        deferred: None,
+        reselect: false,
         settings,
     };
-    let ending = match room.run(&mut events, opened.restored).await {
+    let inline = room.service.ready_at_once();
+    let room = Rc::new(RefCell::new(room));
+    let registration =
+        inline.then(|| inline::register(generation, Rc::downgrade(&room) as Weak<dyn Inline>));
+    let ending = Room::run(&room, &mut events, opened.restored).await;
+    drop(registration);
+    let Ok(room) = Rc::try_unwrap(room) else {
+        unreachable!("a connection holds its room only while it handles a message")
+    };
+    let mut room = room.into_inner();
+    let ending = match ending {
         Ending::Failed(err) => Ending::Failed(err),
         // Saved before the room leaves the table: a room opened in its place loads this.
         ending => room.save().await.map_or_else(Ending::Failed, |()| ending),
@@ -334,6 +365,10 @@ async fn refuse_pending(events: &mut mpsc::Receiver<RoomEvent>, refusal: RoomErr
 
 enum Step {
     Event(RoomEvent),
+    /// The registry dropped the room.
+    Dropped,
+    /// What a message handled inline left to do.
+    Deferred(Result<Option<Ending>, ServiceError>),
     Timer,
     EmptyTooLong,
     Save,
@@ -341,62 +376,127 @@ enum Step {
 }
 
 impl<S: JamsocketService> Room<S> {
+    /// Runs the room until it ends. The room is borrowed for each step, including while a
+    /// handler's future waits (a WebAssembly guest yielding), and is free in between: then a
+    /// connection on this thread may have a message handled inline ([`Inline`]).
+    #[allow(clippy::await_holding_refcell_ref)] // Others only `try_borrow_mut` it.
     async fn run(
-        &mut self,
+        cell: &RefCell<Room<S>>,
         events: &mut mpsc::Receiver<RoomEvent>,
         restored: Option<RoomSnapshot>,
     ) -> Ending {
-        if let Some(saved) = restored {
-            if let Err(err) = self.resume(saved).await {
-                return Ending::Failed(err);
+        {
+            let mut room = cell.borrow_mut();
+            if let Some(saved) = restored {
+                if let Err(err) = room.resume(saved).await {
+                    return Ending::Failed(err);
+                }
             }
+            if room.settings.shutdown_policy != ShutdownPolicy::Never {
+                // A room nobody joins (created by `POST`) ends like a room everyone left.
+                let window = match room.settings.shutdown_policy {
+                    ShutdownPolicy::After(grace) => grace,
+                    _ => FIRST_JOIN_WINDOW,
+                };
+                room.arm_empty_deadline(window);
+            }
+            room.running = true;
         }
-        if self.settings.shutdown_policy != ShutdownPolicy::Never {
-            // A room nobody joins (created by `POST`) ends like a room everyone left.
-            let window = match self.settings.shutdown_policy {
-                ShutdownPolicy::After(grace) => grace,
-                _ => FIRST_JOIN_WINDOW,
-            };
-            self.arm_empty_deadline(window);
+        let ending = loop {
+            let step = poll_fn(|cx| cell.borrow_mut().poll_step(cx, events)).await;
+            let mut room = cell.borrow_mut();
+            if let Some(ending) = room.step(step).await {
+                break ending;
+            }
+        };
+        cell.borrow_mut().running = false;
+        ending
+    }
+
+    /// The room's next step: a deadline that passed (first, so that a busy room still keeps
+    /// its timers), or the next event.
+    fn poll_step(
+        &mut self,
+        cx: &mut Context<'_>,
+        events: &mut mpsc::Receiver<RoomEvent>,
+    ) -> Poll<Step> {
+        if !self
+            .task
+            .as_ref()
+            .is_some_and(|task| task.will_wake(cx.waker()))
+        {
+            self.task = Some(cx.waker().clone());
         }
-        loop {
-            let step = tokio::select! {
-                event = events.recv() => match event {
-                    Some(event) => Step::Event(event),
-                    // The registry dropped the room.
-                    None => return Ending::Empty,
-                },
-                () = &mut self.timer, if self.timer_armed => Step::Timer,
-                () = &mut self.empty_deadline, if self.empty_armed => Step::EmptyTooLong,
-                () = &mut self.save_deadline, if self.unsaved => Step::Save,
-                () = &mut self.away_deadline, if !self.away.is_empty() => Step::AwayTooLong,
-            };
-            let result = match step {
-                Step::Event(event) => self.handle(event).await,
-                Step::Timer => {
-                    self.timer_armed = false;
-                    self.changed();
-                    self.service.timer().await.map(|()| None)
+        self.reselect = false;
+        if let Some(result) = self.deferred.take() {
+            return Poll::Ready(Step::Deferred(result));
+        }
+        let due = |deadline: &mut Pin<Box<Sleep>>, cx: &mut Context<'_>| {
+            deadline.as_mut().poll(cx).is_ready()
+        };
+        if self.timer_armed && due(&mut self.timer, cx) {
+            return Poll::Ready(Step::Timer);
+        }
+        if self.empty_armed && due(&mut self.empty_deadline, cx) {
+            return Poll::Ready(Step::EmptyTooLong);
+        }
+        if self.unsaved && due(&mut self.save_deadline, cx) {
+            return Poll::Ready(Step::Save);
+        }
+        if !self.away.is_empty() && due(&mut self.away_deadline, cx) {
+            return Poll::Ready(Step::AwayTooLong);
+        }
+        events
+            .poll_recv(cx)
+            .map(|event| event.map_or(Step::Dropped, Step::Event))
+    }
+
+    /// Takes one step; `Some` once the room ends.
+    async fn step(&mut self, step: Step) -> Option<Ending> {
+        let result = match step {
+            Step::Event(event) => self.handle(event).await,
+            Step::Dropped => return Some(Ending::Empty),
+            Step::Deferred(result) => result,
+            Step::Timer => {
+                self.timer_armed = false;
+                self.changed();
+                self.service.timer().await.map(|()| None)
+            }
+            Step::Save => self.save().await.map(|()| None),
+            Step::AwayTooLong => self.end_expired_sessions().await,
+            Step::EmptyTooLong => {
+                if self.clients.is_empty() {
+                    return Some(Ending::Empty);
                 }
-                Step::Save => self.save().await.map(|()| None),
-                Step::AwayTooLong => self.end_expired_sessions().await,
-                Step::EmptyTooLong => {
-                    if self.clients.is_empty() {
-                        return Ending::Empty;
-                    }
-                    self.empty_armed = false;
-                    Ok(None)
-                }
-            };
-            self.flush();
-            let result = match result {
-                Ok(None) if !self.overflowed.is_empty() => self.end_overflowed_sessions().await,
-                result => result,
-            };
-            match result {
-                Ok(None) => {}
-                Ok(Some(ending)) => return ending,
-                Err(err) => return Ending::Failed(err),
+                self.empty_armed = false;
+                Ok(None)
+            }
+        };
+        self.flush();
+        let result = match result {
+            Ok(None) if !self.overflowed.is_empty() => self.end_overflowed_sessions().await,
+            result => result,
+        };
+        match result {
+            Ok(None) => None,
+            Ok(Some(ending)) => Some(ending),
+            Err(err) => Some(Ending::Failed(err)),
+        }
+    }
+
+    /// After a message handled inline: what is left for the room's task (an error, sessions
+    /// whose queues filled up, a deadline to watch) wakes it.
+    fn handled_inline(&mut self, result: Result<Option<Ending>, ServiceError>) {
+        let wake = match result {
+            Ok(None) if self.overflowed.is_empty() => std::mem::take(&mut self.reselect),
+            result => {
+                self.deferred = Some(result);
+                true
+            }
+        };
+        if wake {
+            if let Some(task) = &self.task {
+                task.wake_by_ref();
             }
         }
     }
@@ -693,6 +793,7 @@ impl<S: JamsocketService> Room<S> {
         });
         if self.away.is_empty() {
             self.away_deadline.as_mut().reset(until);
+            self.reselect = true;
         }
         self.away.push_back((until, client));
     }
@@ -835,6 +936,7 @@ impl<S: JamsocketService> Room<S> {
             return;
         }
         self.unsaved = true;
+        self.reselect = true;
         let at = Instant::now() + self.settings.snapshot_interval;
         self.save_deadline.as_mut().reset(at);
     }
@@ -896,6 +998,7 @@ impl<S: JamsocketService> Room<S> {
         let deadline = Instant::now() + Duration::from_millis(ms.into());
         self.timer.as_mut().reset(deadline);
         self.timer_armed = true;
+        self.reselect = true;
     }
 
     /// Starts the grace period of an empty room; until a client joins, the room may also be
@@ -903,6 +1006,7 @@ impl<S: JamsocketService> Room<S> {
     fn arm_empty_deadline(&mut self, after: Duration) {
         self.empty_deadline.as_mut().reset(Instant::now() + after);
         self.empty_armed = true;
+        self.reselect = true;
         self.registry.mark_idle(&self.id, self.generation);
         self.marked_idle = true;
     }
@@ -945,6 +1049,50 @@ impl<S: JamsocketService> Room<S> {
             }
         }
         self.scratch = messages;
+    }
+}
+
+impl<S: JamsocketService> Inline for RefCell<Room<S>> {
+    fn handle_now(&self, event: RoomEvent) -> Result<(), RoomEvent> {
+        let Ok(mut room) = self.try_borrow_mut() else {
+            return Err(event);
+        };
+        if !room.running || room.deferred.is_some() {
+            return Err(event);
+        }
+        let poll = || pin!(room.handle(event)).poll(&mut Context::from_waker(Waker::noop()));
+        // A panic fails this room, as it would have on the room's own task, and not the
+        // connection that happened to run the handler.
+        let result = match std::panic::catch_unwind(AssertUnwindSafe(poll)) {
+            Ok(Poll::Ready(result)) => {
+                room.flush();
+                result
+            }
+            // The service said its handlers never wait.
+            Ok(Poll::Pending) => Err(ServiceError::failed(
+                "a handler of a service that is `ready_at_once` was not ready at once",
+            )),
+            Err(panic) => {
+                let cause = panic_message(&*panic);
+                tracing::error!(room = %room.id, cause, "room panicked; its clients were disconnected");
+                // Nothing of the failed handler goes out.
+                lock(&room.outbox).messages.clear();
+                Err(ServiceError::failed(format!(
+                    "the service panicked: {cause}"
+                )))
+            }
+        };
+        room.handled_inline(result);
+        Ok(())
+    }
+}
+
+/// What a panic said, if it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(message), _) => message,
+        (_, Some(message)) => message,
+        _ => "(no message)",
     }
 }
 

@@ -13,7 +13,8 @@ use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
 use crate::rate_limit::{FrameBudget, OverBudget, RateLimit};
 use crate::rooms::{
-    CountError, Delivery, Held, Outbound, QueueReceiver, RoomEvent, RoomHandle, ACK_EVERY,
+    CountError, Delivery, Held, LocalRoom, Outbound, QueueReceiver, RoomEvent, RoomHandle,
+    ACK_EVERY,
 };
 use crate::settings::Settings;
 use actix_web::rt::net::TcpStream;
@@ -317,6 +318,8 @@ impl Connection {
         let mut room_listening = true;
         // Owned here so that a permit to send to the room does not borrow `self`.
         let events = self.room.events.clone();
+        // A native room on this thread handles messages right here when it is free.
+        let local = LocalRoom::find(&self.room);
         let limits = self.settings.limits;
         let read_limit = limits.max_message_bytes.saturating_add(MAX_HEADER_BYTES);
         // Armed while a message is partly received: it must be complete by then.
@@ -337,14 +340,27 @@ impl Connection {
                 if matches!(incoming, Incoming::Pong) {
                     pongs += 1;
                 }
-                match self.incoming(incoming, frames) {
-                    Ok(Some(event)) => match self.room.events.try_send(event) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(event)) => pending = Some(event),
-                        Err(TrySendError::Closed(_)) => return self.room_gone(frames),
-                    },
-                    Ok(None) => {}
+                let event = match self.incoming(incoming, frames) {
+                    Ok(Some(event)) => event,
+                    Ok(None) => continue,
                     Err(end) => return end,
+                };
+                let event = match &local {
+                    Some(room) => {
+                        // What the room sends this client now is written below, in this
+                        // poll: the push need not wake this task again.
+                        self.delivery.outbound.will_look();
+                        match room.handle(&self.room, event) {
+                            Ok(()) => continue,
+                            Err(event) => event,
+                        }
+                    }
+                    None => event,
+                };
+                match self.room.events.try_send(event) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(event)) => pending = Some(event),
+                    Err(TrySendError::Closed(_)) => return self.room_gone(frames),
                 }
             }
             // A client that only answered our ping is idle: its buffers go now, not at the
