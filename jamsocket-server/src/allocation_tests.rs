@@ -3,7 +3,8 @@
 //! and every connection of it, runs on one worker thread).
 //!
 //! A broadcast of a text message allocates its payload once (the service hands the server a
-//! `&str`); nothing may be allocated per recipient.
+//! `&str`); nothing may be allocated per recipient. The same run checks that a native room
+//! handles a message on the connection task that read it, not on the room's own task.
 
 use crate::{RunningServer, Server};
 use futures_util::{SinkExt, StreamExt};
@@ -51,18 +52,28 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 /// Broadcasts every message, except `count`, which it answers (to its sender alone) with how
-/// many allocations its thread has made.
-struct Broadcast;
+/// many allocations its thread has made and how many messages it handled on the room's own
+/// task (the one that built it).
+struct Broadcast {
+    room_task: Option<tokio::task::Id>,
+    on_room_task: u64,
+}
 
 impl SimpleJamsocketService for Broadcast {
     fn new(_: &str, _: &impl JamsocketContext) -> Self {
-        Broadcast
+        Broadcast {
+            room_task: tokio::task::try_id(),
+            on_room_task: 0,
+        }
     }
 
     fn message(&mut self, client: ClientId, message: &str, ctx: &impl JamsocketContext) {
+        if tokio::task::try_id() == self.room_task {
+            self.on_room_task += 1;
+        }
         if message == "count" {
             let count = ALLOCATIONS.with(Cell::get);
-            ctx.send_message(client, &count.to_string());
+            ctx.send_message(client, &format!("{count} {}", self.on_room_task));
         } else {
             ctx.send_message(jamsocket::MessageRecipient::Broadcast, message);
         }
@@ -103,9 +114,13 @@ async fn broadcast(clients: &mut [Ws], messages: usize) {
     }
 }
 
-async fn thread_allocations(ws: &mut Ws) -> u64 {
+/// The allocations of the room's thread so far, and how many messages the room handled on its
+/// own task.
+async fn counts(ws: &mut Ws) -> (u64, u64) {
     ws.send(Message::text("count")).await.unwrap();
-    next_text(ws).await.parse().unwrap()
+    let counts = next_text(ws).await;
+    let (allocations, on_room_task) = counts.split_once(' ').unwrap();
+    (allocations.parse().unwrap(), on_room_task.parse().unwrap())
 }
 
 fn start() -> RunningServer {
@@ -133,10 +148,17 @@ async fn a_broadcast_allocates_nothing_per_recipient() {
     }
     // Buffers and queues reach their working size.
     broadcast(&mut clients, 200).await;
-    let before = thread_allocations(&mut clients[0]).await;
+    let (before, room_task_before) = counts(&mut clients[0]).await;
     let messages = 1_000;
     broadcast(&mut clients, messages).await;
-    let after = thread_allocations(&mut clients[0]).await;
+    let (after, room_task_after) = counts(&mut clients[0]).await;
+    // Each message arrived alone, with nothing queued for the room: the connection that read
+    // it ran the service.
+    assert_eq!(
+        room_task_after - room_task_before,
+        0,
+        "messages handled on the room's task rather than inline"
+    );
     // The second `count` costs what the first did; counted against the broadcasts, it only
     // makes the bound stricter.
     let allocations = after - before;

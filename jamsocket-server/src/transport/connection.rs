@@ -397,7 +397,9 @@ impl Connection {
             if let Some(Err(max)) = self.permit.as_mut().map(|permit| permit.hold(held)) {
                 return self.server_busy(max);
             }
-            if self.replaying() {
+            // What the room answered to the messages just handled (inline, on this task) goes
+            // out with this flush, rather than after another turn of the loop.
+            if decoded > 0 || self.replaying() {
                 self.take_outbound(frames);
             }
             if frames.flush(socket).is_err() {
