@@ -4,7 +4,9 @@
 //! callers translate [`RoomError`] into whatever their protocol says.
 //!
 //! Each room is one task on the thread that created it ([`room_actor`]), tracked so that
-//! shutdown can wait for every room to end. Durable rooms (save, evict, restore) plug in where a
+//! shutdown can wait for every room to end. A native room's connections, on the same thread,
+//! run its message handlers themselves when the room is free ([`inline`]), so a message wakes
+//! no task but its recipients'. Durable rooms (save, evict, restore) plug in where a
 //! room's service is built and where an empty room ends; admission decides before
 //! [`Rooms::join`] is called, and may veto a room's creation through its callback.
 

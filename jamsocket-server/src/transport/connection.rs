@@ -327,6 +327,11 @@ impl Connection {
         tokio::pin!(deadline);
         let mut message_started = false;
         let mut read_bytes = 0;
+        // Set when this task ran the room's handler: its own frames wait until the tasks woken
+        // with it have run (`yielded` once), so that what they send this client goes out with
+        // them in one `send`.
+        let mut deferred = false;
+        let mut yielded = false;
         loop {
             let mut decoded = 0;
             let mut pongs = 0;
@@ -351,7 +356,10 @@ impl Connection {
                         // poll: the push need not wake this task again.
                         self.delivery.outbound.will_look();
                         match room.handle(&self.room, event) {
-                            Ok(()) => continue,
+                            Ok(()) => {
+                                deferred = true;
+                                continue;
+                            }
                             Err(event) => event,
                         }
                     }
@@ -368,7 +376,8 @@ impl Connection {
             if pongs > 0 && pongs == decoded && !frames.message_under_way() {
                 frames.shrink();
             }
-            if decoded > 0 || read_bytes > 0 {
+            let got_input = decoded > 0 || read_bytes > 0;
+            if got_input {
                 let spent = self.budget.spend(decoded, read_bytes, Instant::now());
                 if let Err(over) = spent {
                     return self.over_budget(over);
@@ -397,27 +406,27 @@ impl Connection {
             if let Some(Err(max)) = self.permit.as_mut().map(|permit| permit.hold(held)) {
                 return self.server_busy(max);
             }
-            // What the room answered to the messages just handled (inline, on this task) goes
-            // out with this flush, rather than after another turn of the loop.
-            if decoded > 0 || self.replaying() {
-                self.take_outbound(frames);
+            // What the room answered to the messages just handled (inline, on this task), and
+            // whatever else it queued, goes out with this flush: after every read, so that
+            // reading (first, below) never starves the queue.
+            if !deferred {
+                if got_input || self.replaying() {
+                    self.take_outbound(frames);
+                }
+                if frames.flush(socket).is_err() {
+                    return End::dropped();
+                }
             }
-            if frames.flush(socket).is_err() {
-                return End::dropped();
-            }
-            // In this order, without drawing a random start: the room's queue is drained (to
-            // the write buffer's high water) whenever it is taken from, so reading is not
-            // starved by it.
+            // In this order, without drawing a random start. Reading comes before the room's
+            // queue: a client woken by a message for it that has sent one of its own (players
+            // on the same tick) reads and handles its own first, then writes both frames with
+            // one `send`. The queue is drained after every read and whenever it is taken from,
+            // so neither starves the other.
             tokio::select! {
                 biased;
                 frame = &mut self.close => return self.closed_by_room(frame.ok(), frames),
-                message = poll_fn(|cx| self.delivery.outbound.poll_recv(cx)), if room_listening && self.can_take(frames) => {
-                    let Some(message) = message else {
-                        // The room dropped us; its close frame follows on `close`.
-                        room_listening = false;
-                        continue;
-                    };
-                    self.send(message, frames);
+                () = poll_fn(|cx| yield_once(cx, &mut yielded)), if deferred => {
+                    deferred = false;
                     self.take_outbound(frames);
                 }
                 permit = events.reserve(), if pending.is_some() => {
@@ -435,12 +444,21 @@ impl Connection {
                         }
                     }
                 }
+                message = poll_fn(|cx| self.delivery.outbound.poll_recv(cx)), if !deferred && room_listening && self.can_take(frames) => {
+                    let Some(message) = message else {
+                        // The room dropped us; its close frame follows on `close`.
+                        room_listening = false;
+                        continue;
+                    };
+                    self.send(message, frames);
+                    self.take_outbound(frames);
+                }
                 () = &mut deadline, if message_started => {
                     let secs = limits.message_deadline.as_secs_f64();
                     warn_throttled!(room = %self.room_id, client = %self.client, secs, "closing client: message not completed in time");
                     return End::closing(CloseFrame::new(code::POLICY, format!("message not completed within {secs} s")));
                 }
-                ready = socket.writable(), if !frames.write_buf.is_empty() => {
+                ready = socket.writable(), if !deferred && !frames.write_buf.is_empty() => {
                     if ready.is_err() {
                         return End::dropped();
                     }
@@ -612,4 +630,14 @@ impl Connection {
         warn_throttled!(room = %self.room_id, client = %self.client, "closing client: {description}");
         End::closing(CloseFrame::new(code::POLICY, description))
     }
+}
+
+/// Pending once (the task is woken again at once, behind the tasks already woken), then ready.
+fn yield_once(cx: &mut std::task::Context<'_>, yielded: &mut bool) -> std::task::Poll<()> {
+    if std::mem::take(yielded) {
+        return std::task::Poll::Ready(());
+    }
+    *yielded = true;
+    cx.waker().wake_by_ref();
+    std::task::Poll::Pending
 }
