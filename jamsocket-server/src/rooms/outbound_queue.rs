@@ -142,12 +142,6 @@ impl QueueReceiver {
         Poll::Pending
     }
 
-    /// Says that the receiving task is running and looks at the queue before it waits again:
-    /// pushes until then need not wake it.
-    pub(crate) fn will_look(&mut self) {
-        lock(&self.shared).woken = true;
-    }
-
     /// A copy of what is queued (the payloads are shared, not copied).
     pub(crate) fn queued(&self) -> Vec<Outbound> {
         lock(&self.shared).messages.iter().cloned().collect()

@@ -350,19 +350,16 @@ impl Connection {
                     Ok(None) => continue,
                     Err(end) => return end,
                 };
+                // What the room sends this client meanwhile wakes this task while it runs, which
+                // asks for the same one poll more as the yield below.
                 let event = match &local {
-                    Some(room) => {
-                        // What the room sends this client now is written below, in this
-                        // poll: the push need not wake this task again.
-                        self.delivery.outbound.will_look();
-                        match room.handle(&self.room, event) {
-                            Ok(()) => {
-                                deferred = true;
-                                continue;
-                            }
-                            Err(event) => event,
+                    Some(room) => match room.handle(&self.room, event) {
+                        Ok(()) => {
+                            deferred = true;
+                            continue;
                         }
-                    }
+                        Err(event) => event,
+                    },
                     None => event,
                 };
                 match self.room.events.try_send(event) {
@@ -406,9 +403,9 @@ impl Connection {
             if let Some(Err(max)) = self.permit.as_mut().map(|permit| permit.hold(held)) {
                 return self.server_busy(max);
             }
-            // What the room answered to the messages just handled (inline, on this task), and
-            // whatever else it queued, goes out with this flush: after every read, so that
-            // reading (first, below) never starves the queue.
+            // What the room queued goes out with this flush, after every read, so that reading
+            // (first, below) never starves the queue; after the yield, if this task ran the
+            // room's handler.
             if !deferred {
                 if got_input || self.replaying() {
                     self.take_outbound(frames);
