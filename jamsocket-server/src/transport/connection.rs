@@ -8,6 +8,8 @@
 use super::frame_header::MAX_HEADER_BYTES;
 use super::frames::{FrameError, Frames, Incoming};
 use super::heartbeat::Heartbeat;
+use super::link::LinkStream;
+use super::stream::Stream;
 use crate::admission::ConnectionPermit;
 use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
@@ -73,11 +75,13 @@ pub(crate) struct Welcome {
 }
 
 /// A connection's socket: registered with this thread's reactor, or coming from another
-/// worker thread's (and registered here when the connection starts).
+/// worker thread's (and registered here when the connection starts), or a stream on a node
+/// link (a client another node forwards).
 #[derive(Debug)]
 pub(crate) enum Socket {
     Here(TcpStream),
     Moved(std::net::TcpStream),
+    Link(LinkStream),
 }
 
 /// What ended a connection: the reason logged, the close frame to send (if any), and
@@ -132,9 +136,10 @@ impl Connection {
         async move {
             let _connected = self.settings.metrics.as_ref().map(|m| m.client_connected());
             let mut socket = match socket {
-                Socket::Here(socket) => socket,
+                Socket::Here(socket) => Stream::Tcp(socket),
+                Socket::Link(stream) => Stream::Link(stream),
                 Socket::Moved(socket) => match TcpStream::from_std(socket) {
-                    Ok(socket) => socket,
+                    Ok(socket) => Stream::Tcp(socket),
                     Err(err) => {
                         let park = Some(self.park());
                         drop(self.leave(format!("connection dropped: {err}"), park).await);
@@ -305,9 +310,9 @@ impl Connection {
         ))
     }
 
-    async fn pump(&mut self, socket: &mut TcpStream, frames: &mut Frames) -> End {
+    async fn pump(&mut self, socket: &mut Stream, frames: &mut Frames) -> End {
         let (mut reader, writer) = socket.split();
-        let socket = writer.as_ref();
+        let socket = &writer;
         let mut heartbeat = Heartbeat::join(self.settings.heartbeat_interval);
         // When the client was last heard from, to within a heartbeat: reading the clock on
         // every frame would cost more than the check is worth.
@@ -432,7 +437,7 @@ impl Connection {
                     };
                     permit.send(event);
                 }
-                read = poll_fn(|cx| frames.poll_read(cx, socket, &mut reader, read_limit)), if pending.is_none() => {
+                read = poll_fn(|cx| frames.poll_read(cx, &mut reader, read_limit)), if pending.is_none() => {
                     match read {
                         Ok(0) | Err(_) => return End::dropped(),
                         Ok(n) => {

@@ -1,9 +1,11 @@
 //! Forwarding a handshake to the node that owns its room: the request goes to the owner as the
-//! client sent it (plus `X-Forwarded-For` and the [`FORWARDED_HEADER`]), then bytes are copied
-//! both ways until either side closes. The owner checks everything else (origin, token,
-//! limits) and answers the client itself, through this node.
+//! client sent it (plus `X-Forwarded-For` and the [`FORWARDED_HEADER`]), on a stream of this
+//! thread's [`link`](super::link) to the owner, then bytes are copied both ways until either
+//! side closes. The owner checks everything else (origin, token, limits) and answers the
+//! client itself, through this node.
 
 use super::handshake::{self, Rejection};
+use super::link::{self, LinkStream};
 use crate::admission::ConnectionPermit;
 use crate::cluster::{ClusterRefusal, FORWARDED_HEADER};
 use crate::metrics::Metrics;
@@ -14,8 +16,6 @@ use jamsocket_cluster::Owner;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-/// How long connecting to the owner may take before the client gets 502.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Once one side has closed, how long the other may take to close too (a client that vanished
 /// without a word must not hold the relay forever).
 const LINGER: Duration = Duration::from_secs(5);
@@ -31,24 +31,19 @@ pub(crate) async fn relay(
     permit: ConnectionPermit,
     metrics: Option<&Metrics>,
 ) {
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&owner.advertise));
-    let mut upstream = match connected.await {
-        Ok(Ok(upstream)) => upstream,
-        Ok(Err(err)) => {
+    // Connecting a link the first time may take up to 2 s before the client gets 502.
+    let upstream = match link::open(&owner.advertise).await {
+        Ok(upstream) => upstream,
+        Err(err) => {
             let cause = err.to_string();
             return unreachable(&mut framed, &request, owner, cause, metrics).await;
         }
-        Err(_) => {
-            let cause = format!("no connection within {CONNECT_TIMEOUT:?}");
-            return unreachable(&mut framed, &request, owner, cause, metrics).await;
-        }
     };
-    let _ = upstream.set_nodelay(true);
     let head = request_head(&request, node);
     let parts = framed.into_parts();
     let mut client = parts.io;
-    if upstream.write_all(&head).await.is_err()
-        || upstream.write_all(&parts.read_buf).await.is_err()
+    if (&upstream).write_all(&head).await.is_err()
+        || (&upstream).write_all(&parts.read_buf).await.is_err()
     {
         if let Some(metrics) = metrics {
             metrics.forward_failures.inc();
@@ -60,16 +55,16 @@ pub(crate) async fn relay(
     }
     drop((request, head, parts.read_buf));
     tracing::debug!(owner = %owner.node, "forwarding a connection to its room's owner");
-    copy_both_ways(&mut client, &mut upstream).await;
+    copy_both_ways(&mut client, &upstream).await;
     drop(permit);
 }
 
 /// Copies bytes both ways until both sides have closed, or one has and the other did not
 /// follow within [`LINGER`]. (The owner's heartbeats find a silent client and close its
 /// side; `copy_bidirectional` alone would then wait for the client forever.)
-async fn copy_both_ways(client: &mut TcpStream, upstream: &mut TcpStream) {
+async fn copy_both_ways(client: &mut TcpStream, upstream: &LinkStream) {
     let (mut client_read, mut client_write) = client.split();
-    let (mut upstream_read, mut upstream_write) = upstream.split();
+    let (mut upstream_read, mut upstream_write) = (upstream, upstream);
     let up = async {
         let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
         let _ = upstream_write.shutdown().await;

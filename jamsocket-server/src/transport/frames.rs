@@ -8,17 +8,13 @@ use crate::close_frame::{code, CloseFrame};
 use crate::rooms::Outbound;
 use actix_codec::{Decoder, Encoder};
 use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message, ProtocolError};
-use actix_web::rt::net::TcpStream;
+use super::stream::{Reader, Stream, Writer};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use std::io;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::ReadHalf;
 use tokio::time::timeout;
-use tokio_util::io::poll_read_buf;
 
 /// After our close frame, how long we read (and discard) what the client still sends, so that
 /// closing the socket does not reset the connection before the client has read our frame.
@@ -295,7 +291,7 @@ impl Frames {
     }
 
     /// Writes as much of the write buffer as the socket takes without waiting.
-    pub(super) fn flush(&mut self, socket: &TcpStream) -> io::Result<()> {
+    pub(super) fn flush(&mut self, socket: &Writer<'_>) -> io::Result<()> {
         while !self.write_buf.is_empty() {
             match socket.try_write(&self.write_buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -312,21 +308,17 @@ impl Frames {
     pub(super) fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
-        socket: &TcpStream,
-        reader: &mut ReadHalf<'_>,
+        reader: &mut Reader<'_>,
         limit: usize,
     ) -> Poll<io::Result<usize>> {
-        ready!(socket.poll_read_ready(cx))?;
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
-        }
         // Never more than one frame of the largest size: the header of what is already here
         // has been checked against the limits.
-        let wanted = limit.saturating_sub(self.read_buf.len()).max(1);
-        let mut reader = reader.take(wanted as u64);
-        // Unlike `try_read`, a short read here marks the socket drained: no extra `recv` that
-        // would only say "would block".
-        poll_read_buf(Pin::new(&mut reader), cx, &mut self.read_buf)
+        let wanted = limit.saturating_sub(self.read_buf.len());
+        reader.poll_read(cx, &mut self.read_buf, wanted, |buf| {
+            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
+            }
+        })
     }
 
     /// Frees the buffers of a connection with nothing in flight.
@@ -340,13 +332,14 @@ impl Frames {
     }
 
     /// Writes the rest of the write buffer, then closes the connection gracefully.
-    pub(super) async fn finish(&mut self, socket: &mut TcpStream) -> io::Result<()> {
+    pub(super) async fn finish(&mut self, socket: &mut Stream) -> io::Result<()> {
         loop {
-            self.flush(socket)?;
+            let (_, writer) = socket.split();
+            self.flush(&writer)?;
             if self.write_buf.is_empty() {
                 break;
             }
-            socket.writable().await?;
+            writer.writable().await?;
         }
         socket.shutdown().await?;
         let mut sink = [0u8; 512];

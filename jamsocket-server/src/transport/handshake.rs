@@ -13,12 +13,11 @@ use crate::metrics::Metrics;
 use crate::room_id::validate_room_id;
 use crate::rooms::{Arrival, Joined, ResumeKey, ResumeKeyError, RoomError};
 use crate::routes::AppState;
-use actix_codec::Framed;
+use actix_codec::{AsyncRead, AsyncWrite, Framed};
 use actix_http::body::BodySize;
 use actix_http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, SEC_WEBSOCKET_PROTOCOL};
 use actix_http::ws::{handshake_response, verify_handshake, HandshakeError};
 use actix_http::{h1, ConnectionType, Request, Response};
-use actix_web::rt::net::TcpStream;
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use jamsocket_cluster::Owner;
@@ -77,8 +76,8 @@ pub(crate) struct Accepted {
 
 /// An answered handshake: the socket, and whatever the client sent after its request.
 #[derive(Debug)]
-pub(crate) struct Upgraded {
-    pub stream: TcpStream,
+pub(crate) struct Upgraded<T> {
+    pub stream: T,
     pub early: BytesMut,
 }
 
@@ -168,11 +167,11 @@ fn select_protocol(headers: &HeaderMap) -> Option<String> {
 
 /// Answers 101 and takes the socket out of Actix. The HTTP buffers, and the request whose
 /// headers share them, are dropped with this call.
-pub(crate) async fn answer(
+pub(crate) async fn answer<T: AsyncRead + AsyncWrite + Unpin>(
     request: Request,
     protocol: Option<&str>,
-    mut framed: Framed<TcpStream, h1::Codec>,
-) -> Upgraded {
+    mut framed: Framed<T, h1::Codec>,
+) -> Upgraded<T> {
     let mut response = handshake_response(request.head());
     if let Some(value) = protocol.and_then(|protocol| HeaderValue::from_str(protocol).ok()) {
         response.insert_header((SEC_WEBSOCKET_PROTOCOL, value));
@@ -191,8 +190,8 @@ pub(crate) async fn answer(
 
 /// Answers with the rejection's status and reason as plain text, and closes the connection.
 /// Every refused handshake passes here, and is counted in `metrics`.
-pub(crate) async fn refuse(
-    framed: &mut Framed<TcpStream, h1::Codec>,
+pub(crate) async fn refuse<T: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<T, h1::Codec>,
     rejection: Rejection,
     metrics: Option<&Metrics>,
 ) {

@@ -13,65 +13,110 @@ mod frame_header;
 mod frames;
 mod handshake;
 mod heartbeat;
+mod link;
 mod placement;
+mod stream;
 
 pub(crate) use handshake::Rejection;
 pub(crate) use placement::current_worker;
 
 use crate::admission::ConnectionPermit;
+use crate::cluster::{self, ClusterRefusal};
 use crate::rate_limit::{FrameBudget, RateLimit};
 use crate::routes::AppState;
-use actix_codec::Framed;
-use actix_http::body::{BoxBody, MessageBody};
+use actix_codec::{AsyncRead, AsyncWrite, Framed};
+use actix_http::body::{BodySize, BoxBody, MessageBody};
 use actix_http::header::UPGRADE;
-use actix_http::{h1, ConnectionType, Request, Response};
+use actix_http::{h1, ConnectionType, Request, Response, ServiceConfig, StatusCode};
 use actix_service::Service;
 use actix_web::dev::ServiceResponse;
 use actix_web::rt::net::TcpStream;
+use bytes::BytesMut;
 use connection::{Connection, Welcome};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use handshake::{Accepted, Checked, Upgraded};
 use jamsocket_cluster::{Cluster, Owner};
+use link::LinkStream;
 use std::convert::Infallible;
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
+use std::time::Duration;
+use stream::Stream;
+use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
+
+/// How long a stream of a node link may take to bring its handshake request.
+const LINK_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves one upgrade request: refuses it with an HTTP error, or completes the handshake and
 /// starts the connection's own task, tracked by `connections`. Actix's task for the request
-/// ends there, and every HTTP buffer with it. Upgrades to anything but a WebSocket go to
-/// `routes`.
+/// ends there, and every HTTP buffer with it. A cluster node's [`link`] is accepted here too.
+/// Upgrades to anything else go to `routes`.
 pub(crate) async fn upgrade<R>(
     state: AppState,
     connections: TaskTracker,
     routes: Rc<R>,
     request: Request,
-    mut framed: Framed<TcpStream, h1::Codec>,
+    framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), Infallible>
 where
     R: Service<Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
-    if !wants_websocket(&request) {
+    if state.settings.cluster.is_some() && wants(&request, link::LINK_PROTOCOL) {
+        accept_link(state, connections, request, framed).await;
+        return Ok(());
+    }
+    if !wants(&request, "websocket") {
         answer_as_plain_request(&*routes, request, framed).await;
         return Ok(());
     }
+    if let Some(elsewhere) = websocket(&state, &connections, request, framed).await {
+        relay(state, connections, elsewhere);
+    }
+    Ok(())
+}
+
+/// A handshake whose room lives on another node of the cluster.
+struct Elsewhere<T> {
+    request: Request,
+    framed: Framed<T, h1::Codec>,
+    owner: Owner,
+    permit: ConnectionPermit,
+}
+
+/// Checks a WebSocket handshake, then answers it and starts the connection, or refuses it.
+/// Returns the handshake if its room lives on another node.
+async fn websocket<T>(
+    state: &AppState,
+    connections: &TaskTracker,
+    request: Request,
+    mut framed: Framed<T, h1::Codec>,
+) -> Option<Elsewhere<T>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Into<Stream>,
+{
     let Accepted {
         room_id,
         joined,
         permit,
         protocol,
         seen,
-    } = match handshake::accept(&state, &request).await {
+    } = match handshake::accept(state, &request).await {
         Ok(Checked::Joined(accepted)) => accepted,
         Ok(Checked::Elsewhere { owner, permit }) => {
-            relay(state, connections, request, framed, owner, permit);
-            return Ok(());
+            return Some(Elsewhere {
+                request,
+                framed,
+                owner,
+                permit,
+            })
         }
         Err(rejection) => {
             let metrics = state.settings.metrics.as_deref();
             handshake::refuse(&mut framed, rejection, metrics).await;
-            return Ok(());
+            return None;
         }
     };
     let Upgraded { stream, early } = handshake::answer(request, protocol.as_deref(), framed).await;
@@ -104,29 +149,95 @@ where
         permit: Some(permit),
         replay_next: 1,
     };
-    placement::start(connection, stream, early, &connections);
-    Ok(())
+    placement::start(connection, stream.into(), early, connections);
+    None
 }
 
-fn wants_websocket(request: &Request) -> bool {
+/// Answers a cluster node's link upgrade, then serves the link on this thread: each stream on
+/// it is a client connection the node forwards here, handshake first.
+async fn accept_link(
+    state: AppState,
+    connections: TaskTracker,
+    request: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) {
+    let response = Response::build(StatusCode::SWITCHING_PROTOCOLS)
+        .upgrade(link::LINK_PROTOCOL)
+        .finish();
+    if framed
+        .send((response.drop_body(), BodySize::None).into())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let peer = request.peer_addr();
+    drop(request);
+    let parts = framed.into_parts();
+    let early = BytesMut::from(&parts.read_buf[..]);
+    let max_streams = state.admission.max_connections();
+    let tracker = connections.clone();
+    link::accept(parts.io, early, max_streams, move |stream| {
+        let task = serve_link_stream(state.clone(), connections.clone(), peer, stream);
+        tokio::task::spawn_local(tracker.track_future(task));
+    });
+}
+
+/// Serves one stream of a node link: reads the client's handshake request from it, with the
+/// node as the peer, and goes on as with a direct connection.
+async fn serve_link_stream(
+    state: AppState,
+    connections: TaskTracker,
+    peer: Option<SocketAddr>,
+    stream: LinkStream,
+) {
+    let mut framed = Framed::new(stream, h1::Codec::new(ServiceConfig::default()));
+    let mut request = match timeout(LINK_HEAD_TIMEOUT, framed.next()).await {
+        Ok(Some(Ok(h1::Message::Item(request)))) => request,
+        // No request in time, or not one: dropping the stream resets it.
+        _ => return,
+    };
+    request.head_mut().peer_addr = peer;
+    let Some(elsewhere) = websocket(&state, &connections, request, framed).await else {
+        return;
+    };
+    // A forwarding node names itself, so `place` refuses a second hop; this is that refusal,
+    // in case the directory changed in between.
+    let Elsewhere {
+        request,
+        mut framed,
+        owner,
+        ..
+    } = elsewhere;
+    let by = request.head().headers().get(cluster::FORWARDED_HEADER);
+    let refusal = ClusterRefusal::Loop {
+        room: request.path().trim_start_matches("/ws/").to_string(),
+        node: owner.node,
+        by: by.map_or_else(String::new, |by| String::from_utf8_lossy(by.as_bytes()).into_owned()),
+    };
+    let metrics = state.settings.metrics.as_deref();
+    handshake::refuse(&mut framed, Rejection::Cluster(refusal), metrics).await;
+}
+
+/// Whether `request` asks to upgrade to `protocol`.
+fn wants(request: &Request, protocol: &str) -> bool {
     request
         .head()
         .headers()
         .get(UPGRADE)
         .and_then(|upgrade| upgrade.to_str().ok())
-        .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"))
+        .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case(protocol))
 }
 
 /// Relays the connection to the node that owns its room, on a task tracked by `connections`;
-/// `permit` counts it against this node's connection limits while it lasts.
-fn relay(
-    state: AppState,
-    connections: TaskTracker,
-    request: Request,
-    framed: Framed<TcpStream, h1::Codec>,
-    owner: Owner,
-    permit: ConnectionPermit,
-) {
+/// its permit counts it against this node's connection limits while it lasts.
+fn relay(state: AppState, connections: TaskTracker, elsewhere: Elsewhere<TcpStream>) {
+    let Elsewhere {
+        request,
+        framed,
+        owner,
+        permit,
+    } = elsewhere;
     let task = async move {
         let node = state.settings.cluster.as_ref().map(Cluster::node_id);
         forward::relay(

@@ -6,9 +6,9 @@
 //! Tokio runtime as a `Send` task instead measured about 10% more CPU per delivery).
 
 use super::connection::{Connection, Socket};
+use super::stream::Stream;
 use crate::rooms::{Task, Worker};
 use crate::sync::lock;
-use actix_web::rt::net::TcpStream;
 use bytes::BytesMut;
 use std::sync::{Arc, Mutex};
 use tokio_util::task::TaskTracker;
@@ -26,7 +26,7 @@ pub(crate) fn current_worker() -> Option<Worker> {
 /// what the client sent after its handshake request.
 pub(crate) fn start(
     connection: Connection,
-    stream: TcpStream,
+    stream: Stream,
     early: BytesMut,
     connections: &TaskTracker,
 ) {
@@ -35,23 +35,29 @@ pub(crate) fn start(
             move_to(&worker, connections, connection, stream, early);
         }
         _ => {
-            tokio::task::spawn_local(
-                connections.track_future(connection.run(Socket::Here(stream), early)),
-            );
+            let socket = match stream {
+                Stream::Tcp(stream) => Socket::Here(stream),
+                Stream::Link(stream) => Socket::Link(stream),
+            };
+            tokio::task::spawn_local(connections.track_future(connection.run(socket, early)));
         }
     }
 }
 
-/// Starts `connection` on `worker`, or here if that worker has stopped. The socket leaves this
-/// thread's reactor and joins the worker's there.
+/// Starts `connection` on `worker`, or here if that worker has stopped. A TCP socket leaves
+/// this thread's reactor and joins the worker's there.
 fn move_to(
     worker: &Worker,
     connections: &TaskTracker,
     connection: Connection,
-    stream: TcpStream,
+    stream: Stream,
     early: BytesMut,
 ) {
-    let stream = match stream.into_std() {
+    let stream = match stream {
+        Stream::Tcp(stream) => stream.into_std().map(Socket::Moved),
+        Stream::Link(stream) => Ok(Socket::Link(stream)),
+    };
+    let stream = match stream {
         Ok(stream) => stream,
         Err(err) => {
             let leave = async move {
@@ -74,7 +80,7 @@ fn move_to(
         let arrived = lock(&moving).take();
         if let Some((connection, stream, early)) = arrived {
             tokio::task::spawn_local(
-                connections.track_future(connection.run(Socket::Moved(stream), early)),
+                connections.track_future(connection.run(stream, early)),
             );
         }
     }));
@@ -83,7 +89,7 @@ fn move_to(
     let stayed = if sent { None } else { lock(&moving).take() };
     if let Some((connection, stream, early)) = stayed {
         tokio::task::spawn_local(
-            connections.track_future(connection.run(Socket::Moved(stream), early)),
+            connections.track_future(connection.run(stream, early)),
         );
     }
 }
