@@ -13,8 +13,9 @@
 //!
 //! # Protocol
 //!
-//! A node opens a link with `GET /_jamsocket/link` and `Upgrade: jamsocket-link/1`; the owner
-//! answers 101 if it is a cluster node. Then both sides send frames of a 9-byte header (kind,
+//! A node opens a link with `GET /_jamsocket/link` (with `Upgrade: websocket`, the only
+//! upgrade Actix hands over); the owner answers 101 with `Upgrade: jamsocket-link/1` if it is
+//! a cluster node. Then both sides send frames of a 9-byte header (kind,
 //! stream id and length, big-endian) and a payload:
 //!
 //! | kind | payload | meaning |
@@ -49,7 +50,7 @@ use tokio::net::TcpStream;
 
 /// The path a node asks for to open a link.
 pub(crate) const LINK_PATH: &str = "/_jamsocket/link";
-/// The `Upgrade` token of a link.
+/// The `Upgrade` token of a link's 101 answer.
 pub(crate) const LINK_PROTOCOL: &str = "jamsocket-link/1";
 /// The most bytes of one stream either side may send before the other consumes them.
 pub(crate) const WINDOW: u32 = 128 * 1024;
@@ -564,7 +565,7 @@ impl Link {
                 })?;
             let _ = socket.set_nodelay(true);
             let request = format!(
-                "GET {LINK_PATH} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: {LINK_PROTOCOL}\r\n\r\n"
+                "GET {LINK_PATH} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
             );
             socket.write_all(request.as_bytes()).await?;
             let mut answer = BytesMut::with_capacity(1024);
@@ -576,7 +577,9 @@ impl Link {
                     return Err(refused(addr, &answer));
                 }
             };
-            if !answer.starts_with(b"HTTP/1.1 101") {
+            let upgrade = format!("upgrade: {LINK_PROTOCOL}\r\n");
+            let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+            if !answer.starts_with(b"HTTP/1.1 101") || !head.contains(&upgrade) {
                 return Err(refused(addr, &answer));
             }
             answer.advance(end);

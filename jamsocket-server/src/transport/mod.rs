@@ -64,7 +64,7 @@ pub(crate) async fn upgrade<R>(
 where
     R: Service<Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
-    if state.settings.cluster.is_some() && wants(&request, link::LINK_PROTOCOL) {
+    if state.settings.cluster.is_some() && request.path() == link::LINK_PATH {
         accept_link(state, connections, request, framed).await;
         return Ok(());
     }
