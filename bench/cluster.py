@@ -13,7 +13,8 @@ examples/broadcast-echo, and jamsocket-bench, all on loopback.
    their room's owner without forwarding, from HAProxy's per-server session counts and the
    directory's owners.
 
-Usage: python3 bench/cluster.py [--pairs 3] [--scale 1]
+Usage: python3 bench/cluster.py [--pairs 3] [--scale 1] [--only forwarding|redis|routing]
+                                [--jamsocket PATH (another build of the binary, say last week's)]
 """
 
 import argparse
@@ -33,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 BENCH = RELEASE / "jamsocket-bench"
+JAMSOCKET = RELEASE / "jamsocket"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -80,7 +82,7 @@ class Node:
         self.port = free_port()
         env = dict(os.environ, RUST_LOG="warn")
         self.proc = subprocess.Popen(
-            [RELEASE / "jamsocket", "serve", wasm, "--host", "127.0.0.1", "--port", str(self.port),
+            [JAMSOCKET, "serve", wasm, "--host", "127.0.0.1", "--port", str(self.port),
              "--cluster", redis.url, "--max-rooms", "12000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         deadline = time.time() + 30
@@ -232,17 +234,25 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--only", choices=["forwarding", "redis", "routing"])
+    parser.add_argument("--jamsocket", help="the jamsocket binary the nodes run (default: this build's)")
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "-p", "jamsocket-bench", "-p", "jamsocket-cli", "--bins"],
                    cwd=ROOT, check=True)
     wasm = subprocess.run([RELEASE / "jamsocket", "build", ROOT / "examples/broadcast-echo"],
                           cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
-    print("forwarding overhead (scenario 2)", flush=True)
-    forwarding(wasm, args.pairs, args.scale)
-    print("Redis commands at steady state", flush=True)
-    redis_ops(wasm, args.scale)
-    print("routing accuracy through HAProxy (deploy/haproxy.cfg)", flush=True)
-    routing(wasm, args.scale)
+    if args.jamsocket:
+        global JAMSOCKET
+        JAMSOCKET = Path(args.jamsocket).resolve()
+    if args.only in (None, "forwarding"):
+        print("forwarding overhead (scenario 2)", flush=True)
+        forwarding(wasm, args.pairs, args.scale)
+    if args.only in (None, "redis"):
+        print("Redis commands at steady state", flush=True)
+        redis_ops(wasm, args.scale)
+    if args.only in (None, "routing"):
+        print("routing accuracy through HAProxy (deploy/haproxy.cfg)", flush=True)
+        routing(wasm, args.scale)
 
 
 if __name__ == "__main__":

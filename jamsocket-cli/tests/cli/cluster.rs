@@ -586,6 +586,48 @@ async fn a_redis_restart_moves_no_room() {
 
 /// A WebSocket to `/ws/<path>` through `port`, retrying refused handshakes every 20 ms until
 /// `within` has passed.
+/// Every client a node forwards to one owner shares the node's link to it. A forwarded client
+/// that stops reading fills its own stream of the link, never the link: another room's
+/// forwarded client keeps getting its messages while megabytes pile up for the first.
+#[tokio::test]
+async fn a_forwarded_client_that_does_not_read_holds_up_no_other() {
+    let module = build_example("broadcast-echo");
+    let redis = RedisServer::start().unwrap();
+    let (a, _) = node(&module, &redis.url(), STEADY_TTL);
+    let (b, _) = node(&module, &redis.url(), STEADY_TTL);
+    // Both rooms live on A: their first clients connect there.
+    let mut flooder = connect_within(a.port, "flood", TIMEOUT).await;
+    let mut speaker = connect_within(a.port, "chat", TIMEOUT).await;
+    // Through B: a client of the flooded room that never reads after its handshake...
+    let mut slow = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
+    slow.set_read_timeout(Some(TIMEOUT)).unwrap();
+    slow.write_all(
+        b"GET /ws/flood HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = [0u8; 12];
+    slow.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 101", "the slow client is forwarded and joins");
+    // ...and a client of the other room, also through B.
+    let mut listener = connect_within(b.port, "chat", TIMEOUT).await;
+
+    // 24 MB for the slow client: more than its socket, its stream of the link and its queue
+    // hold. Each chat message crosses the same link meanwhile.
+    let big = "x".repeat(60_000);
+    for i in 0..400 {
+        flooder.send(&big).await;
+        assert_eq!(flooder.recv().await.len(), big.len());
+        if i % 20 == 0 {
+            let line = format!("hello {i}");
+            speaker.send(&line).await;
+            assert_eq!(speaker.recv().await, line);
+            assert_eq!(listener.recv().await, line, "the listener is not held up");
+        }
+    }
+    drop(slow);
+}
+
 async fn connect_within(port: u16, path: &str, within: Duration) -> Ws {
     let deadline = Instant::now() + within;
     loop {
