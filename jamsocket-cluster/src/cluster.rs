@@ -120,6 +120,13 @@ impl Cluster {
         &self.inner.shared.advertise
     }
 
+    /// The secret this node shows to open a link to another node of the cluster, and asks of
+    /// links to it: whoever can read the directory is a member. Set by the first node to
+    /// register (and again if Redis loses it).
+    pub fn link_secret(&self) -> String {
+        self.inner.shared.link_secret()
+    }
+
     /// How long this node's lease lasts without renewal.
     pub fn node_ttl(&self) -> Duration {
         self.inner.shared.ttl

@@ -11,7 +11,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisResult;
 
 use crate::keys::{
-    node_key, owner_key, written_fence_key, NodeInfo, FENCE_KEY, NODES_KEY, NODE_PREFIX,
+    new_link_secret, node_key, owner_key, written_fence_key, NodeInfo, FENCE_KEY, LINK_SECRET_KEY,
+    NODES_KEY, NODE_PREFIX,
 };
 use crate::scripts::{CLAIM, OWNER, REASSERT};
 use crate::{ClusterError, Owner};
@@ -82,7 +83,8 @@ impl Directory {
     }
 
     /// Registers `node` with a lease of `ttl`, and adds it to the set of nodes. With `fresh`,
-    /// only if no node of that id exists (`SET NX`); returns whether the node key was written.
+    /// only if no node of that id exists (`SET NX`). Returns whether the node key was written,
+    /// and the cluster's link secret (set here if Redis had none).
     pub(crate) async fn register(
         &self,
         node: &str,
@@ -90,7 +92,7 @@ impl Directory {
         ttl: Duration,
         fresh: bool,
         limit: Duration,
-    ) -> Result<bool, ClusterError> {
+    ) -> Result<(bool, String), ClusterError> {
         let mut set = redis::cmd("SET");
         set.arg(node_key(node))
             .arg(info.to_json())
@@ -104,11 +106,18 @@ impl Directory {
             .atomic()
             .add_command(set)
             .sadd(NODES_KEY, node)
-            .ignore();
+            .ignore()
+            .cmd("SET")
+            .arg(LINK_SECRET_KEY)
+            .arg(new_link_secret())
+            .arg("NX")
+            .ignore()
+            .get(LINK_SECRET_KEY);
         let mut connection = self.connection.clone();
         let query = async move {
-            let (written,): (Option<String>,) = pipeline.query_async(&mut connection).await?;
-            Ok(written.is_some())
+            let (written, secret): (Option<String>, String) =
+                pipeline.query_async(&mut connection).await?;
+            Ok((written.is_some(), secret))
         };
         self.run(|| format!("registering node `{node}`"), limit, query)
             .await

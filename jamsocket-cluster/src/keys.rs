@@ -10,6 +10,13 @@ pub(crate) const NODE_PREFIX: &str = "jamsocket:node:";
 pub(crate) const NODES_KEY: &str = "jamsocket:nodes";
 /// The counter that gives fencing tokens.
 pub(crate) const FENCE_KEY: &str = "jamsocket:fence";
+/// The secret a node shows to open a link to another (set once, by the first node to register).
+pub(crate) const LINK_SECRET_KEY: &str = "jamsocket:link-secret";
+
+/// A candidate link secret: 32 random hex digits.
+pub(crate) fn new_link_secret() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
 
 /// `jamsocket:node:<node_id>`: the node's [`NodeInfo`], with a TTL.
 pub(crate) fn node_key(node: &str) -> String {

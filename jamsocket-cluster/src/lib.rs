@@ -38,6 +38,7 @@
 //! | `jamsocket:nodes` | set of node ids | at registration; for listings only: [`Cluster::status`] prunes ids whose node key is gone |
 //! | `jamsocket:owner:<room>` | `"<node_id> <fence>"` | by a claim that takes the room; no TTL: the owner is valid only while its node key exists |
 //! | `jamsocket:fence` | counter | `INCR` by every claim that takes a room, so fences grow with every change of owner |
+//! | `jamsocket:link-secret` | 32 random hex digits | by the first registration that finds none (`SET NX`), read by every registration: [`Cluster::link_secret`], which a node shows to open a link to another |
 //!
 //! A node id is `<name>-<8 random hex digits>` ([`ClusterConfig::with_node_name`]), new with
 //! every registration after a lost lease. Claims and lookups are Lua scripts, so each is

@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) live: AtomicBool,
     /// Whether [`Cluster::leave`](crate::Cluster::leave) was called.
     pub(crate) left: AtomicBool,
+    /// The cluster's link secret, as of this node's last registration.
+    link_secret: Mutex<String>,
 }
 
 /// The current incarnation: its id, and the rooms it claimed and has not forgotten, with their
@@ -75,6 +77,18 @@ impl Shared {
 
     pub(crate) fn node_id(&self) -> String {
         self.state().node_id.clone()
+    }
+
+    pub(crate) fn link_secret(&self) -> String {
+        self.link_secret
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records the link secret a registration read (Redis may have lost and replaced it).
+    pub(crate) fn set_link_secret(&self, secret: String) {
+        *self.link_secret.lock().unwrap_or_else(|e| e.into_inner()) = secret;
     }
 
     pub(crate) fn forget(&self, room: &str) {
@@ -215,7 +229,7 @@ impl NodeThread {
         let beats = Directory::open(&url, &shown_url, ttl / 6).await?;
         let lookups = Directory::open(&url, &shown_url, REQUEST_TIMEOUT).await?;
         let mut attempts = 0;
-        let (node, sent, started_ms) = loop {
+        let (node, sent, started_ms, secret) = loop {
             let node = new_node_id(&name);
             let started_ms = unix_ms();
             let info = NodeInfo {
@@ -225,8 +239,9 @@ impl NodeThread {
                 heartbeat_ms: started_ms,
             };
             let sent = Instant::now();
-            if beats.register(&node, &info, ttl, true, ttl / 6).await? {
-                break (node, sent, started_ms);
+            let (written, secret) = beats.register(&node, &info, ttl, true, ttl / 6).await?;
+            if written {
+                break (node, sent, started_ms, secret);
             }
             attempts += 1;
             if attempts == REGISTRATION_ATTEMPTS {
@@ -251,6 +266,7 @@ impl NodeThread {
             room_count: AtomicUsize::new(0),
             live: AtomicBool::new(true),
             left: AtomicBool::new(false),
+            link_secret: Mutex::new(secret),
         });
         let (health, health_receiver) = watch::channel(Health::Live);
         let (taken, taken_receiver) = mpsc::unbounded_channel();

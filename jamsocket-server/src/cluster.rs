@@ -47,6 +47,11 @@ pub(crate) enum ClusterRefusal {
         #[source]
         source: ClusterError,
     },
+    #[error(
+        "a node link must show this cluster's link secret (from its Redis): is the node on \
+         another cluster's Redis?"
+    )]
+    LinkSecret,
     #[error("room `{room}` lives on node `{node}` at {advertise}, which did not answer ({cause}); try again")]
     OwnerUnreachable {
         room: String,

@@ -151,6 +151,7 @@ impl From<ClusterRefusal> for HttpError {
             | ClusterRefusal::Directory { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ClusterRefusal::OwnerUnreachable { .. } => StatusCode::BAD_GATEWAY,
             ClusterRefusal::OwnedElsewhere { .. } => StatusCode::CONFLICT,
+            ClusterRefusal::LinkSecret => StatusCode::FORBIDDEN,
         };
         HttpError::new(status, refusal.to_string())
     }

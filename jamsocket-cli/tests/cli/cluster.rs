@@ -588,13 +588,35 @@ async fn a_redis_restart_moves_no_room() {
 /// `within` has passed.
 /// Every client a node forwards to one owner shares the node's link to it. A forwarded client
 /// that stops reading fills its own stream of the link, never the link: another room's
-/// forwarded client keeps getting its messages while megabytes pile up for the first.
+/// forwarded client keeps getting its messages while megabytes pile up for the first. Only
+/// the cluster's nodes may open a link.
 #[tokio::test]
 async fn a_forwarded_client_that_does_not_read_holds_up_no_other() {
     let module = build_example("broadcast-echo");
     let redis = RedisServer::start().unwrap();
     let (a, _) = node(&module, &redis.url(), STEADY_TTL);
     let (b, _) = node(&module, &redis.url(), STEADY_TTL);
+
+    // A link needs the secret in the cluster's Redis.
+    let open_link = |secret: &str| {
+        let mut link = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+        link.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let request = format!(
+            "GET /_jamsocket/link HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nx-jamsocket-link-secret: {secret}\r\n\r\n"
+        );
+        link.write_all(request.as_bytes()).unwrap();
+        let mut status = [0u8; 12];
+        link.read_exact(&mut status).unwrap();
+        String::from_utf8_lossy(&status).into_owned()
+    };
+    assert_eq!(open_link("guessed"), "HTTP/1.1 403");
+    let secret: String = redis::cmd("GET")
+        .arg("jamsocket:link-secret")
+        .query(&mut redis_connection(&redis.url()))
+        .unwrap();
+    assert_eq!(secret.len(), 32);
+    assert_eq!(open_link(&secret), "HTTP/1.1 101");
     // Both rooms live on A: their first clients connect there.
     let mut flooder = connect_within(a.port, "flood", TIMEOUT).await;
     let mut speaker = connect_within(a.port, "chat", TIMEOUT).await;
@@ -608,7 +630,10 @@ async fn a_forwarded_client_that_does_not_read_holds_up_no_other() {
     .unwrap();
     let mut answer = [0u8; 12];
     slow.read_exact(&mut answer).unwrap();
-    assert_eq!(&answer, b"HTTP/1.1 101", "the slow client is forwarded and joins");
+    assert_eq!(
+        &answer, b"HTTP/1.1 101",
+        "the slow client is forwarded and joins"
+    );
     // ...and a client of the other room, also through B.
     let mut listener = connect_within(b.port, "chat", TIMEOUT).await;
 

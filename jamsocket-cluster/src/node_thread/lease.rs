@@ -141,7 +141,8 @@ impl NodeThread {
             .register(node, &info, self.shared.ttl, false, limit)
             .await
         {
-            Ok(_) => {
+            Ok((_, secret)) => {
+                self.shared.set_link_secret(secret);
                 self.renewed(sent);
                 self.needs_reassert = true;
                 self.reassert(node).await;
@@ -240,7 +241,8 @@ impl NodeThread {
             .register(&node, &info, self.shared.ttl, true, limit)
             .await
         {
-            Ok(true) => {
+            Ok((true, secret)) => {
+                self.shared.set_link_secret(secret);
                 let old = {
                     let mut state = self.shared.state();
                     state.rooms.clear();
@@ -256,7 +258,7 @@ impl NodeThread {
                 );
             }
             // That random id exists already: try another one soon.
-            Ok(false) => self.next_register = Instant::now() + self.shared.ttl / 12,
+            Ok((false, _)) => self.next_register = Instant::now() + self.shared.ttl / 12,
             Err(error) => self.failed("registering a new node", &error, self.interval()),
         }
     }

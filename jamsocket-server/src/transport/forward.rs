@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use actix_codec::Framed;
 use actix_http::{h1, Request};
 use actix_web::rt::net::TcpStream;
-use jamsocket_cluster::Owner;
+use jamsocket_cluster::{Cluster, Owner};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -27,19 +27,19 @@ pub(crate) async fn relay(
     request: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
     owner: Owner,
-    node: &str,
+    cluster: &Cluster,
     permit: ConnectionPermit,
     metrics: Option<&Metrics>,
 ) {
     // Connecting a link the first time may take up to 2 s before the client gets 502.
-    let upstream = match link::open(&owner.advertise).await {
+    let upstream = match link::open(&owner.advertise, &cluster.link_secret()).await {
         Ok(upstream) => upstream,
         Err(err) => {
             let cause = err.to_string();
             return unreachable(&mut framed, &request, owner, cause, metrics).await;
         }
     };
-    let head = request_head(&request, node);
+    let head = request_head(&request, &cluster.node_id());
     let parts = framed.into_parts();
     let mut client = parts.io;
     if (&upstream).write_all(&head).await.is_err()

@@ -4,11 +4,11 @@
 //! is tested without sockets.
 
 use super::frame_header::{self, HeaderError};
+use super::stream::{Reader, Stream, Writer};
 use crate::close_frame::{code, CloseFrame};
 use crate::rooms::Outbound;
 use actix_codec::{Decoder, Encoder};
 use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message, ProtocolError};
-use super::stream::{Reader, Stream, Writer};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use std::io;

@@ -14,8 +14,10 @@
 //! # Protocol
 //!
 //! A node opens a link with `GET /_jamsocket/link` (with `Upgrade: websocket`, the only
-//! upgrade Actix hands over); the owner answers 101 with `Upgrade: jamsocket-link/1` if it is
-//! a cluster node. Then both sides send frames of a 9-byte header (kind,
+//! upgrade Actix hands over) and the cluster's secret in [`SECRET_HEADER`]; the owner answers
+//! 101 with `Upgrade: jamsocket-link/1` if it is a cluster node with the same secret, and 403
+//! otherwise. Only the cluster's nodes (whoever can read its Redis) open links, so a link's
+//! streams, and the memory each may hold ([`WINDOW`]), are theirs alone. Then both sides send frames of a 9-byte header (kind,
 //! stream id and length, big-endian) and a payload:
 //!
 //! | kind | payload | meaning |
@@ -50,6 +52,10 @@ use tokio::net::TcpStream;
 
 /// The path a node asks for to open a link.
 pub(crate) const LINK_PATH: &str = "/_jamsocket/link";
+/// The header that carries the cluster's link secret ([`Cluster::link_secret`]).
+///
+/// [`Cluster::link_secret`]: jamsocket_cluster::Cluster::link_secret
+pub(crate) const SECRET_HEADER: &str = "x-jamsocket-link-secret";
 /// The `Upgrade` token of a link's 101 answer.
 pub(crate) const LINK_PROTOCOL: &str = "jamsocket-link/1";
 /// The most bytes of one stream either side may send before the other consumes them.
@@ -555,17 +561,18 @@ struct Link {
 
 impl Link {
     /// Connects to the node at `addr` and starts the link's tasks on this thread.
-    async fn connect(addr: &str) -> Result<Link, LinkError> {
+    async fn connect(addr: &str, secret: &str) -> Result<Link, LinkError> {
         let handshake = async {
-            let mut socket = TcpStream::connect(addr)
-                .await
-                .map_err(|source| LinkError::Connect {
-                    addr: addr.to_string(),
-                    source,
-                })?;
+            let mut socket =
+                TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| LinkError::Connect {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
             let _ = socket.set_nodelay(true);
             let request = format!(
-                "GET {LINK_PATH} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                "GET {LINK_PATH} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{SECRET_HEADER}: {secret}\r\n\r\n"
             );
             socket.write_all(request.as_bytes()).await?;
             let mut answer = BytesMut::with_capacity(1024);
@@ -635,19 +642,23 @@ thread_local! {
         RefCell::new(HashMap::new());
 }
 
-/// Opens a stream to the node at `addr`, on this thread's link to it (connecting one if there
-/// is none, or if the last one ended).
-pub(crate) async fn open(addr: &str) -> Result<LinkStream, LinkError> {
+/// Opens a stream to the node at `addr`, on this thread's link to it (connecting one with
+/// `secret` if there is none, or if the last one ended).
+pub(crate) async fn open(addr: &str, secret: &str) -> Result<LinkStream, LinkError> {
     for _ in 0..2 {
-        let cell = LINKS.with_borrow_mut(|links| links.entry(addr.to_string()).or_default().clone());
-        let link = cell.get_or_try_init(|| Link::connect(addr)).await?;
+        let cell =
+            LINKS.with_borrow_mut(|links| links.entry(addr.to_string()).or_default().clone());
+        let link = cell.get_or_try_init(|| Link::connect(addr, secret)).await?;
         if !link.shared.is_closed() {
             if let Ok(stream) = link.open() {
                 return Ok(stream);
             }
         }
         LINKS.with_borrow_mut(|links| {
-            if links.get(addr).is_some_and(|current| Rc::ptr_eq(current, &cell)) {
+            if links
+                .get(addr)
+                .is_some_and(|current| Rc::ptr_eq(current, &cell))
+            {
                 links.remove(addr);
             }
         });
@@ -673,7 +684,11 @@ pub(crate) fn accept(
         let mut open = |stream: LinkStream| {
             // The stream is counted already. Dropping it resets it.
             if lock(&stream.link.streams).len() > max_streams {
-                tracing::warn!(?peer, max_streams, "node link: too many streams; resetting one");
+                tracing::warn!(
+                    ?peer,
+                    max_streams,
+                    "node link: too many streams; resetting one"
+                );
                 return;
             }
             serve(stream);
@@ -728,9 +743,7 @@ mod tests {
         let (shared, _stream) = pair();
         let mut none = None;
         let full = Bytes::from(vec![0u8; WINDOW as usize]);
-        shared
-            .receive(DATA, 7, WINDOW, full, &mut none)
-            .unwrap();
+        shared.receive(DATA, 7, WINDOW, full, &mut none).unwrap();
         let err = shared
             .receive(DATA, 7, 1, Bytes::from_static(b"x"), &mut none)
             .unwrap_err();
@@ -761,7 +774,10 @@ mod tests {
         assert!(matches!(read, Poll::Ready(Ok(n)) if n == chunk.len()));
         let frame = queued(&shared);
         assert_eq!(frame[0], CREDIT);
-        assert_eq!(u32::from_be_bytes(frame[5..9].try_into().unwrap()), GRANT_AT);
+        assert_eq!(
+            u32::from_be_bytes(frame[5..9].try_into().unwrap()),
+            GRANT_AT
+        );
         assert!(stream.poll_read_into(&mut cx, &mut buf, 10).is_pending());
         shared.receive(FIN, 7, 0, Bytes::new(), &mut none).unwrap();
         assert!(matches!(

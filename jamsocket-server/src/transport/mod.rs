@@ -22,6 +22,7 @@ pub(crate) use placement::current_worker;
 
 use crate::admission::ConnectionPermit;
 use crate::cluster::{self, ClusterRefusal};
+use crate::log_throttle::warn_throttled;
 use crate::rate_limit::{FrameBudget, RateLimit};
 use crate::routes::AppState;
 use actix_codec::{AsyncRead, AsyncWrite, Framed};
@@ -35,7 +36,7 @@ use bytes::BytesMut;
 use connection::{Connection, Welcome};
 use futures_util::{SinkExt, StreamExt};
 use handshake::{Accepted, Checked, Upgraded};
-use jamsocket_cluster::{Cluster, Owner};
+use jamsocket_cluster::Owner;
 use link::LinkStream;
 use std::convert::Infallible;
 use std::future::poll_fn;
@@ -44,6 +45,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 use stream::Stream;
+use subtle::ConstantTimeEq;
 use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
 
@@ -64,9 +66,12 @@ pub(crate) async fn upgrade<R>(
 where
     R: Service<Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
-    if state.settings.cluster.is_some() && request.path() == link::LINK_PATH {
-        accept_link(state, connections, request, framed).await;
-        return Ok(());
+    if let Some(cluster) = &state.settings.cluster {
+        if request.path() == link::LINK_PATH {
+            let secret = cluster.link_secret();
+            accept_link(state, connections, request, framed, &secret).await;
+            return Ok(());
+        }
     }
     if !wants(&request, "websocket") {
         answer_as_plain_request(&*routes, request, framed).await;
@@ -153,14 +158,33 @@ where
     None
 }
 
-/// Answers a cluster node's link upgrade, then serves the link on this thread: each stream on
-/// it is a client connection the node forwards here, handshake first.
+/// Answers a cluster node's link upgrade, if it shows the cluster's `secret`, then serves the
+/// link on this thread: each stream on it is a client connection the node forwards here,
+/// handshake first.
 async fn accept_link(
     state: AppState,
     connections: TaskTracker,
     request: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
+    secret: &str,
 ) {
+    let shown = request.head().headers().get(link::SECRET_HEADER);
+    let matches = shown.is_some_and(|shown| bool::from(shown.as_bytes().ct_eq(secret.as_bytes())));
+    if !matches {
+        let peer = request.peer_addr();
+        warn_throttled!(
+            ?peer,
+            "refused a node link: it did not show this cluster's link secret"
+        );
+        let metrics = state.settings.metrics.as_deref();
+        handshake::refuse(
+            &mut framed,
+            Rejection::Cluster(ClusterRefusal::LinkSecret),
+            metrics,
+        )
+        .await;
+        return;
+    }
     let response = Response::build(StatusCode::SWITCHING_PROTOCOLS)
         .upgrade(link::LINK_PROTOCOL)
         .finish();
@@ -213,7 +237,9 @@ async fn serve_link_stream(
     let refusal = ClusterRefusal::Loop {
         room: request.path().trim_start_matches("/ws/").to_string(),
         node: owner.node,
-        by: by.map_or_else(String::new, |by| String::from_utf8_lossy(by.as_bytes()).into_owned()),
+        by: by.map_or_else(String::new, |by| {
+            String::from_utf8_lossy(by.as_bytes()).into_owned()
+        }),
     };
     let metrics = state.settings.metrics.as_deref();
     handshake::refuse(&mut framed, Rejection::Cluster(refusal), metrics).await;
@@ -239,16 +265,11 @@ fn relay(state: AppState, connections: TaskTracker, elsewhere: Elsewhere<TcpStre
         permit,
     } = elsewhere;
     let task = async move {
-        let node = state.settings.cluster.as_ref().map(Cluster::node_id);
-        forward::relay(
-            request,
-            framed,
-            owner,
-            node.as_deref().unwrap_or(""),
-            permit,
-            state.settings.metrics.as_deref(),
-        )
-        .await;
+        let Some(cluster) = &state.settings.cluster else {
+            return;
+        };
+        let metrics = state.settings.metrics.as_deref();
+        forward::relay(request, framed, owner, cluster, permit, metrics).await;
     };
     tokio::task::spawn_local(connections.track_future(task));
 }

@@ -79,17 +79,13 @@ fn move_to(
         let (moving, connections) = there;
         let arrived = lock(&moving).take();
         if let Some((connection, stream, early)) = arrived {
-            tokio::task::spawn_local(
-                connections.track_future(connection.run(stream, early)),
-            );
+            tokio::task::spawn_local(connections.track_future(connection.run(stream, early)));
         }
     }));
     // A stopped worker dropped the task; a stopping one may still drop it unrun, but then the
     // server is shutting down and the room with it.
     let stayed = if sent { None } else { lock(&moving).take() };
     if let Some((connection, stream, early)) = stayed {
-        tokio::task::spawn_local(
-            connections.track_future(connection.run(stream, early)),
-        );
+        tokio::task::spawn_local(connections.track_future(connection.run(stream, early)));
     }
 }
