@@ -249,6 +249,10 @@ impl Shared {
                     if inner.received_fin {
                         return Err(bad("data after FIN"));
                     }
+                    // Nothing to read (an empty piece would read as the end of the stream).
+                    if len == 0 {
+                        return Ok(());
+                    }
                     inner.receivable -= len;
                     inner.inbound.push_back(payload);
                     inner.read_waker.take()
@@ -492,6 +496,9 @@ impl AsyncRead for &LinkStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let limit = buf.remaining();
+        if limit == 0 {
+            return Poll::Ready(Ok(()));
+        }
         std::task::ready!(self.poll_read_with(cx, limit, |bytes| buf.put_slice(bytes)))?;
         Poll::Ready(Ok(()))
     }
