@@ -5,8 +5,52 @@
 use crate::close_frame::{code, CloseFrame};
 use crate::rooms::{Lease, Rooms};
 use crate::routes::AppState;
+use crate::sync::lock;
 use actix_http::Request;
 use jamsocket_cluster::{Claim, Cluster, ClusterError, Health, Owner};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// At most this many rooms' owners are remembered; past it, the cache starts over.
+const CACHED_OWNERS: usize = 16_384;
+
+/// The owners of rooms that live on other nodes, as the directory last said, so that a node
+/// forwarding many clients to a room asks Redis once. An entry goes when the owner answers a
+/// forwarded handshake with anything but 101 (the room moved, or the owner lost it), when the
+/// owner cannot be reached, or after a node lease ([`Cluster::node_ttl`]). A stale entry costs
+/// one refused handshake, never a second instance: the owner checks its own claim.
+#[derive(Debug, Default)]
+pub(crate) struct OwnerCache {
+    owners: Mutex<HashMap<String, (Owner, Instant)>>,
+}
+
+impl OwnerCache {
+    fn get(&self, room: &str, max_age: Duration) -> Option<Owner> {
+        let mut owners = lock(&self.owners);
+        match owners.get(room) {
+            Some((owner, at)) if at.elapsed() < max_age => Some(owner.clone()),
+            Some(_) => {
+                owners.remove(room);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&self, room: &str, owner: Owner) {
+        let mut owners = lock(&self.owners);
+        if owners.len() >= CACHED_OWNERS {
+            owners.clear();
+        }
+        owners.insert(room.to_string(), (owner, Instant::now()));
+    }
+
+    /// Forgets `room`'s owner: it refused a forwarded client, or did not answer.
+    pub(crate) fn forget(&self, room: &str) {
+        lock(&self.owners).remove(room);
+    }
+}
 
 /// The header a node adds to a handshake it forwards, naming itself. A node never forwards a
 /// request that carries it (so a stale directory cannot make requests loop).
@@ -76,6 +120,12 @@ pub(crate) async fn place(
     if state.rooms.contains(room) {
         return Ok(here);
     }
+    let forwarded = request.head().headers().get(FORWARDED_HEADER);
+    if forwarded.is_none() {
+        if let Some(owner) = state.owners.get(room, cluster.node_ttl()) {
+            return Ok(Placement::Elsewhere(owner));
+        }
+    }
     let directory = |source| ClusterRefusal::Directory {
         room: room.to_string(),
         source,
@@ -97,7 +147,7 @@ pub(crate) async fn place(
         Claim::Elsewhere(owner) => {
             // This node's previous incarnation, whose lease has not expired yet.
             let earlier_self = owner.advertise == cluster.advertise();
-            if let Some(by) = request.head().headers().get(FORWARDED_HEADER) {
+            if let Some(by) = forwarded {
                 return Err(ClusterRefusal::Loop {
                     room: room.to_string(),
                     node: owner.node,
@@ -110,6 +160,7 @@ pub(crate) async fn place(
                     node: owner.node,
                 });
             }
+            state.owners.insert(room, owner.clone());
             Ok(Placement::Elsewhere(owner))
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::admission::Admission;
 use crate::auth;
-use crate::cluster;
+use crate::cluster::{self, OwnerCache};
 use crate::http_error::HttpError;
 use crate::room_id::validate_room_id;
 use crate::rooms::{Lease, RoomError, Rooms};
@@ -24,6 +24,8 @@ pub(crate) struct AppState {
     pub rooms: Rooms,
     pub settings: Arc<Settings>,
     pub admission: Arc<Admission>,
+    /// Where rooms of other nodes live, in a cluster.
+    pub owners: Arc<OwnerCache>,
 }
 
 impl AppState {

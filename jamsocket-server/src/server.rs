@@ -547,6 +547,7 @@ impl Server {
         configure(AppState {
             rooms: Rooms::new(factory, settings.clone(), crate::transport::current_worker),
             admission: Arc::new(Admission::new(&settings)),
+            owners: Arc::default(),
             settings,
         })
     }
@@ -570,6 +571,7 @@ async fn run<F: JamsocketServiceFactory<RoomContext>>(
         rooms: rooms.clone(),
         settings: settings.clone(),
         admission: admission.clone(),
+        owners: Arc::default(),
     };
     // Actix Web's `HttpServer`, plus an upgrade service: WebSocket handshakes go to
     // `websocket::upgrade`, which then owns the connection.

@@ -653,6 +653,72 @@ async fn a_forwarded_client_that_does_not_read_holds_up_no_other() {
     drop(slow);
 }
 
+/// A node that forwards clients to a room asks the directory once: then it remembers the
+/// owner. When the owner is gone, the next client finds out, and the one after it reaches the
+/// room where the directory now puts it.
+#[tokio::test]
+async fn a_forwarding_node_asks_the_directory_once_per_room() {
+    let module = build_example("counter-service");
+    let redis = RedisServer::start().unwrap();
+    let (a, _) = node(&module, &redis.url(), STEADY_TTL);
+    let (b, b_id) = node(&module, &redis.url(), STEADY_TTL);
+    let (mut first, _) = join_within(a.port, "remembered", TIMEOUT).await;
+    assert_eq!(increment(&mut first).await, 1);
+
+    // Every command Redis runs, as `redis-cli monitor` prints them.
+    let mut monitor = Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "monitor"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli runs");
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let (stdout, lines) = (monitor.stdout.take().unwrap(), lines.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    let started = Instant::now();
+    while lines.lock().unwrap().is_empty() {
+        let _: redis::RedisResult<String> =
+            redis::cmd("PING").query(&mut redis_connection(&redis.url()));
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "redis-cli monitor prints nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut through_b = Vec::new();
+    for _ in 0..10 {
+        let (ws, greeted) = join_within(b.port, "remembered", TIMEOUT).await;
+        assert_eq!(greeted, 1, "forwarded to the room on A");
+        through_b.push(ws);
+    }
+    // B's claims name B's node key and the room's owner key.
+    let claims_by_b = || {
+        let node_key = format!("jamsocket:node:{b_id}");
+        (lines.lock().unwrap().iter())
+            .filter(|line| line.contains(&node_key) && line.contains("jamsocket:owner:remembered"))
+            .count()
+    };
+    assert_eq!(claims_by_b(), 1, "one claim for ten forwarded clients");
+
+    // A drains: the room is saved and free. B's next client finds A gone, and is refused;
+    // retrying, it brings the room back on B.
+    drop(through_b);
+    assert!(a.terminate().success());
+    let (mut back, greeted) = join_within(b.port, "remembered", Duration::from_secs(5)).await;
+    assert_eq!(greeted, 1, "the room's count survived the move");
+    assert_eq!(increment(&mut back).await, 2);
+    assert_eq!(claims_by_b(), 2, "B asked the directory again, once");
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let _ = reader.join();
+}
+
 async fn connect_within(port: u16, path: &str, within: Duration) -> Ws {
     let deadline = Instant::now() + within;
     loop {

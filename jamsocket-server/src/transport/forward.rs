@@ -9,36 +9,46 @@ use super::link::{self, LinkStream};
 use crate::admission::ConnectionPermit;
 use crate::cluster::{ClusterRefusal, FORWARDED_HEADER};
 use crate::metrics::Metrics;
+use crate::routes::AppState;
 use actix_codec::Framed;
 use actix_http::{h1, Request};
 use actix_web::rt::net::TcpStream;
+use bytes::BytesMut;
 use jamsocket_cluster::{Cluster, Owner};
+use std::future::poll_fn;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
 
 /// Once one side has closed, how long the other may take to close too (a client that vanished
 /// without a word must not hold the relay forever).
 const LINGER: Duration = Duration::from_secs(5);
+/// How long the owner may take to answer a forwarded handshake (it may have to claim the room
+/// and restore it first).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Forwards the handshake to `owner` and relays the connection until either side closes.
-/// `node` is this node's id; `permit` counts the connection against this node's limits while
-/// it lasts.
+/// `permit` counts the connection against this node's limits while it lasts.
 pub(crate) async fn relay(
+    state: &AppState,
+    cluster: &Cluster,
     request: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
     owner: Owner,
-    cluster: &Cluster,
     permit: ConnectionPermit,
-    metrics: Option<&Metrics>,
 ) {
+    let metrics = state.settings.metrics.as_deref();
+    let room = request.path().strip_prefix("/ws/").unwrap_or_default();
     // Connecting a link the first time may take up to 2 s before the client gets 502.
     let upstream = match link::open(&owner.advertise, &cluster.link_secret()).await {
         Ok(upstream) => upstream,
         Err(err) => {
+            state.owners.forget(room);
             let cause = err.to_string();
             return unreachable(&mut framed, &request, owner, cause, metrics).await;
         }
     };
+    let room = room.to_string();
     let head = request_head(&request, &cluster.node_id());
     let parts = framed.into_parts();
     let mut client = parts.io;
@@ -55,6 +65,27 @@ pub(crate) async fn relay(
     }
     drop((request, head, parts.read_buf));
     tracing::debug!(owner = %owner.node, "forwarding a connection to its room's owner");
+    // The owner's answer: anything but 101 means the room is not (or no longer) its to serve
+    // here, and the next client asks the directory again.
+    let mut answer = BytesMut::new();
+    let answered = poll_fn(|cx| upstream.poll_read_into(cx, &mut answer, 4096));
+    match timeout(ANSWER_TIMEOUT, answered).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => {
+            state.owners.forget(&room);
+            if let Some(metrics) = metrics {
+                metrics.forward_failures.inc();
+            }
+            return;
+        }
+    }
+    if !answer.starts_with(b"HTTP/1.1 101") {
+        state.owners.forget(&room);
+    }
+    if client.write_all(&answer).await.is_err() {
+        return;
+    }
+    drop(answer);
     copy_both_ways(&mut client, &upstream).await;
     drop(permit);
 }

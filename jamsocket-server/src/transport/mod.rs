@@ -268,8 +268,7 @@ fn relay(state: AppState, connections: TaskTracker, elsewhere: Elsewhere<TcpStre
         let Some(cluster) = &state.settings.cluster else {
             return;
         };
-        let metrics = state.settings.metrics.as_deref();
-        forward::relay(request, framed, owner, cluster, permit, metrics).await;
+        forward::relay(&state, cluster, request, framed, owner, permit).await;
     };
     tokio::task::spawn_local(connections.track_future(task));
 }
