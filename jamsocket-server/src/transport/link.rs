@@ -32,12 +32,13 @@
 //! a client that does not read stops its own stream, never the link. A peer that sends more
 //! than its credit, or a malformed frame, loses the link.
 
+use crate::log_throttle::warn_throttled;
 use crate::sync::lock;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -117,8 +118,9 @@ struct StreamState {
 
 #[derive(Debug)]
 struct StreamInner {
-    /// Received and not read yet.
-    inbound: VecDeque<Bytes>,
+    /// Received and not read yet: copied out of the link's read buffer, so that what a stream
+    /// holds is what its window counts.
+    inbound: BytesMut,
     /// Read and not yet handed back as credit.
     consumed: u32,
     /// How much more the peer may send (received bytes count until they are handed back).
@@ -131,6 +133,8 @@ struct StreamInner {
     reset: bool,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
+    /// Woken when the stream is reset, for a task that waits on neither reading nor writing.
+    reset_waker: Option<Waker>,
 }
 
 impl StreamState {
@@ -138,7 +142,7 @@ impl StreamState {
         StreamState {
             id,
             inner: Mutex::new(StreamInner {
-                inbound: VecDeque::new(),
+                inbound: BytesMut::new(),
                 consumed: 0,
                 receivable: WINDOW,
                 credit: WINDOW,
@@ -147,17 +151,22 @@ impl StreamState {
                 reset: false,
                 read_waker: None,
                 write_waker: None,
+                reset_waker: None,
             }),
         }
     }
 
     fn reset(&self) {
-        let (read, write) = {
+        let wakers = {
             let mut inner = lock(&self.inner);
             inner.reset = true;
-            (inner.read_waker.take(), inner.write_waker.take())
+            [
+                inner.read_waker.take(),
+                inner.write_waker.take(),
+                inner.reset_waker.take(),
+            ]
         };
-        read.into_iter().chain(write).for_each(Waker::wake);
+        wakers.into_iter().flatten().for_each(Waker::wake);
     }
 }
 
@@ -210,7 +219,7 @@ impl Shared {
         kind: u8,
         id: u32,
         len: u32,
-        payload: Bytes,
+        payload: &[u8],
         open: &mut Option<&mut dyn FnMut(LinkStream)>,
     ) -> Result<(), LinkError> {
         let bad = |problem| LinkError::Protocol {
@@ -218,10 +227,20 @@ impl Shared {
             stream: id,
             problem,
         };
+        match kind {
+            DATA | CREDIT => {}
+            OPEN | FIN | RESET if len == 0 => {}
+            OPEN | FIN | RESET => return Err(bad("a length on a frame without one")),
+            _ => return Err(bad("unknown kind")),
+        }
         if kind == OPEN {
             let Some(open) = open else {
                 return Err(bad("only the connecting node opens streams"));
             };
+            // A link whose writer failed takes no new streams.
+            if self.is_closed() {
+                return Ok(());
+            }
             let state = Arc::new(StreamState::new(id));
             match lock(&self.streams).entry(id) {
                 Entry::Occupied(_) => return Err(bad("the stream is open already")),
@@ -254,7 +273,7 @@ impl Shared {
                         return Ok(());
                     }
                     inner.receivable -= len;
-                    inner.inbound.push_back(payload);
+                    inner.inbound.extend_from_slice(payload);
                     inner.read_waker.take()
                 }
                 CREDIT => {
@@ -268,13 +287,12 @@ impl Shared {
                     inner.received_fin = true;
                     inner.read_waker.take()
                 }
-                RESET => {
+                _ => {
                     drop(inner);
-                    lock(&self.streams).remove(&id);
+                    remove(&self.streams, &state);
                     state.reset();
                     None
                 }
-                _ => return Err(bad("unknown kind")),
             }
         };
         if let Some(waker) = wake {
@@ -292,7 +310,8 @@ async fn read_frames(
     mut buf: BytesMut,
     mut open: Option<&mut dyn FnMut(LinkStream)>,
 ) -> Result<(), LinkError> {
-    let result = async {
+    let _closing = CloseOnDrop(shared.clone());
+    async {
         loop {
             while buf.len() >= HEADER_BYTES {
                 let kind = buf[0];
@@ -310,9 +329,9 @@ async fn read_frames(
                     buf.reserve(HEADER_BYTES + payload_len - buf.len());
                     break;
                 }
-                buf.advance(HEADER_BYTES);
-                let payload = buf.split_to(payload_len).freeze();
+                let payload = &buf[HEADER_BYTES..HEADER_BYTES + payload_len];
                 shared.receive(kind, id, len, payload, &mut open)?;
+                buf.advance(HEADER_BYTES + payload_len);
             }
             if buf.capacity() - buf.len() < READ_CHUNK / 4 {
                 buf.reserve(READ_CHUNK);
@@ -322,14 +341,34 @@ async fn read_frames(
             }
         }
     }
-    .await;
-    shared.close();
-    result
+    .await
+}
+
+/// Ends the link when its reader or writer task ends, however it ends (a task dropped with its
+/// worker thread included): every stream is reset, and no stream waits on a link that is gone.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Removes `state` from `streams` if it is still the stream of its id.
+fn remove(streams: &Mutex<FxHashMap<u32, Arc<StreamState>>>, state: &Arc<StreamState>) {
+    let mut streams = lock(streams);
+    if streams
+        .get(&state.id)
+        .is_some_and(|current| Arc::ptr_eq(current, state))
+    {
+        streams.remove(&state.id);
+    }
 }
 
 /// Writes what the link's streams queue, everything queued at that moment in one write,
 /// until the link ends.
 async fn write_frames(shared: Arc<Shared>, mut socket: OwnedWriteHalf) {
+    let _closing = CloseOnDrop(shared.clone());
     let mut spare = BytesMut::new();
     loop {
         let more = poll_fn(|cx| {
@@ -399,18 +438,11 @@ impl LinkStream {
                 inner.read_waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            let mut read = 0;
-            while read < limit {
-                let Some(front) = inner.inbound.front_mut() else {
-                    break;
-                };
-                let take = front.len().min(limit - read);
-                put(&front[..take]);
-                front.advance(take);
-                if front.is_empty() {
-                    inner.inbound.pop_front();
-                }
-                read += take;
+            let read = inner.inbound.len().min(limit);
+            put(&inner.inbound[..read]);
+            inner.inbound.advance(read);
+            if inner.inbound.is_empty() && inner.inbound.capacity() > READ_CHUNK {
+                inner.inbound = BytesMut::new();
             }
             inner.consumed += read as u32;
             let grant = if inner.consumed >= GRANT_AT {
@@ -465,6 +497,19 @@ impl LinkStream {
         poll_fn(|cx| self.poll_write_ready(cx)).await
     }
 
+    /// Resolves once the stream is reset (by the peer, or with its link).
+    pub(crate) async fn reset(&self) {
+        poll_fn(|cx| {
+            let mut inner = lock(&self.state.inner);
+            if inner.reset {
+                return Poll::Ready(());
+            }
+            inner.reset_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+    }
+
     /// Tells the peer nothing more comes from this side.
     pub(crate) fn finish(&self) {
         let first = {
@@ -479,7 +524,7 @@ impl LinkStream {
 
 impl Drop for LinkStream {
     fn drop(&mut self) {
-        lock(&self.link.streams).remove(&self.state.id);
+        remove(&self.link.streams, &self.state);
         let inner = lock(&self.state.inner);
         let done = inner.reset || (inner.sent_fin && inner.received_fin);
         drop(inner);
@@ -577,7 +622,7 @@ impl Link {
                         addr: addr.to_string(),
                         source,
                     })?;
-            let _ = socket.set_nodelay(true);
+            keep_alive(&socket);
             let request = format!(
                 "GET {LINK_PATH} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{SECRET_HEADER}: {secret}\r\n\r\n"
             );
@@ -620,8 +665,13 @@ impl Link {
         })
     }
 
+    /// A new stream; fails once the link's stream ids are used up (a new link takes over).
     fn open(&self) -> io::Result<LinkStream> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if id == u32::MAX {
+            self.next_id.store(u32::MAX, Ordering::Relaxed);
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
         let state = Arc::new(StreamState::new(id));
         lock(&self.shared.streams).insert(id, state.clone());
         let stream = LinkStream {
@@ -633,6 +683,21 @@ impl Link {
         }
         Ok(stream)
     }
+}
+
+/// No delay for small frames, and a link whose peer vanished (a host gone, a connection
+/// dropped by a firewall) is found within about 30 s, idle or not: keepalive probes while it is
+/// idle, and a limit on how long sent bytes may wait for an acknowledgement.
+fn keep_alive(socket: &TcpStream) {
+    let _ = socket.set_nodelay(true);
+    let socket = socket2::SockRef::from(socket);
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(4);
+    let _ = socket.set_tcp_keepalive(&probes);
+    #[cfg(target_os = "linux")]
+    let _ = socket.set_tcp_user_timeout(Some(Duration::from_secs(30)));
 }
 
 fn refused(addr: &str, answer: &[u8]) -> LinkError {
@@ -682,7 +747,7 @@ pub(crate) fn accept(
     max_streams: usize,
     serve: impl Fn(LinkStream) + 'static,
 ) {
-    let _ = socket.set_nodelay(true);
+    keep_alive(&socket);
     let peer = socket.peer_addr().ok();
     let shared = Arc::new(Shared::default());
     let (read, write) = socket.into_split();
@@ -691,7 +756,7 @@ pub(crate) fn accept(
         let mut open = |stream: LinkStream| {
             // The stream is counted already. Dropping it resets it.
             if lock(&stream.link.streams).len() > max_streams {
-                tracing::warn!(
+                warn_throttled!(
                     ?peer,
                     max_streams,
                     "node link: too many streams; resetting one"
@@ -739,9 +804,7 @@ mod tests {
         assert_eq!(frame[0], DATA);
         assert_eq!(frame.len(), HEADER_BYTES + WINDOW as usize);
         let mut none = None;
-        shared
-            .receive(CREDIT, 7, 4, Bytes::new(), &mut none)
-            .unwrap();
+        shared.receive(CREDIT, 7, 4, &[], &mut none).unwrap();
         assert_eq!(stream.try_write(b"more").unwrap(), 4);
     }
 
@@ -749,15 +812,11 @@ mod tests {
     fn data_beyond_the_credit_is_a_protocol_error() {
         let (shared, _stream) = pair();
         let mut none = None;
-        let full = Bytes::from(vec![0u8; WINDOW as usize]);
-        shared.receive(DATA, 7, WINDOW, full, &mut none).unwrap();
-        let err = shared
-            .receive(DATA, 7, 1, Bytes::from_static(b"x"), &mut none)
-            .unwrap_err();
+        let full = vec![0u8; WINDOW as usize];
+        shared.receive(DATA, 7, WINDOW, &full, &mut none).unwrap();
+        let err = shared.receive(DATA, 7, 1, b"x", &mut none).unwrap_err();
         assert!(err.to_string().contains("credit"), "{err}");
-        let err = shared
-            .receive(OPEN, 9, 0, Bytes::new(), &mut none)
-            .unwrap_err();
+        let err = shared.receive(OPEN, 9, 0, &[], &mut none).unwrap_err();
         assert!(err.to_string().contains("connecting node"), "{err}");
     }
 
@@ -765,10 +824,10 @@ mod tests {
     fn reading_hands_credit_back_in_batches() {
         let (shared, stream) = pair();
         let mut none = None;
-        let chunk = Bytes::from(vec![0u8; GRANT_AT as usize / 2]);
+        let chunk = vec![0u8; GRANT_AT as usize / 2];
         for _ in 0..2 {
             shared
-                .receive(DATA, 7, chunk.len() as u32, chunk.clone(), &mut none)
+                .receive(DATA, 7, chunk.len() as u32, &chunk, &mut none)
                 .unwrap();
         }
         let waker = Waker::noop();
@@ -786,7 +845,7 @@ mod tests {
             GRANT_AT
         );
         assert!(stream.poll_read_into(&mut cx, &mut buf, 10).is_pending());
-        shared.receive(FIN, 7, 0, Bytes::new(), &mut none).unwrap();
+        shared.receive(FIN, 7, 0, &[], &mut none).unwrap();
         assert!(matches!(
             stream.poll_read_into(&mut cx, &mut buf, 10),
             Poll::Ready(Ok(0))

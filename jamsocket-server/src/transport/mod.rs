@@ -77,6 +77,12 @@ where
         answer_as_plain_request(&*routes, request, framed).await;
         return Ok(());
     }
+    // Only a node link's requests come from another node.
+    let mut request = request;
+    request
+        .head_mut()
+        .headers_mut()
+        .remove(cluster::FORWARDED_HEADER);
     if let Some(elsewhere) = websocket(&state, &connections, request, framed).await {
         relay(state, connections, elsewhere);
     }
@@ -221,7 +227,9 @@ async fn serve_link_stream(
         // No request in time, or not one: dropping the stream resets it.
         _ => return,
     };
-    request.head_mut().peer_addr = peer;
+    // The client's own address, as the node that forwards it saw it.
+    let client = forward::forwarding_peer(request.head_mut().headers_mut());
+    request.head_mut().peer_addr = client.map(|ip| SocketAddr::new(ip, 0)).or(peer);
     let Some(elsewhere) = websocket(&state, &connections, request, framed).await else {
         return;
     };
