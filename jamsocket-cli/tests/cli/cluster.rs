@@ -584,8 +584,6 @@ async fn a_redis_restart_moves_no_room() {
     assert_eq!(increment(&mut on_a).await, 4);
 }
 
-/// A WebSocket to `/ws/<path>` through `port`, retrying refused handshakes every 20 ms until
-/// `within` has passed.
 /// Every client a node forwards to one owner shares the node's link to it. A forwarded client
 /// that stops reading fills its own stream of the link, never the link: another room's
 /// forwarded client keeps getting its messages while megabytes pile up for the first. Only
@@ -719,6 +717,8 @@ async fn a_forwarding_node_asks_the_directory_once_per_room() {
     let _ = reader.join();
 }
 
+/// A WebSocket to `/ws/<path>` through `port`, retrying refused handshakes every 20 ms until
+/// `within` has passed.
 async fn connect_within(port: u16, path: &str, within: Duration) -> Ws {
     let deadline = Instant::now() + within;
     loop {
