@@ -5,7 +5,7 @@
 //! client itself, through this node.
 
 use super::handshake::{self, Rejection};
-use super::link::{self, LinkStream};
+use super::link::{self, LinkStream, Received};
 use crate::admission::ConnectionPermit;
 use crate::cluster::{ClusterRefusal, FORWARDED_HEADER};
 use crate::metrics::Metrics;
@@ -14,17 +14,26 @@ use actix_codec::Framed;
 use actix_http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_http::{h1, Request};
 use actix_web::rt::net::TcpStream;
+use bytes::Buf;
 use bytes::BytesMut;
 use jamsocket_cluster::{Cluster, Owner};
 use std::future::poll_fn;
+use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::ReadHalf;
 use tokio::time::timeout;
+use tokio::time::Instant;
+use tokio_util::io::poll_read_buf;
 
 /// Once one side has closed, how long the other may take to close too (a client that vanished
 /// without a word must not hold the relay forever).
 const LINGER: Duration = Duration::from_secs(5);
+/// What is read from a client at a time.
+const READ_CHUNK: usize = 8 * 1024;
 /// How long the owner may take to answer a forwarded handshake (it may have to claim the room
 /// and restore it first).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,28 +107,92 @@ pub(crate) async fn relay(
 }
 
 /// Copies bytes both ways until both sides have closed, or one has and the other did not
-/// follow within [`LINGER`]. (The owner's heartbeats find a silent client and close its
-/// side; `copy_bidirectional` alone would then wait for the client forever.)
+/// follow within [`LINGER`], or the owner reset the stream. (The owner's heartbeats find a
+/// silent client and close its side; a client that neither reads nor sends would otherwise
+/// hold the relay forever.)
+///
+/// What the owner sends goes from the stream's buffer straight to the client's socket, and
+/// what the client sends is read only when it has sent something: an idle forwarded client
+/// holds no buffer here (two 8 KiB ones with `tokio::io::copy`).
 async fn copy_both_ways(client: &mut TcpStream, upstream: &LinkStream) {
-    let (mut client_read, mut client_write) = client.split();
-    let (mut upstream_read, mut upstream_write) = (upstream, upstream);
-    let up = async {
-        let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
-        let _ = upstream_write.shutdown().await;
-    };
-    let down = async {
-        let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
-        let _ = client_write.shutdown().await;
-    };
-    let (mut up, mut down) = (std::pin::pin!(up), std::pin::pin!(down));
-    tokio::select! {
-        // The owner is gone, or gave up on the client: what it sent before goes out if the
-        // client takes it in time. (A client that neither reads nor sends would otherwise
-        // hold both copies forever.)
-        () = upstream.reset() => drop(tokio::time::timeout(LINGER, &mut down).await),
-        () = &mut up => drop(tokio::time::timeout(LINGER, down).await),
-        () = &mut down => drop(tokio::time::timeout(LINGER, up).await),
+    let (mut reader, mut writer) = client.split();
+    let mut to_owner = BytesMut::new();
+    let (mut client_open, mut owner_open) = (true, true);
+    // The client's socket is full: what the owner sent waits in the stream (its window).
+    let mut blocked = false;
+    let linger = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(linger);
+    let mut lingering = false;
+    loop {
+        if owner_open && !blocked {
+            match upstream.write_received(|bytes| writer.as_ref().try_write(bytes)) {
+                Ok(Received::Drained) => {}
+                Ok(Received::Blocked) => blocked = true,
+                Ok(Received::Finished) => {
+                    owner_open = false;
+                    let _ = writer.shutdown().await;
+                }
+                Err(_) => return,
+            }
+        }
+        while !to_owner.is_empty() {
+            match upstream.try_write(&to_owner) {
+                Ok(n) => to_owner.advance(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return,
+            }
+        }
+        if to_owner.is_empty() && to_owner.capacity() > 0 {
+            to_owner = BytesMut::new();
+        }
+        if !client_open && !owner_open {
+            return;
+        }
+        if (!client_open || !owner_open) && !lingering {
+            lingering = true;
+            linger.as_mut().reset(Instant::now() + LINGER);
+        }
+        tokio::select! {
+            () = &mut linger, if lingering => return,
+            () = upstream.reset(), if blocked && !lingering => {
+                lingering = true;
+                linger.as_mut().reset(Instant::now() + LINGER);
+            }
+            ready = writer.as_ref().writable(), if blocked => {
+                if ready.is_err() {
+                    return;
+                }
+                blocked = false;
+            }
+            () = poll_fn(|cx| upstream.poll_received(cx)), if owner_open && !blocked => {}
+            ready = upstream.writable(), if !to_owner.is_empty() => {
+                if ready.is_err() {
+                    return;
+                }
+            }
+            read = poll_fn(|cx| read_client(cx, &mut reader, &mut to_owner)), if client_open && to_owner.is_empty() => {
+                match read {
+                    Ok(0) => {
+                        client_open = false;
+                        upstream.finish();
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        }
     }
+}
+
+/// Reads what the client sent, once it sent something (the buffer is reserved only then).
+fn read_client(
+    cx: &mut Context<'_>,
+    reader: &mut ReadHalf<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    ready!(reader.as_ref().poll_read_ready(cx))?;
+    buf.reserve(READ_CHUNK);
+    poll_read_buf(Pin::new(reader), cx, buf)
 }
 
 async fn unreachable(

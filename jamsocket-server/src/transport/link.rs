@@ -137,6 +137,35 @@ struct StreamInner {
     reset_waker: Option<Waker>,
 }
 
+impl StreamInner {
+    /// Takes `n` read bytes off the front; returns the credit to hand back now, if any.
+    fn consume(&mut self, n: usize) -> u32 {
+        self.inbound.advance(n);
+        // An idle stream holds no buffer.
+        if self.inbound.is_empty() {
+            self.inbound = BytesMut::new();
+        }
+        self.consumed += n as u32;
+        if self.consumed < GRANT_AT {
+            return 0;
+        }
+        let grant = std::mem::take(&mut self.consumed);
+        self.receivable += grant;
+        grant
+    }
+}
+
+/// What [`LinkStream::write_received`] left.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Received {
+    /// Nothing more for now.
+    Drained,
+    /// The writer would block with bytes left.
+    Blocked,
+    /// Everything was written and the peer has finished.
+    Finished,
+}
+
 impl StreamState {
     fn new(id: u32) -> StreamState {
         StreamState {
@@ -440,24 +469,60 @@ impl LinkStream {
             }
             let read = inner.inbound.len().min(limit);
             put(&inner.inbound[..read]);
-            inner.inbound.advance(read);
-            if inner.inbound.is_empty() && inner.inbound.capacity() > READ_CHUNK {
-                inner.inbound = BytesMut::new();
-            }
-            inner.consumed += read as u32;
-            let grant = if inner.consumed >= GRANT_AT {
-                let grant = std::mem::take(&mut inner.consumed);
-                inner.receivable += grant;
-                grant
-            } else {
-                0
-            };
-            (read, grant)
+            (read, inner.consume(read))
         };
+        self.grant(grant);
+        Poll::Ready(Ok(read))
+    }
+
+    /// Hands what was received to `write` (a socket's `try_write`) until it would block or
+    /// nothing is left, with no buffer in between.
+    pub(crate) fn write_received(
+        &self,
+        mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<Received> {
+        let (outcome, grant) = {
+            let mut inner = lock(&self.state.inner);
+            let mut written = 0;
+            let outcome = loop {
+                if written == inner.inbound.len() {
+                    break if inner.reset {
+                        Err(io::ErrorKind::ConnectionReset.into())
+                    } else if inner.received_fin {
+                        Ok(Received::Finished)
+                    } else {
+                        Ok(Received::Drained)
+                    };
+                }
+                match write(&inner.inbound[written..]) {
+                    Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => written += n,
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        break Ok(Received::Blocked)
+                    }
+                    Err(err) => break Err(err),
+                }
+            };
+            (outcome, inner.consume(written))
+        };
+        self.grant(grant);
+        outcome
+    }
+
+    /// Ready once something was received, or the stream finished or was reset.
+    pub(crate) fn poll_received(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = lock(&self.state.inner);
+        if !inner.inbound.is_empty() || inner.received_fin || inner.reset {
+            return Poll::Ready(());
+        }
+        inner.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn grant(&self, grant: u32) {
         if grant > 0 {
             self.link.send(CREDIT, self.state.id, grant, &[]);
         }
-        Poll::Ready(Ok(read))
     }
 
     /// Queues as much of `data` as the stream's credit allows, without waiting.
@@ -850,6 +915,57 @@ mod tests {
             stream.poll_read_into(&mut cx, &mut buf, 10),
             Poll::Ready(Ok(0))
         ));
+    }
+
+    #[test]
+    fn received_bytes_go_straight_to_a_writer_until_it_blocks() {
+        let (shared, stream) = pair();
+        let mut none = None;
+        let chunk = vec![7u8; GRANT_AT as usize];
+        shared
+            .receive(DATA, 7, chunk.len() as u32, &chunk, &mut none)
+            .unwrap();
+        // A socket that takes 1,000 bytes, then would block.
+        let mut taken = 0;
+        let mut socket = |bytes: &[u8]| {
+            if taken == 1_000 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = bytes.len().min(1_000 - taken);
+            taken += n;
+            Ok(n)
+        };
+        assert_eq!(
+            stream.write_received(&mut socket).unwrap(),
+            Received::Blocked
+        );
+        assert!(
+            queued(&shared).is_empty(),
+            "no credit before a quarter window is out"
+        );
+        let rest = std::cell::Cell::new(0);
+        let all = |bytes: &[u8]| {
+            rest.set(rest.get() + bytes.len());
+            Ok(bytes.len())
+        };
+        assert_eq!(stream.write_received(all).unwrap(), Received::Drained);
+        assert_eq!(rest.get(), chunk.len() - 1_000);
+        assert_eq!(queued(&shared)[0], CREDIT);
+        shared.receive(FIN, 7, 0, &[], &mut none).unwrap();
+        assert_eq!(stream.write_received(all).unwrap(), Received::Finished);
+        // Bytes sent before a reset still go out; then the reset is reported.
+        let (shared, stream) = pair();
+        shared.receive(DATA, 7, 3, b"bye", &mut none).unwrap();
+        shared.receive(RESET, 7, 0, &[], &mut none).unwrap();
+        let mut out = Vec::new();
+        let err = stream
+            .write_received(|bytes| {
+                out.extend_from_slice(bytes);
+                Ok(bytes.len())
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        assert_eq!(out, b"bye");
     }
 
     #[test]
