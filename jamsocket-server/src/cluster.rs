@@ -17,7 +17,7 @@ const CACHED_OWNERS: usize = 16_384;
 
 /// The owners of rooms that live on other nodes, as the directory last said, so that a node
 /// forwarding many clients to a room asks Redis once. An entry goes when the owner answers a
-/// forwarded handshake with anything but 101 (the room moved, or the owner lost it), when the
+/// forwarded handshake with 503 (the room moved, the owner lost it, or it is leaving), when the
 /// owner cannot be reached, or after a node lease ([`Cluster::node_ttl`]). A stale entry costs
 /// one refused handshake, never a second instance: the owner checks its own claim.
 #[derive(Debug, Default)]

@@ -45,6 +45,15 @@ fn node(module: &str, redis: &str, ttl: Duration) -> (Running, String) {
     (node, id)
 }
 
+/// A Redis and two steady nodes serving `examples/<example>`, with their ids.
+fn two_nodes(example: &str) -> (RedisServer, (Running, String), (Running, String)) {
+    let module = build_example(example);
+    let redis = RedisServer::start().unwrap();
+    let a = node(&module, &redis.url(), STEADY_TTL);
+    let b = node(&module, &redis.url(), STEADY_TTL);
+    (redis, a, b)
+}
+
 /// `haproxy` running `deploy/haproxy.cfg` in front of `ports`, killed on drop.
 struct Haproxy {
     child: Child,
@@ -522,10 +531,7 @@ impl Partition {
 /// id, with no `disconnect` for the service.
 #[tokio::test]
 async fn a_session_survives_its_room_moving_to_another_node() {
-    let module = build_example("conformance-service");
-    let redis = RedisServer::start().unwrap();
-    let (a, _) = node(&module, &redis.url(), STEADY_TTL);
-    let (b, _) = node(&module, &redis.url(), STEADY_TTL);
+    let (_redis, (a, _), (b, _)) = two_nodes("conformance-service");
     let resume = "resume=a-key-of-at-least-22-chars";
     let mut kept = connect_within(a.port, &format!("lobby?{resume}"), TIMEOUT).await;
     assert_eq!(kept.recv().await, "welcome lobby 1");
@@ -590,10 +596,7 @@ async fn a_redis_restart_moves_no_room() {
 /// the cluster's nodes may open a link.
 #[tokio::test]
 async fn a_forwarded_client_that_does_not_read_holds_up_no_other() {
-    let module = build_example("broadcast-echo");
-    let redis = RedisServer::start().unwrap();
-    let (a, _) = node(&module, &redis.url(), STEADY_TTL);
-    let (b, _) = node(&module, &redis.url(), STEADY_TTL);
+    let (redis, (a, _), (b, _)) = two_nodes("broadcast-echo");
 
     // A link needs the secret in the cluster's Redis.
     let open_link = |secret: &str| {
@@ -656,10 +659,7 @@ async fn a_forwarded_client_that_does_not_read_holds_up_no_other() {
 /// room where the directory now puts it.
 #[tokio::test]
 async fn a_forwarding_node_asks_the_directory_once_per_room() {
-    let module = build_example("counter-service");
-    let redis = RedisServer::start().unwrap();
-    let (a, _) = node(&module, &redis.url(), STEADY_TTL);
-    let (b, b_id) = node(&module, &redis.url(), STEADY_TTL);
+    let (redis, (a, _), (b, b_id)) = two_nodes("counter-service");
     let (mut first, _) = join_within(a.port, "remembered", TIMEOUT).await;
     assert_eq!(increment(&mut first).await, 1);
 

@@ -36,14 +36,13 @@ use crate::log_throttle::warn_throttled;
 use crate::sync::lock;
 use bytes::{Buf, BufMut, BytesMut};
 use rustc_hash::FxHashMap;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -340,37 +339,34 @@ async fn read_frames(
     mut open: Option<&mut dyn FnMut(LinkStream)>,
 ) -> Result<(), LinkError> {
     let _closing = CloseOnDrop(shared.clone());
-    async {
-        loop {
-            while buf.len() >= HEADER_BYTES {
-                let kind = buf[0];
-                let id = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
-                let len = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]);
-                let payload_len = if kind == DATA { len as usize } else { 0 };
-                if kind == DATA && len > WINDOW {
-                    return Err(LinkError::Protocol {
-                        kind,
-                        stream: id,
-                        problem: "a frame larger than the window",
-                    });
-                }
-                if buf.len() < HEADER_BYTES + payload_len {
-                    buf.reserve(HEADER_BYTES + payload_len - buf.len());
-                    break;
-                }
-                let payload = &buf[HEADER_BYTES..HEADER_BYTES + payload_len];
-                shared.receive(kind, id, len, payload, &mut open)?;
-                buf.advance(HEADER_BYTES + payload_len);
+    loop {
+        while buf.len() >= HEADER_BYTES {
+            let kind = buf[0];
+            let id = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+            let len = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]);
+            let payload_len = if kind == DATA { len as usize } else { 0 };
+            if kind == DATA && len > WINDOW {
+                return Err(LinkError::Protocol {
+                    kind,
+                    stream: id,
+                    problem: "a frame larger than the window",
+                });
             }
-            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                buf.reserve(READ_CHUNK);
+            if buf.len() < HEADER_BYTES + payload_len {
+                buf.reserve(HEADER_BYTES + payload_len - buf.len());
+                break;
             }
-            if socket.read_buf(&mut buf).await? == 0 {
-                return Ok(());
-            }
+            let payload = &buf[HEADER_BYTES..HEADER_BYTES + payload_len];
+            shared.receive(kind, id, len, payload, &mut open)?;
+            buf.advance(HEADER_BYTES + payload_len);
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        if socket.read_buf(&mut buf).await? == 0 {
+            return Ok(());
         }
     }
-    .await
 }
 
 /// Ends the link when its reader or writer task ends, however it ends (a task dropped with its
@@ -424,7 +420,6 @@ async fn write_frames(shared: Arc<Shared>, mut socket: OwnedWriteHalf) {
             spare = BytesMut::new();
         }
     }
-    shared.close();
     let _ = socket.shutdown().await;
 }
 
@@ -673,7 +668,7 @@ impl AsyncWrite for LinkStream {
 #[derive(Debug)]
 struct Link {
     shared: Arc<Shared>,
-    next_id: AtomicU32,
+    next_id: Cell<u32>,
 }
 
 impl Link {
@@ -726,17 +721,17 @@ impl Link {
         tokio::task::spawn_local(write_frames(shared.clone(), write));
         Ok(Link {
             shared,
-            next_id: AtomicU32::new(1),
+            next_id: Cell::new(1),
         })
     }
 
     /// A new stream; fails once the link's stream ids are used up (a new link takes over).
     fn open(&self) -> io::Result<LinkStream> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id.get();
         if id == u32::MAX {
-            self.next_id.store(u32::MAX, Ordering::Relaxed);
             return Err(io::ErrorKind::AddrInUse.into());
         }
+        self.next_id.set(id + 1);
         let state = Arc::new(StreamState::new(id));
         lock(&self.shared.streams).insert(id, state.clone());
         let stream = LinkStream {

@@ -60,7 +60,7 @@ pub(crate) async fn upgrade<R>(
     state: AppState,
     connections: TaskTracker,
     routes: Rc<R>,
-    request: Request,
+    mut request: Request,
     framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), Infallible>
 where
@@ -73,12 +73,11 @@ where
             return Ok(());
         }
     }
-    if !wants(&request, "websocket") {
+    if !wants_websocket(&request) {
         answer_as_plain_request(&*routes, request, framed).await;
         return Ok(());
     }
     // Only a node link's requests come from another node.
-    let mut request = request;
     request
         .head_mut()
         .headers_mut()
@@ -230,37 +229,18 @@ async fn serve_link_stream(
     // The client's own address, as the node that forwards it saw it.
     let client = forward::forwarding_peer(request.head_mut().headers_mut());
     request.head_mut().peer_addr = client.map(|ip| SocketAddr::new(ip, 0)).or(peer);
-    let Some(elsewhere) = websocket(&state, &connections, request, framed).await else {
-        return;
-    };
-    // A forwarding node names itself, so `place` refuses a second hop; this is that refusal,
-    // in case the directory changed in between.
-    let Elsewhere {
-        request,
-        mut framed,
-        owner,
-        ..
-    } = elsewhere;
-    let by = request.head().headers().get(cluster::FORWARDED_HEADER);
-    let refusal = ClusterRefusal::Loop {
-        room: request.path().trim_start_matches("/ws/").to_string(),
-        node: owner.node,
-        by: by.map_or_else(String::new, |by| {
-            String::from_utf8_lossy(by.as_bytes()).into_owned()
-        }),
-    };
-    let metrics = state.settings.metrics.as_deref();
-    handshake::refuse(&mut framed, Rejection::Cluster(refusal), metrics).await;
+    // The request names the node that forwards it, so `place` refuses a second hop (503)
+    // rather than answer `Elsewhere`; were it to, dropping the stream resets it.
+    drop(websocket(&state, &connections, request, framed).await);
 }
 
-/// Whether `request` asks to upgrade to `protocol`.
-fn wants(request: &Request, protocol: &str) -> bool {
+fn wants_websocket(request: &Request) -> bool {
     request
         .head()
         .headers()
         .get(UPGRADE)
         .and_then(|upgrade| upgrade.to_str().ok())
-        .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case(protocol))
+        .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"))
 }
 
 /// Relays the connection to the node that owns its room, on a task tracked by `connections`;
