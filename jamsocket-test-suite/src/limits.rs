@@ -198,6 +198,27 @@ pub async fn fifty_clients_that_never_read_are_dropped_while_fifty_that_read_get
     drop(sleepers);
 }
 
+/// A client that falls behind and catches up gets every message once, in order: the server
+/// stops writing when the client's socket is full, with a frame half written, and picks up
+/// there once the client reads again.
+pub async fn a_client_that_reads_late_gets_everything_in_order(factory: impl ConformanceFactory) {
+    // 400 messages of 8 KiB: 3.2 MB, far more than the late client's socket buffers hold,
+    // fewer messages than its queue holds.
+    const MESSAGES: usize = 400;
+    const PAD: usize = 8 * 1024;
+    let server = start(Server::new(), factory);
+    let addr = server.local_addr();
+    let mut late = connect_with_small_receive_buffer(addr, "late").await;
+    assert!(recv_text(&mut late).await.starts_with("welcome late "));
+    let (mut driver, _) = join(addr, "late").await;
+    for round in 0..3 {
+        send(&mut driver, &format!("burst:{MESSAGES}:{PAD}")).await;
+        // The driver has everything, so the late client's share is written or queued.
+        assert_eq!(read_burst(&mut driver, MESSAGES).await, 0, "round {round}");
+        assert_eq!(read_burst(&mut late, MESSAGES).await, 0, "round {round}");
+    }
+}
+
 /// Reads one `burst:<n>` worth of messages in order; returns how many clients left meanwhile.
 async fn read_burst(ws: &mut Ws, n: usize) -> usize {
     let (mut i, mut departures) = (0, 0);

@@ -98,6 +98,8 @@ macro_rules! server_tests {
             #[tokio::test]
             the_room_limit_refuses_new_rooms_with_503;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            a_client_that_reads_late_gets_everything_in_order;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             a_client_that_stops_reading_is_closed_and_the_rest_get_everything_in_order;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             fifty_clients_that_never_read_are_dropped_while_fifty_that_read_get_everything_in_order;

@@ -22,7 +22,7 @@ mod room_snapshot;
 mod session;
 
 pub(crate) use inline::LocalRoom;
-pub(crate) use outbound_queue::QueueReceiver;
+pub(crate) use outbound_queue::{QueueHandle, QueueReceiver};
 pub(crate) use registry::{Lease, Locate, RoomHandle, Task, Worker};
 pub(crate) use room_context::Outbound;
 pub use room_context::RoomContext;

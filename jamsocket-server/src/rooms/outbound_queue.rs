@@ -124,22 +124,15 @@ impl QueueReceiver {
 
     /// The next message; `Ready(None)` once the sender is gone and the queue is empty.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outbound>> {
-        let mut state = lock(&self.shared);
-        if let Some(message) = state.messages.pop_front() {
-            return Poll::Ready(Some(message));
+        poll_recv(&self.shared, cx)
+    }
+
+    /// A second way to take from the queue, for whoever writes for the connection while its
+    /// task sleeps. Its drop does not close the queue.
+    pub(crate) fn handle(&self) -> QueueHandle {
+        QueueHandle {
+            shared: self.shared.clone(),
         }
-        if state.sender_gone {
-            return Poll::Ready(None);
-        }
-        if state.messages.capacity() > KEEP_CAPACITY {
-            state.messages.shrink_to(KEEP_CAPACITY);
-        }
-        match &state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => state.waker = Some(cx.waker().clone()),
-        }
-        state.woken = false;
-        Poll::Pending
     }
 
     /// A copy of what is queued (the payloads are shared, not copied).
@@ -152,6 +145,38 @@ impl QueueReceiver {
     pub(crate) fn len(&self) -> usize {
         lock(&self.shared).messages.len()
     }
+}
+
+/// Takes from a client's queue on behalf of its [`QueueReceiver`].
+#[derive(Debug)]
+pub(crate) struct QueueHandle {
+    shared: Arc<Mutex<State>>,
+}
+
+impl QueueHandle {
+    /// As [`QueueReceiver::poll_recv`]: `cx`'s waker is woken when a message is pushed.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Outbound>> {
+        poll_recv(&self.shared, cx)
+    }
+}
+
+fn poll_recv(shared: &Mutex<State>, cx: &mut Context<'_>) -> Poll<Option<Outbound>> {
+    let mut state = lock(shared);
+    if let Some(message) = state.messages.pop_front() {
+        return Poll::Ready(Some(message));
+    }
+    if state.sender_gone {
+        return Poll::Ready(None);
+    }
+    if state.messages.capacity() > KEEP_CAPACITY {
+        state.messages.shrink_to(KEEP_CAPACITY);
+    }
+    match &state.waker {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => state.waker = Some(cx.waker().clone()),
+    }
+    state.woken = false;
+    Poll::Pending
 }
 
 impl Drop for QueueReceiver {

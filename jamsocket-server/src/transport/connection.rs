@@ -1,6 +1,8 @@
 //! The connection task: one per WebSocket. It owns the client's TCP stream once the handshake
-//! is done: it reads frames and hands messages to the room, and writes what the room sends
-//! straight to the socket, everything queued at that moment in one write.
+//! is done: it reads frames and hands messages to the room. What the room sends is written by
+//! the thread's [outlet](super::outlet) while the connection has nothing of its own to write
+//! (plain protocol), and by the connection itself otherwise: everything queued at that moment
+//! in one write, either way.
 //!
 //! Its buffers are dropped while the connection is idle, so an idle client costs little more
 //! than its socket and its queue.
@@ -9,7 +11,8 @@ use super::frame_header::MAX_HEADER_BYTES;
 use super::frames::{FrameError, Frames, Incoming};
 use super::heartbeat::Heartbeat;
 use super::link::LinkStream;
-use super::stream::Stream;
+use super::outlet::Handover;
+use super::stream::{Reader, Stream, Writer};
 use crate::admission::ConnectionPermit;
 use crate::close_frame::{code, CloseFrame};
 use crate::log_throttle::warn_throttled;
@@ -26,6 +29,7 @@ use jamsocket::ClientId;
 use std::borrow::Cow;
 use std::future::{poll_fn, Future};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
@@ -36,7 +40,7 @@ use tokio::time::{sleep, timeout, Instant};
 const CLOSE_FRAME_TIMEOUT: Duration = Duration::from_secs(1);
 /// Stop taking messages from the room while this much waits to be written: the room's queue
 /// fills up instead, and a full queue is what closes a client that does not read.
-const WRITE_HIGH_WATER: usize = 64 * 1024;
+pub(super) const WRITE_HIGH_WATER: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct Connection {
@@ -135,7 +139,7 @@ impl Connection {
     pub(super) fn run(mut self, socket: Socket, read_buf: BytesMut) -> impl Future<Output = ()> {
         async move {
             let _connected = self.settings.metrics.as_ref().map(|m| m.client_connected());
-            let mut socket = match socket {
+            let socket = match socket {
                 Socket::Here(socket) => Stream::Tcp(socket),
                 Socket::Link(stream) => Stream::Link(stream),
                 Socket::Moved(socket) => match TcpStream::from_std(socket) {
@@ -147,11 +151,28 @@ impl Connection {
                     }
                 },
             };
+            let (mut reader, writer) = socket.split();
             let mut frames = Frames::new(self.settings.limits.max_message_bytes, read_buf);
+            // A plain-protocol connection hands its writing to the thread's outlet while it
+            // has nothing of its own to write.
+            let mut handover = match self.sequenced {
+                None => {
+                    let task = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+                    let queue = self.delivery.outbound.handle();
+                    Some(Handover::new(writer.clone(), queue, task))
+                }
+                Some(_) => None,
+            };
             let end = match self.greet(&mut frames) {
-                Ok(()) => self.pump(&mut socket, &mut frames).await,
+                Ok(()) => {
+                    let handover = handover.as_mut();
+                    self.pump(&mut reader, &writer, &mut frames, handover).await
+                }
                 Err(end) => end,
             };
+            if let Some(mut handover) = handover {
+                handover.take_back(&mut frames.write_buf);
+            }
             // The room hears of the departure before the client sees its close frame, so a
             // client that reconnects right after closing finds the room already updated. A
             // lost client's session keeps what was on its way to it.
@@ -171,7 +192,7 @@ impl Connection {
             }
             frames.encode_close(frame);
             // A client that does not read gets its connection dropped instead.
-            if timeout(CLOSE_FRAME_TIMEOUT, frames.finish(&mut socket))
+            if timeout(CLOSE_FRAME_TIMEOUT, frames.finish(&mut reader, &writer))
                 .await
                 .is_err()
             {
@@ -310,9 +331,15 @@ impl Connection {
         ))
     }
 
-    async fn pump(&mut self, socket: &mut Stream, frames: &mut Frames) -> End {
-        let (mut reader, writer) = socket.split();
-        let socket = &writer;
+    /// Reads and writes until the connection ends. While `handover` is handed over, the outlet
+    /// writes what the room queues.
+    async fn pump(
+        &mut self,
+        reader: &mut Reader,
+        socket: &Writer,
+        frames: &mut Frames,
+        mut handover: Option<&mut Handover>,
+    ) -> End {
         let mut heartbeat = Heartbeat::join(self.settings.heartbeat_interval);
         // When the client was last heard from, to within a heartbeat: reading the clock on
         // every frame would cost more than the check is worth.
@@ -338,6 +365,11 @@ impl Connection {
         let mut deferred = false;
         let mut yielded = false;
         loop {
+            // The outlet gave the writing back: what it left goes first.
+            if let Some(handover) = handover.as_mut().filter(|h| h.poll_given_back().is_ready()) {
+                handover.take_back(&mut frames.write_buf);
+            }
+            let handed = handover.as_ref().is_some_and(|h| h.handed());
             let mut decoded = 0;
             let mut pongs = 0;
             while pending.is_none() {
@@ -360,7 +392,7 @@ impl Connection {
                 let event = match &local {
                     Some(room) => match room.handle(&self.room, event) {
                         Ok(()) => {
-                            deferred = true;
+                            deferred = !handed;
                             continue;
                         }
                         Err(event) => event,
@@ -412,13 +444,22 @@ impl Connection {
             // (first, below) never starves the queue; after the yield, if this task ran the
             // room's handler.
             if !deferred {
-                if got_input || self.replaying() {
+                if !handed && (got_input || self.replaying()) {
                     self.take_outbound(frames);
                 }
                 if frames.flush(socket).is_err() {
                     return End::dropped();
                 }
+                // The outlet writes only whole frames after whole frames.
+                if let Some(handover) = handover.as_mut() {
+                    if !frames.write_buf.is_empty() {
+                        handover.take_back(&mut frames.write_buf);
+                    } else if room_listening && !handed {
+                        handover.hand_over();
+                    }
+                }
             }
+            let handed = handover.as_ref().is_some_and(|h| h.handed());
             // In this order, without drawing a random start. Reading comes before the room's
             // queue: a client woken by a message for it that has sent one of its own (players
             // on the same tick) reads and handles its own first, then writes both frames with
@@ -427,6 +468,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 frame = &mut self.close => return self.closed_by_room(frame.ok(), frames),
+                () = poll_fn(|_| handover.as_ref().map_or(Poll::Pending, |h| h.poll_given_back())), if handed => {}
                 () = poll_fn(|cx| yield_once(cx, &mut yielded)), if deferred => {
                     deferred = false;
                     self.take_outbound(frames);
@@ -437,7 +479,7 @@ impl Connection {
                     };
                     permit.send(event);
                 }
-                read = poll_fn(|cx| frames.poll_read(cx, &mut reader, read_limit)), if pending.is_none() => {
+                read = poll_fn(|cx| frames.poll_read(cx, reader, read_limit)), if pending.is_none() => {
                     match read {
                         Ok(0) | Err(_) => return End::dropped(),
                         Ok(n) => {
@@ -446,7 +488,7 @@ impl Connection {
                         }
                     }
                 }
-                message = poll_fn(|cx| self.delivery.outbound.poll_recv(cx)), if !deferred && room_listening && self.can_take(frames) => {
+                message = poll_fn(|cx| self.delivery.outbound.poll_recv(cx)), if !deferred && !handed && room_listening && self.can_take(frames) => {
                     let Some(message) = message else {
                         // The room dropped us; its close frame follows on `close`.
                         room_listening = false;

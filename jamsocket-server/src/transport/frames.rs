@@ -4,7 +4,7 @@
 //! is tested without sockets.
 
 use super::frame_header::{self, HeaderError};
-use super::stream::{Reader, Stream, Writer};
+use super::stream::{Reader, Writer};
 use crate::close_frame::{code, CloseFrame};
 use crate::rooms::Outbound;
 use actix_codec::{Decoder, Encoder};
@@ -218,11 +218,7 @@ impl Frames {
 
     /// Queues a message of the plain protocol (acknowledgements are not part of it).
     pub(super) fn encode_outbound(&mut self, message: Outbound) {
-        match message {
-            Outbound::Text(text) => self.encode_data(TEXT, None, text.as_bytes()),
-            Outbound::Binary(data) => self.encode_data(BINARY, None, &data),
-            Outbound::Ack(_) => {}
-        }
+        encode_outbound(&mut self.write_buf, message);
     }
 
     /// Queues a message of the `jamsocket.v1` protocol: text as `m<text>`, an
@@ -241,27 +237,8 @@ impl Frames {
         self.encode_data(TEXT, Some(tag), body);
     }
 
-    /// Queues a whole data frame (`first` is its first byte: FIN and the opcode) whose payload
-    /// is `tag`, if any, followed by `body`, without first copying the two into one buffer.
     fn encode_data(&mut self, first: u8, tag: Option<u8>, body: &[u8]) {
-        let len = body.len() + usize::from(tag.is_some());
-        let buf = &mut self.write_buf;
-        buf.reserve(len + 10);
-        // A server's frames are not masked.
-        buf.put_u8(first);
-        if len < 126 {
-            buf.put_u8(len as u8);
-        } else if let Ok(len) = u16::try_from(len) {
-            buf.put_u8(126);
-            buf.put_u16(len);
-        } else {
-            buf.put_u8(127);
-            buf.put_u64(len as u64);
-        }
-        if let Some(tag) = tag {
-            buf.put_u8(tag);
-        }
-        buf.extend_from_slice(body);
+        encode_data(&mut self.write_buf, first, tag, body);
     }
 
     pub(super) fn encode_ping(&mut self) {
@@ -291,7 +268,7 @@ impl Frames {
     }
 
     /// Writes as much of the write buffer as the socket takes without waiting.
-    pub(super) fn flush(&mut self, socket: &Writer<'_>) -> io::Result<()> {
+    pub(super) fn flush(&mut self, socket: &Writer) -> io::Result<()> {
         while !self.write_buf.is_empty() {
             match socket.try_write(&self.write_buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -308,7 +285,7 @@ impl Frames {
     pub(super) fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
-        reader: &mut Reader<'_>,
+        reader: &mut Reader,
         limit: usize,
     ) -> Poll<io::Result<usize>> {
         // Never more than one frame of the largest size: the header of what is already here
@@ -332,24 +309,55 @@ impl Frames {
     }
 
     /// Writes the rest of the write buffer, then closes the connection gracefully.
-    pub(super) async fn finish(&mut self, socket: &mut Stream) -> io::Result<()> {
+    pub(super) async fn finish(&mut self, reader: &mut Reader, writer: &Writer) -> io::Result<()> {
         loop {
-            let (_, writer) = socket.split();
-            self.flush(&writer)?;
+            self.flush(writer)?;
             if self.write_buf.is_empty() {
                 break;
             }
             writer.writable().await?;
         }
-        socket.shutdown().await?;
+        writer.shutdown()?;
         let mut sink = [0u8; 512];
         let _ = timeout(LINGER, async {
-            while socket.read(&mut sink).await? > 0 {}
+            while reader.read(&mut sink).await? > 0 {}
             io::Result::Ok(())
         })
         .await;
         Ok(())
     }
+}
+
+/// Appends a message of the plain protocol to `buf`, as one whole frame (an acknowledgement,
+/// which only `jamsocket.v1` has, as nothing).
+pub(super) fn encode_outbound(buf: &mut BytesMut, message: Outbound) {
+    match message {
+        Outbound::Text(text) => encode_data(buf, TEXT, None, text.as_bytes()),
+        Outbound::Binary(data) => encode_data(buf, BINARY, None, &data),
+        Outbound::Ack(_) => {}
+    }
+}
+
+/// Appends a whole data frame (`first` is its first byte: FIN and the opcode) whose payload
+/// is `tag`, if any, followed by `body`, without first copying the two into one buffer.
+fn encode_data(buf: &mut BytesMut, first: u8, tag: Option<u8>, body: &[u8]) {
+    let len = body.len() + usize::from(tag.is_some());
+    buf.reserve(len + 10);
+    // A server's frames are not masked.
+    buf.put_u8(first);
+    if len < 126 {
+        buf.put_u8(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        buf.put_u8(126);
+        buf.put_u16(len);
+    } else {
+        buf.put_u8(127);
+        buf.put_u64(len as u64);
+    }
+    if let Some(tag) = tag {
+        buf.put_u8(tag);
+    }
+    buf.extend_from_slice(body);
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod frames;
 mod handshake;
 mod heartbeat;
 mod link;
+mod outlet;
 mod placement;
 mod stream;
 

@@ -6,9 +6,10 @@ use actix_web::rt::net::TcpStream;
 use bytes::BytesMut;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{ready, Context, Poll};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::io::poll_read_buf;
 
 #[derive(Debug)]
@@ -18,15 +19,17 @@ pub(crate) enum Stream {
 }
 
 /// The reading side of a [`Stream`].
-pub(crate) enum Reader<'a> {
-    Tcp(ReadHalf<'a>),
-    Link(&'a LinkStream),
+pub(crate) enum Reader {
+    Tcp(OwnedReadHalf),
+    Link(Rc<LinkStream>),
 }
 
 /// The writing side of a [`Stream`]: it writes without waiting, and says when it can again.
-pub(crate) enum Writer<'a> {
-    Tcp(WriteHalf<'a>),
-    Link(&'a LinkStream),
+/// Shared with the thread's [outlet](super::outlet), which writes what a room sends a client
+/// while the connection's task sleeps.
+pub(crate) enum Writer {
+    Tcp(OwnedWriteHalf),
+    Link(Rc<LinkStream>),
 }
 
 impl From<TcpStream> for Stream {
@@ -42,36 +45,21 @@ impl From<LinkStream> for Stream {
 }
 
 impl Stream {
-    pub(crate) fn split(&mut self) -> (Reader<'_>, Writer<'_>) {
+    pub(crate) fn split(self) -> (Reader, Rc<Writer>) {
         match self {
             Stream::Tcp(stream) => {
-                let (reader, writer) = stream.split();
-                (Reader::Tcp(reader), Writer::Tcp(writer))
+                let (reader, writer) = stream.into_split();
+                (Reader::Tcp(reader), Rc::new(Writer::Tcp(writer)))
             }
-            Stream::Link(stream) => (Reader::Link(stream), Writer::Link(stream)),
-        }
-    }
-
-    /// Closes the writing side gracefully.
-    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(stream) => stream.shutdown().await,
             Stream::Link(stream) => {
-                stream.finish();
-                Ok(())
+                let stream = Rc::new(stream);
+                (Reader::Link(stream.clone()), Rc::new(Writer::Link(stream)))
             }
-        }
-    }
-
-    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(stream) => stream.read(buf).await,
-            Stream::Link(stream) => stream.read(buf).await,
         }
     }
 }
 
-impl Reader<'_> {
+impl Reader {
     /// Reads what the stream has into `buf`, at most `limit` bytes, once it has something: a
     /// buffer is only reserved then (by `reserve`), so an idle connection holds none. `Ok(0)`
     /// means the peer closed the stream.
@@ -94,12 +82,22 @@ impl Reader<'_> {
             Reader::Link(stream) => stream.poll_read_into(cx, buf, limit),
         }
     }
+
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Reader::Tcp(reader) => reader.read(buf).await,
+            Reader::Link(stream) => {
+                let mut stream: &LinkStream = stream;
+                stream.read(buf).await
+            }
+        }
+    }
 }
 
-impl Writer<'_> {
+impl Writer {
     pub(crate) fn try_write(&self, data: &[u8]) -> io::Result<usize> {
         match self {
-            Writer::Tcp(stream) => stream.as_ref().try_write(data),
+            Writer::Tcp(stream) => stream.try_write(data),
             Writer::Link(stream) => stream.try_write(data),
         }
     }
@@ -107,8 +105,21 @@ impl Writer<'_> {
     /// Ready once the stream takes more.
     pub(crate) async fn writable(&self) -> io::Result<()> {
         match self {
-            Writer::Tcp(stream) => stream.as_ref().writable().await,
+            Writer::Tcp(stream) => stream.writable().await,
             Writer::Link(stream) => stream.writable().await,
+        }
+    }
+
+    /// Closes the writing side gracefully.
+    pub(crate) fn shutdown(&self) -> io::Result<()> {
+        match self {
+            Writer::Tcp(stream) => {
+                socket2::SockRef::from(stream.as_ref()).shutdown(std::net::Shutdown::Write)
+            }
+            Writer::Link(stream) => {
+                stream.finish();
+                Ok(())
+            }
         }
     }
 }
