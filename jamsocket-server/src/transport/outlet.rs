@@ -15,7 +15,7 @@
 //! waits for the socket as it always did. Only the plain protocol is handed over: a
 //! `jamsocket.v1` connection numbers what it writes.
 
-use super::connection::WRITE_HIGH_WATER;
+use super::connection::{yield_once, WRITE_HIGH_WATER};
 use super::frames::encode_outbound;
 use super::stream::Writer;
 use crate::rooms::QueueHandle;
@@ -244,11 +244,15 @@ async fn run() {
                     }
                     return Poll::Pending;
                 }
-                std::mem::swap(&mut marked, &mut outlet.marked);
                 Poll::Ready(())
             })
         })
         .await;
+        // Once more behind the tasks woken meanwhile: what they send goes out with this.
+        // (Tokio's `yield_now` would wait for the reactor too: one more `epoll_wait` per turn.)
+        let mut yielded = false;
+        poll_fn(|cx| yield_once(cx, &mut yielded)).await;
+        OUTLET.with(|outlet| std::mem::swap(&mut marked, &mut outlet.borrow_mut().marked));
         for sink in marked.drain(..) {
             sink.marked.set(false);
             if sink.handed.get() && !sink.stalled.get() {
