@@ -73,10 +73,9 @@ impl Outlet {
 struct Sink {
     writer: Rc<Writer>,
     queue: QueueHandle,
-    /// Registered with the queue while handed over: it marks the client.
-    marks: Waker,
-    /// Set when a wake did not reach this thread's outlet.
-    stray: Arc<Marks>,
+    /// Registered with the queue while handed over (as `waker`): it marks the client.
+    marks: Arc<Marks>,
+    waker: Waker,
     /// The connection's task.
     task: Waker,
     /// Whether the client is handed over (the outlet writes for it).
@@ -132,7 +131,7 @@ impl Handover {
     /// handed over yet.
     pub(super) fn new(writer: Rc<Writer>, queue: QueueHandle, task: Waker) -> Handover {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        let stray = Arc::new(Marks {
+        let marks = Arc::new(Marks {
             key,
             task: task.clone(),
             stray: AtomicBool::new(false),
@@ -140,8 +139,8 @@ impl Handover {
         let sink = Rc::new(Sink {
             writer,
             queue,
-            marks: Waker::from(stray.clone()),
-            stray,
+            waker: Waker::from(marks.clone()),
+            marks,
             task,
             handed: Cell::new(false),
             marked: Cell::new(false),
@@ -160,7 +159,7 @@ impl Handover {
     /// take it. The connection's task is woken then (its waker, given to [`Handover::new`],
     /// is the same for the task's life).
     pub(super) fn poll_given_back(&self) -> Poll<()> {
-        if self.sink.stalled.get() || self.sink.stray.stray.load(Ordering::Relaxed) {
+        if self.sink.stalled.get() || self.sink.marks.stray.load(Ordering::Relaxed) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -173,6 +172,8 @@ impl Handover {
         if self.handed() || self.sink.gone.get() {
             return;
         }
+        // Wakes that missed the outlet while the connection wrote for itself are its own past.
+        self.sink.marks.stray.store(false, Ordering::Relaxed);
         self.sink.handed.set(true);
         OUTLET.with(|outlet| {
             let mut outlet = outlet.borrow_mut();
@@ -193,7 +194,6 @@ impl Handover {
         }
         self.withdraw();
         self.sink.stalled.set(false);
-        self.sink.stray.stray.store(false, Ordering::Relaxed);
         let mut left = std::mem::take(&mut *self.sink.leftover.borrow_mut());
         if !left.is_empty() {
             left.extend_from_slice(write_buf);
@@ -268,7 +268,7 @@ async fn run() {
 /// Encodes and writes what `sink`'s client has queued, in turns of at most the high-water
 /// mark, while the socket takes it. `scratch` is empty before and after.
 fn write(sink: &Sink, scratch: &mut BytesMut) {
-    let mut cx = Context::from_waker(&sink.marks);
+    let mut cx = Context::from_waker(&sink.waker);
     loop {
         // Whether the queue may hold more than this turn took.
         let mut more = true;
