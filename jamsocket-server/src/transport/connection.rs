@@ -677,7 +677,10 @@ impl Connection {
 }
 
 /// Pending once (the task is woken again at once, behind the tasks already woken), then ready.
-pub(super) fn yield_once(cx: &mut std::task::Context<'_>, yielded: &mut bool) -> std::task::Poll<()> {
+pub(super) fn yield_once(
+    cx: &mut std::task::Context<'_>,
+    yielded: &mut bool,
+) -> std::task::Poll<()> {
     if std::mem::take(yielded) {
         return std::task::Poll::Ready(());
     }
