@@ -365,6 +365,7 @@ impl Connection {
         let mut deferred = false;
         let mut yielded = false;
         loop {
+            super::outlet::busy();
             // The outlet gave the writing back: what it left goes first.
             if let Some(handover) = handover.as_mut().filter(|h| h.poll_given_back().is_ready()) {
                 handover.take_back(&mut frames.write_buf);
