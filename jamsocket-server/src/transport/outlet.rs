@@ -83,11 +83,10 @@ impl Outlet {
 struct Sink {
     writer: Rc<Writer>,
     queue: QueueHandle,
-    /// Registered with the queue while handed over (as `waker`): it marks the client.
+    /// Registered with the queue while handed over (as `waker`): it marks the client, and
+    /// holds the connection's task.
     marks: Arc<Marks>,
     waker: Waker,
-    /// The connection's task.
-    task: Waker,
     /// Whether the client is handed over (the outlet writes for it).
     handed: Cell<bool>,
     marked: Cell<bool>,
@@ -103,6 +102,7 @@ struct Sink {
 /// The queue's waker while a client is handed over.
 struct Marks {
     key: u64,
+    /// The connection's task.
     task: Waker,
     /// Set when a wake found no outlet that knows `key` (the client was taken back, or the
     /// wake came from another thread): the connection must look at its queue itself.
@@ -132,7 +132,6 @@ impl Wake for Marks {
 /// A connection's way to hand its writing to the outlet and take it back. Dropping it takes
 /// it back (bytes the outlet left are dropped with it).
 pub(super) struct Handover {
-    key: u64,
     sink: Rc<Sink>,
 }
 
@@ -143,7 +142,7 @@ impl Handover {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let marks = Arc::new(Marks {
             key,
-            task: task.clone(),
+            task,
             stray: AtomicBool::new(false),
         });
         let sink = Rc::new(Sink {
@@ -151,14 +150,13 @@ impl Handover {
             queue,
             waker: Waker::from(marks.clone()),
             marks,
-            task,
             handed: Cell::new(false),
             marked: Cell::new(false),
             stalled: Cell::new(false),
             leftover: RefCell::new(BytesMut::new()),
             gone: Cell::new(false),
         });
-        Handover { key, sink }
+        Handover { sink }
     }
 
     pub(super) fn handed(&self) -> bool {
@@ -187,12 +185,12 @@ impl Handover {
         self.sink.handed.set(true);
         OUTLET.with(|outlet| {
             let mut outlet = outlet.borrow_mut();
-            outlet.handed.insert(self.key, self.sink.clone());
+            outlet.handed.insert(self.sink.marks.key, self.sink.clone());
             if !outlet.running {
                 outlet.running = true;
                 tokio::task::spawn_local(run());
             }
-            outlet.mark(self.key);
+            outlet.mark(self.sink.marks.key);
         });
     }
 
@@ -213,7 +211,7 @@ impl Handover {
 
     fn withdraw(&self) {
         self.sink.handed.set(false);
-        let _ = OUTLET.try_with(|outlet| outlet.borrow_mut().handed.remove(&self.key));
+        let _ = OUTLET.try_with(|outlet| outlet.borrow_mut().handed.remove(&self.sink.marks.key));
     }
 }
 
@@ -307,7 +305,7 @@ fn write(sink: &Sink, scratch: &mut BytesMut) {
                 _ => {
                     *sink.leftover.borrow_mut() = scratch.split();
                     sink.stalled.set(true);
-                    sink.task.wake_by_ref();
+                    sink.marks.task.wake_by_ref();
                     return;
                 }
             }
@@ -317,7 +315,7 @@ fn write(sink: &Sink, scratch: &mut BytesMut) {
         if sender_gone {
             sink.gone.set(true);
             sink.stalled.set(true);
-            sink.task.wake_by_ref();
+            sink.marks.task.wake_by_ref();
             return;
         }
         if !more {
