@@ -5,6 +5,7 @@
 //! every room is a wasmtime instance of `examples/conformance-service` built for
 //! `wasm32-wasip1` by the real `jamsocket build`.
 
+mod long_handlers;
 mod misbehaving_guests;
 
 use jamsocket_wasm_host::WasmHostFactory;

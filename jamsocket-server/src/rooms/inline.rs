@@ -1,13 +1,16 @@
-//! Handling a client's message on the connection task that read it, for a room whose service
-//! is ready at once (a native service).
+//! Handling a client's message on the connection task that read it.
 //!
 //! Every message used to take two task switches before its recipients' connections were woken:
 //! the reading connection queued it for the room's task, and that task woke up to run the
 //! service. A room and its connections share a worker thread, so the connection can run the
 //! service itself, when the room is free and nothing is queued for it ahead of the message (so
 //! a client's messages, and everyone's joins and departures, are still handled in the order
-//! they came). Otherwise, and for WebAssembly rooms (whose handlers may yield), the message
-//! goes through the room's queue as before.
+//! they came). Otherwise the message goes through the room's queue as before.
+//!
+//! A native service's handlers are ready at once. A WebAssembly guest's may yield (a long
+//! call gives the thread up every time slice): such a handler starts on the connection's task,
+//! and if it yields, the room's task finishes it before it takes anything else, while the
+//! connection goes on reading.
 //!
 //! A room registers itself here, on its thread, for as long as it runs; a connection on the
 //! same thread finds it by its generation.
@@ -16,13 +19,14 @@ use super::registry::RoomHandle;
 use super::room_event::RoomEvent;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 /// A room that can handle a client's message on the caller's task.
 pub(super) trait Inline {
     /// Handles `event` (a client's message) now, or gives it back if the room is busy (its
-    /// task is in the middle of a step) or not running.
-    fn handle_now(&self, event: RoomEvent) -> Result<(), RoomEvent>;
+    /// task is in the middle of a step) or not running. A handler that has to wait is
+    /// finished by the room's task.
+    fn handle_now(self: Rc<Self>, event: RoomEvent) -> Result<(), RoomEvent>;
 }
 
 thread_local! {

@@ -141,6 +141,18 @@ struct Room<S> {
     reselect: bool,
 }
 
+/// A room as its task and the connections on its thread share it.
+struct Hosted<S> {
+    room: RefCell<Room<S>>,
+    /// Whether the service's message handlers are ready at once (they never wait).
+    ready_at_once: bool,
+    /// A message handler started inline that had to wait: the room's task finishes it before
+    /// anything else. It holds the room borrowed meanwhile.
+    in_flight: RefCell<Option<InFlight>>,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = Result<Option<Ending>, ServiceError>>>>;
+
 /// Why a room ended, as told to its clients.
 enum Ending {
     Empty,
@@ -240,16 +252,18 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         reselect: false,
         settings,
     };
-    let inline = room.service.ready_at_once();
-    let room = Rc::new(RefCell::new(room));
-    let registration =
-        inline.then(|| inline::register(generation, Rc::downgrade(&room) as Weak<dyn Inline>));
-    let ending = Room::run(&room, &mut events, opened.restored).await;
+    let hosted = Rc::new(Hosted {
+        ready_at_once: room.service.ready_at_once(),
+        room: RefCell::new(room),
+        in_flight: RefCell::new(None),
+    });
+    let registration = inline::register(generation, Rc::downgrade(&hosted) as Weak<dyn Inline>);
+    let ending = Room::run(&hosted, &mut events, opened.restored).await;
     drop(registration);
-    let Ok(room) = Rc::try_unwrap(room) else {
+    let Ok(hosted) = Rc::try_unwrap(hosted) else {
         unreachable!("a connection holds its room only while it handles a message")
     };
-    let mut room = room.into_inner();
+    let mut room = hosted.room.into_inner();
     let ending = match ending {
         Ending::Failed(err) => Ending::Failed(err),
         // Saved before the room leaves the table: a room opened in its place loads this.
@@ -381,10 +395,20 @@ impl<S: JamsocketService> Room<S> {
     /// connection on this thread may have a message handled inline ([`Inline`]).
     #[allow(clippy::await_holding_refcell_ref)] // Others only `try_borrow_mut` it.
     async fn run(
-        cell: &RefCell<Room<S>>,
+        hosted: &Hosted<S>,
         events: &mut mpsc::Receiver<RoomEvent>,
         restored: Option<RoomSnapshot>,
     ) -> Ending {
+        /// A handler left waiting when the task is dropped (its thread ending) goes with it:
+        /// it holds the room.
+        struct DropInFlight<'a>(&'a RefCell<Option<InFlight>>);
+        impl Drop for DropInFlight<'_> {
+            fn drop(&mut self) {
+                drop(self.0.take());
+            }
+        }
+        let _in_flight = DropInFlight(&hosted.in_flight);
+        let cell = &hosted.room;
         {
             let mut room = cell.borrow_mut();
             if let Some(saved) = restored {
@@ -403,7 +427,7 @@ impl<S: JamsocketService> Room<S> {
             room.running = true;
         }
         let ending = loop {
-            let step = poll_fn(|cx| cell.borrow_mut().poll_step(cx, events)).await;
+            let step = poll_fn(|cx| hosted.poll_step(cx, events)).await;
             let mut room = cell.borrow_mut();
             if let Some(ending) = room.step(step).await {
                 break ending;
@@ -1052,26 +1076,83 @@ impl<S: JamsocketService> Room<S> {
     }
 }
 
-impl<S: JamsocketService> Inline for RefCell<Room<S>> {
-    fn handle_now(&self, event: RoomEvent) -> Result<(), RoomEvent> {
-        let Ok(mut room) = self.try_borrow_mut() else {
+impl<S: JamsocketService> Hosted<S> {
+    /// The room's next step: first the end of a handler started inline that had to wait.
+    fn poll_step(
+        &self,
+        cx: &mut Context<'_>,
+        events: &mut mpsc::Receiver<RoomEvent>,
+    ) -> Poll<Step> {
+        let mut in_flight = self.in_flight.borrow_mut();
+        if let Some(handler) = in_flight.as_mut() {
+            let result = std::task::ready!(handler.as_mut().poll(cx));
+            // Gives the room back.
+            *in_flight = None;
+            return Poll::Ready(Step::Deferred(result));
+        }
+        drop(in_flight);
+        self.room.borrow_mut().poll_step(cx, events)
+    }
+}
+
+impl<S: JamsocketService> Inline for Hosted<S> {
+    fn handle_now(self: Rc<Self>, event: RoomEvent) -> Result<(), RoomEvent> {
+        if self
+            .in_flight
+            .try_borrow()
+            .map_or(true, |handler| handler.is_some())
+        {
+            return Err(event);
+        }
+        let Ok(mut room) = self.room.try_borrow_mut() else {
             return Err(event);
         };
         if !room.running || room.deferred.is_some() {
             return Err(event);
         }
-        let poll = || pin!(room.handle(event)).poll(&mut Context::from_waker(Waker::noop()));
+        let result = if self.ready_at_once {
+            let poll = || pin!(room.handle(event)).poll(&mut Context::from_waker(Waker::noop()));
+            match std::panic::catch_unwind(AssertUnwindSafe(poll)) {
+                Ok(Poll::Ready(result)) => Ok(result),
+                // The service said its handlers never wait.
+                Ok(Poll::Pending) => Ok(Err(ServiceError::failed(
+                    "a handler of a service that is `ready_at_once` was not ready at once",
+                ))),
+                Err(panic) => Err(panic),
+            }
+        } else {
+            // The room's task finishes what waits, so it is the one woken.
+            let Some(task) = room.task.clone() else {
+                return Err(event);
+            };
+            drop(room);
+            let hosted = self.clone();
+            let mut handler: InFlight = Box::pin(async move {
+                let mut room = hosted.room.borrow_mut();
+                room.handle(event).await
+            });
+            let poll = || handler.as_mut().poll(&mut Context::from_waker(&task));
+            let polled = std::panic::catch_unwind(AssertUnwindSafe(poll));
+            if let Ok(Poll::Pending) = polled {
+                *self.in_flight.borrow_mut() = Some(handler);
+                return Ok(());
+            }
+            // Done (or panicked): the room is free again.
+            drop(handler);
+            room = self.room.borrow_mut();
+            match polled {
+                Ok(Poll::Ready(result)) => Ok(result),
+                Ok(Poll::Pending) => unreachable!("kept above"),
+                Err(panic) => Err(panic),
+            }
+        };
         // A panic fails this room, as it would have on the room's own task, and not the
         // connection that happened to run the handler.
-        let result = match std::panic::catch_unwind(AssertUnwindSafe(poll)) {
-            Ok(Poll::Ready(result)) => {
+        let result = match result {
+            Ok(result) => {
                 room.flush();
                 result
             }
-            // The service said its handlers never wait.
-            Ok(Poll::Pending) => Err(ServiceError::failed(
-                "a handler of a service that is `ready_at_once` was not ready at once",
-            )),
             Err(panic) => {
                 let cause = panic_message(&*panic);
                 tracing::error!(room = %room.id, cause, "room panicked; its clients were disconnected");
