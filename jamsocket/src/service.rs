@@ -58,9 +58,10 @@ pub trait JamsocketService: Send + 'static {
     }
 
     /// Whether the futures of [`message`](Self::message) and [`binary`](Self::binary) are
-    /// always ready when first polled (they never wait for anything). A host may then run
-    /// those handlers on the task that read the client's message, rather than handing it to
-    /// the room's own task. A native service's are (`true` for a
+    /// always ready when first polled (they never wait for anything). A host may run a
+    /// handler on the task that read the client's message; with `true` it polls the handler in
+    /// place, with `false` it first puts it where the room's own task can finish it if it waits
+    /// (`jamsocket-server` allocates it on the heap). A native service's are (`true` for a
     /// [`SimpleJamsocketService`](crate::SimpleJamsocketService)); the default is `false`.
     fn ready_at_once(&self) -> bool {
         false

@@ -1127,24 +1127,26 @@ impl<S: JamsocketService> Inline for Hosted<S> {
             };
             drop(room);
             let hosted = self.clone();
+            // The room's task polls this before it borrows the room; others only
+            // `try_borrow_mut` it.
+            #[allow(clippy::await_holding_refcell_ref)]
             let mut handler: InFlight = Box::pin(async move {
                 let mut room = hosted.room.borrow_mut();
                 room.handle(event).await
             });
             let poll = || handler.as_mut().poll(&mut Context::from_waker(&task));
-            let polled = std::panic::catch_unwind(AssertUnwindSafe(poll));
-            if let Ok(Poll::Pending) = polled {
-                *self.in_flight.borrow_mut() = Some(handler);
-                return Ok(());
-            }
+            let polled = match std::panic::catch_unwind(AssertUnwindSafe(poll)) {
+                Ok(Poll::Pending) => {
+                    *self.in_flight.borrow_mut() = Some(handler);
+                    return Ok(());
+                }
+                Ok(Poll::Ready(result)) => Ok(result),
+                Err(panic) => Err(panic),
+            };
             // Done (or panicked): the room is free again.
             drop(handler);
             room = self.room.borrow_mut();
-            match polled {
-                Ok(Poll::Ready(result)) => Ok(result),
-                Ok(Poll::Pending) => unreachable!("kept above"),
-                Err(panic) => Err(panic),
-            }
+            polled
         };
         // A panic fails this room, as it would have on the room's own task, and not the
         // connection that happened to run the handler.
