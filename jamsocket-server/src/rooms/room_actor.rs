@@ -144,8 +144,6 @@ struct Room<S> {
 /// A room as its task and the connections on its thread share it.
 struct Hosted<S> {
     room: RefCell<Room<S>>,
-    /// Whether the service's message handlers are ready at once (they never wait).
-    ready_at_once: bool,
     /// A message handler started inline that had to wait: the room's task finishes it before
     /// anything else. It holds the room borrowed meanwhile.
     in_flight: RefCell<Option<InFlight>>,
@@ -253,7 +251,6 @@ pub(crate) async fn run_room<F: JamsocketServiceFactory<RoomContext>>(
         settings,
     };
     let hosted = Rc::new(Hosted {
-        ready_at_once: room.service.ready_at_once(),
         room: RefCell::new(room),
         in_flight: RefCell::new(None),
     });
@@ -1097,20 +1094,14 @@ impl<S: JamsocketService> Hosted<S> {
 
 impl<S: JamsocketService> Inline for Hosted<S> {
     fn handle_now(self: Rc<Self>, event: RoomEvent) -> Result<(), RoomEvent> {
-        if self
-            .in_flight
-            .try_borrow()
-            .map_or(true, |handler| handler.is_some())
-        {
-            return Err(event);
-        }
+        // Busy, also while a handler is in flight: it holds the room.
         let Ok(mut room) = self.room.try_borrow_mut() else {
             return Err(event);
         };
         if !room.running || room.deferred.is_some() {
             return Err(event);
         }
-        let result = if self.ready_at_once {
+        let result = if room.service.ready_at_once() {
             let poll = || pin!(room.handle(event)).poll(&mut Context::from_waker(Waker::noop()));
             match std::panic::catch_unwind(AssertUnwindSafe(poll)) {
                 Ok(Poll::Ready(result)) => Ok(result),
