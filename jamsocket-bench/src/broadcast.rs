@@ -1,7 +1,7 @@
 //! The broadcast scenario: rooms full of clients that each send messages the service
 //! broadcasts back to the whole room, closed loop or, with `--rate`, on a clock.
 
-use crate::broadcast_client::{Client, ClientOutcome, Shared};
+use crate::broadcast_client::{self, Client, ClientOutcome, Shared};
 use crate::connect::{connect_all, ConnectReport};
 use crate::flood::{Flood, FloodReport};
 use crate::process::{CpuMeter, CpuSecs};
@@ -49,6 +49,11 @@ pub struct BroadcastArgs {
     /// whole run: compare the round trips with and without them.
     #[arg(long, default_value_t = 0)]
     pub flooders: u64,
+    /// Speak `jamsocket.v1`, the TypeScript client's protocol (PROTOCOL.md): messages go as
+    /// `m<text>`, and every client acknowledges what it received as often as the server's
+    /// welcome asks.
+    #[arg(long)]
+    pub v1: bool,
 }
 
 impl BroadcastArgs {
@@ -105,7 +110,14 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
             std::iter::repeat_n(url, clients)
         })
         .collect();
-    let connected = connect_all(urls, context.connect_concurrency, context.deadline).await;
+    let protocol = args.v1.then_some(broadcast_client::SEQUENCED_PROTOCOL);
+    let connected = connect_all(
+        urls,
+        protocol,
+        context.connect_concurrency,
+        context.deadline,
+    )
+    .await;
     if connected.report.failed > 0 {
         bail!(
             "{} of {} connections failed, first: {}",
@@ -118,7 +130,7 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
         let urls = (0..args.flooders)
             .map(|i| context.room_url("flood", i))
             .collect();
-        let flooders = connect_all(urls, context.connect_concurrency, context.deadline).await;
+        let flooders = connect_all(urls, None, context.connect_concurrency, context.deadline).await;
         let payload = format!("{}{}", args.prefix, "f".repeat(args.payload_bytes));
         Some(Flood::start(
             flooders.sockets.into_iter().flatten().collect(),
@@ -139,7 +151,8 @@ pub async fn run(args: BroadcastArgs, context: &RunContext) -> anyhow::Result<Br
     let shared = Arc::new(Shared {
         messages: args.messages,
         payload_bytes: args.payload_bytes,
-        prefix: args.prefix.clone(),
+        prefix: format!("{}{}", if args.v1 { "m" } else { "" }, args.prefix),
+        v1: args.v1,
         schedule,
         epoch: Instant::now(),
         deadline: context.deadline,

@@ -14,11 +14,17 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The subprotocol of `--v1`.
+pub const SEQUENCED_PROTOCOL: &str = "jamsocket.v1";
+
 /// What every client of the run sends and shares.
 pub struct Shared {
     pub messages: u64,
     pub payload_bytes: usize,
+    /// Put before every message (`m` first with `--v1`).
     pub prefix: String,
+    /// Whether clients speak `jamsocket.v1`.
+    pub v1: bool,
     /// With `--rate`: when each message is due. Without: each is sent once the previous one
     /// came back.
     pub schedule: Option<Schedule>,
@@ -90,6 +96,7 @@ impl Client {
         };
         let send_timer = tokio::time::sleep_until(first_due);
         tokio::pin!(deadline, stopped, send_timer);
+        let mut acks = shared.v1.then(Acks::default);
         while outcome.error.is_none() {
             let sending = shared.schedule.is_some() && outcome.sent < shared.messages;
             // `None` when messages are due (sent outside `select!`, whose output holds the
@@ -122,8 +129,20 @@ impl Client {
                     break;
                 }
             };
+            let body = match &mut acks {
+                None => text.as_str(),
+                Some(acks) => {
+                    let Some(body) = acks.text(text.as_str()) else {
+                        continue;
+                    };
+                    if let Some(count) = acks.due() {
+                        outcome.send_ack(&mut ws, &shared, count).await;
+                    }
+                    body
+                }
+            };
             // Greetings and other service messages are not the bench's.
-            let Some(stamp) = message::parse(text.as_str()) else {
+            let Some(stamp) = message::parse(body) else {
                 continue;
             };
             let now = shared.now_nanos();
@@ -171,7 +190,51 @@ impl Client {
     }
 }
 
+/// A `jamsocket.v1` client's count of the server's messages, and when it acknowledges them.
+#[derive(Default)]
+struct Acks {
+    received: u64,
+    /// From the server's welcome.
+    every: u64,
+}
+
+impl Acks {
+    /// The application message in a `jamsocket.v1` text frame (`m<text>`), counted; `None`
+    /// for the welcome and the server's acknowledgements.
+    fn text<'a>(&mut self, frame: &'a str) -> Option<&'a str> {
+        match frame.split_at_checked(1) {
+            Some(("m", text)) => {
+                self.received += 1;
+                Some(text)
+            }
+            Some(("w", welcome)) => {
+                self.every = serde_json::from_str::<serde_json::Value>(welcome)
+                    .ok()
+                    .and_then(|welcome| welcome["ack_every"].as_u64())
+                    .unwrap_or(1);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The acknowledgement to send now, if one is due.
+    fn due(&self) -> Option<u64> {
+        (self.every > 0 && self.received.is_multiple_of(self.every)).then_some(self.received)
+    }
+}
+
 impl ClientOutcome {
+    /// Sends a `jamsocket.v1` acknowledgement of `count` messages.
+    async fn send_ack(&mut self, ws: &mut Ws, shared: &Shared, count: u64) {
+        let ack = Message::text(format!("a{count}"));
+        match tokio::time::timeout_at(shared.deadline, ws.send(ack)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => self.error = Some(format!("sending an acknowledgement: {err}")),
+            Err(_) => self.error = Some("sending an acknowledgement: timed out".to_string()),
+        }
+    }
+
     /// Sends the client's next message, stamped now.
     async fn send(&mut self, client: &Client, ws: &mut Ws, shared: &Shared) {
         let text = message_text(client, shared, self.sent, shared.now_nanos());
@@ -219,4 +282,27 @@ fn message_text(client: &Client, shared: &Shared, seq: u64, nanos: u64) -> Strin
         shared.prefix,
         message::encode(stamp, shared.payload_bytes)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Acks;
+
+    #[test]
+    fn a_v1_client_counts_application_messages_and_acknowledges_as_the_welcome_asks() {
+        let mut acks = Acks::default();
+        assert_eq!(
+            acks.text(r#"w{"client":3,"resumed":false,"received":0,"ack_every":2}"#),
+            None
+        );
+        assert_eq!(acks.text("m0:0:5:xx"), Some("0:0:5:xx"));
+        assert_eq!(acks.due(), None);
+        assert_eq!(
+            acks.text("a32"),
+            None,
+            "the server's acknowledgement is not a message"
+        );
+        assert_eq!(acks.text("m"), Some(""));
+        assert_eq!(acks.due(), Some(2));
+    }
 }

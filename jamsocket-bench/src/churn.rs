@@ -138,7 +138,7 @@ async fn visit(
     deadline: Instant,
 ) -> Result<Visit, String> {
     let begun = Instant::now();
-    let mut ws = connect(url, deadline).await?;
+    let mut ws = connect(url, None, deadline).await?;
     let connect_time = begun.elapsed();
     let body = message::encode(
         Stamp {

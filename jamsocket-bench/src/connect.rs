@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -22,12 +24,23 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// taken from the server under test.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 
-/// Opens a WebSocket to `url` (Nagle off, as the server does), giving up at `deadline`.
-pub async fn connect(url: &str, deadline: Instant) -> Result<Ws, String> {
+/// Opens a WebSocket to `url` (Nagle off, as the server does), offering `protocol` if given,
+/// giving up at `deadline`.
+pub async fn connect(url: &str, protocol: Option<&str>, deadline: Instant) -> Result<Ws, String> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|err| format!("connecting to {url}: {err}"))?;
+    if let Some(protocol) = protocol {
+        let value = HeaderValue::from_str(protocol)
+            .map_err(|err| format!("subprotocol {protocol:?}: {err}"))?;
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", value);
+    }
     match tokio::time::timeout_at(
         deadline,
         tokio_tungstenite::connect_async_with_config(
-            url,
+            request,
             Some(WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES)),
             true,
         ),
@@ -94,9 +107,15 @@ impl fmt::Display for ConnectReport {
     }
 }
 
-/// Opens a WebSocket to each URL, at most `concurrency` handshakes at a time, each task on the
-/// runtime's worker threads. Failures are counted, not fatal.
-pub async fn connect_all(urls: Vec<String>, concurrency: usize, deadline: Instant) -> Connected {
+/// Opens a WebSocket to each URL (offering `protocol` if given), at most `concurrency`
+/// handshakes at a time, each task on the runtime's worker threads. Failures are counted, not
+/// fatal.
+pub async fn connect_all(
+    urls: Vec<String>,
+    protocol: Option<&'static str>,
+    concurrency: usize,
+    deadline: Instant,
+) -> Connected {
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let tasks: Vec<_> = urls
@@ -106,7 +125,7 @@ pub async fn connect_all(urls: Vec<String>, concurrency: usize, deadline: Instan
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let begun = Instant::now();
-                let result = connect(&url, deadline).await;
+                let result = connect(&url, protocol, deadline).await;
                 (result, begun.elapsed())
             })
         })

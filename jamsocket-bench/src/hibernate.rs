@@ -252,7 +252,7 @@ async fn visit_all(
 /// the next message as the reply, and closes.
 async fn visit(url: &str, args: &HibernateArgs, deadline: Instant) -> Result<Visit, String> {
     let begun = Instant::now();
-    let mut ws = connect(url, deadline).await?;
+    let mut ws = connect(url, None, deadline).await?;
     let mut first_message = None;
     if args.first_message_on_connect {
         next_text(&mut ws, url, deadline).await?;

@@ -63,7 +63,7 @@ pub async fn run(args: IdleArgs, context: &RunContext) -> anyhow::Result<IdleRep
     let urls = (0..args.connections())
         .map(|index| context.room_url("idle", index / args.clients))
         .collect();
-    let connected = connect_all(urls, context.connect_concurrency, context.deadline).await;
+    let connected = connect_all(urls, None, context.connect_concurrency, context.deadline).await;
     let opened = connected.sockets.iter().flatten().count() as u64;
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -353,6 +353,56 @@ pub async fn jamsocket_v1_resumes_a_lost_connection_without_losing_or_repeating_
     assert_eq!(recv_text(&mut carol).await, format!("mwelcome feed {id}"));
 }
 
+/// The server writes a `jamsocket.v1` client no more than its outbound queue's worth of
+/// messages it has not acknowledged, and writes on once the client acknowledges them.
+pub async fn a_jamsocket_v1_client_gets_a_queue_of_unacknowledged_messages_and_more_once_it_acknowledges(
+    factory: impl ConformanceFactory,
+) {
+    const QUEUE: usize = 8;
+    let server = start(Server::new().with_outbound_queue_messages(QUEUE), factory);
+    let addr = server.local_addr();
+    let (mut alice, hello) = open_sequenced(addr, "acked", KEY, 0).await;
+    let id = hello["client"].as_u64().unwrap();
+    assert_eq!(recv_text(&mut alice).await, format!("mwelcome acked {id}"));
+    let (mut bob, _) = join(addr, "acked").await;
+    // Bob sends in bursts that fit in a queue, and reads his own messages back, so that the
+    // room has handled each burst before the next one.
+    async fn burst(bob: &mut Ws, messages: std::ops::Range<u32>) {
+        for i in messages.clone() {
+            send(bob, &format!("all:{i}")).await;
+        }
+        for i in messages {
+            assert_eq!(recv_text(bob).await, i.to_string());
+        }
+    }
+    // The service's welcome and 7 of Bob's messages are all Alice may leave unacknowledged;
+    // 3 more wait in her queue for her acknowledgement.
+    burst(&mut bob, 0..7).await;
+    for i in 0..7 {
+        assert_eq!(recv_text(&mut alice).await, format!("m{i}"));
+    }
+    burst(&mut bob, 7..10).await;
+    alice.send(Message::text("a8")).await.unwrap();
+    for i in 7..10 {
+        let text = recv_text(&mut alice).await;
+        assert_eq!(text, format!("m{i}"), "written once acknowledged");
+    }
+    burst(&mut bob, 10..11).await;
+    assert_eq!(recv_text(&mut alice).await, "m10");
+    // Alice acknowledges no more: 4 more messages make 8 unacknowledged, then her queue takes
+    // 8, and the next message closes her. Had the server written her any of those 8, she
+    // would read it before the close frame.
+    burst(&mut bob, 11..15).await;
+    for i in 11..15 {
+        assert_eq!(recv_text(&mut alice).await, format!("m{i}"));
+    }
+    burst(&mut bob, 15..23).await;
+    burst(&mut bob, 23..24).await;
+    let (code, reason) = recv_close(&mut alice).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("outbound queue full"), "{reason}");
+}
+
 pub async fn messages_sent_while_a_plain_client_is_away_arrive_in_order_when_it_returns(
     factory: impl ConformanceFactory,
 ) {

@@ -161,6 +161,8 @@ macro_rules! server_tests {
             #[tokio::test]
             jamsocket_v1_resumes_a_lost_connection_without_losing_or_repeating_a_message;
             #[tokio::test]
+            a_jamsocket_v1_client_gets_a_queue_of_unacknowledged_messages_and_more_once_it_acknowledges;
+            #[tokio::test]
             messages_sent_while_a_plain_client_is_away_arrive_in_order_when_it_returns;
             #[tokio::test]
             clients_away_count_against_the_connection_limits_until_their_grace_ends;

@@ -1,8 +1,8 @@
 //! The connection task: one per WebSocket. It owns the client's TCP stream once the handshake
 //! is done: it reads frames and hands messages to the room. What the room sends is written by
-//! the thread's [outlet](super::outlet) while the connection has nothing of its own to write
-//! (plain protocol), and by the connection itself otherwise: everything queued at that moment
-//! in one write, either way.
+//! the thread's [outlet](super::outlet) while the connection has nothing of its own to write,
+//! and by the connection itself otherwise: everything queued at that moment in one write,
+//! either way.
 //!
 //! Its buffers are dropped while the connection is idle, so an idle client costs little more
 //! than its socket and its queue.
@@ -153,26 +153,20 @@ impl Connection {
             };
             let (mut reader, writer) = socket.split();
             let mut frames = Frames::new(self.settings.limits.max_message_bytes, read_buf);
-            // A plain-protocol connection hands its writing to the thread's outlet while it
-            // has nothing of its own to write.
-            let mut handover = match self.sequenced {
-                None => {
-                    let task = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-                    let queue = self.delivery.outbound.handle();
-                    Some(Handover::new(writer.clone(), queue, task))
-                }
-                Some(_) => None,
-            };
+            // The connection hands its writing to the thread's outlet while it has nothing of
+            // its own to write.
+            let task = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+            let queue = self.delivery.outbound.handle();
+            let numbered = self.sequenced.is_some();
+            let mut handover = Handover::new(writer.clone(), queue, task, numbered);
             let end = match self.greet(&mut frames) {
                 Ok(()) => {
-                    let handover = handover.as_mut();
-                    self.pump(&mut reader, &writer, &mut frames, handover).await
+                    self.pump(&mut reader, &writer, &mut frames, &mut handover)
+                        .await
                 }
                 Err(end) => end,
             };
-            if let Some(mut handover) = handover {
-                handover.take_back(&mut frames.write_buf);
-            }
+            self.take_back(&mut handover, &mut frames);
             // The room hears of the departure before the client sees its close frame, so a
             // client that reconnects right after closing finds the room already updated. A
             // lost client's session keeps what was on its way to it.
@@ -280,6 +274,32 @@ impl Connection {
             && self.delivery.unacked.len() < self.settings.limits.outbound_queue_messages
     }
 
+    /// Takes the writing back from the outlet, with what it wrote for the session.
+    fn take_back(&mut self, handover: &mut Handover, frames: &mut Frames) {
+        self.sync(handover);
+        handover.take_back(&mut frames.write_buf);
+    }
+
+    /// A `jamsocket.v1` connection takes what the outlet numbered and wrote into the client's
+    /// session, and tells the outlet how much more it may write.
+    fn sync(&mut self, handover: &Handover) {
+        let Some(welcome) = &mut self.sequenced else {
+            return;
+        };
+        if let Some((written, received)) = handover.take_written(&mut self.delivery.unacked) {
+            welcome.received = received;
+            if written > 0 {
+                self.delivery.sent += written as u64;
+                self.replay_next = self.delivery.sent + 1;
+            }
+        }
+        let max = self.settings.limits.outbound_queue_messages;
+        handover.allow(
+            max.saturating_sub(self.delivery.unacked.len()),
+            welcome.received,
+        );
+    }
+
     /// Encodes one message from the room.
     fn send(&mut self, message: Outbound, frames: &mut Frames) {
         let Some(welcome) = &mut self.sequenced else {
@@ -338,7 +358,7 @@ impl Connection {
         reader: &mut Reader,
         socket: &Writer,
         frames: &mut Frames,
-        mut handover: Option<&mut Handover>,
+        handover: &mut Handover,
     ) -> End {
         let mut heartbeat = Heartbeat::join(self.settings.heartbeat_interval);
         // When the client was last heard from, to within a heartbeat: reading the clock on
@@ -367,10 +387,15 @@ impl Connection {
         loop {
             super::outlet::busy();
             // The outlet gave the writing back: what it left goes first.
-            if let Some(handover) = handover.as_mut().filter(|h| h.poll_given_back().is_ready()) {
-                handover.take_back(&mut frames.write_buf);
+            if handover.poll_given_back().is_ready() {
+                self.take_back(handover, frames);
             }
-            let handed = handover.as_ref().is_some_and(|h| h.handed());
+            let handed = handover.handed();
+            // What the outlet wrote is the session's before the client's acknowledgements
+            // below are taken.
+            if handed {
+                self.sync(handover);
+            }
             let mut decoded = 0;
             let mut pongs = 0;
             while pending.is_none() {
@@ -403,8 +428,12 @@ impl Connection {
                 match self.room.events.try_send(event) {
                     Ok(()) => {}
                     Err(TrySendError::Full(event)) => pending = Some(event),
-                    Err(TrySendError::Closed(_)) => return self.room_gone(frames),
+                    Err(TrySendError::Closed(_)) => return self.room_gone(),
                 }
+            }
+            // The client's acknowledgements let the outlet write more.
+            if handed && decoded > 0 {
+                self.sync(handover);
             }
             // A client that only answered our ping is idle: its buffers go now, not at the
             // next heartbeat (which would find them allocated again by this pong).
@@ -451,16 +480,16 @@ impl Connection {
                 if frames.flush(socket).is_err() {
                     return End::dropped();
                 }
-                // The outlet writes only whole frames after whole frames.
-                if let Some(handover) = handover.as_mut() {
-                    if !frames.write_buf.is_empty() {
-                        handover.take_back(&mut frames.write_buf);
-                    } else if room_listening && !handed {
-                        handover.hand_over();
-                    }
+                // The outlet writes only whole frames after whole frames, and only what the
+                // connection would take itself.
+                if !frames.write_buf.is_empty() {
+                    self.take_back(handover, frames);
+                } else if room_listening && !handed && self.can_take(frames) {
+                    self.sync(handover);
+                    handover.hand_over();
                 }
             }
-            let handed = handover.as_ref().is_some_and(|h| h.handed());
+            let handed = handover.handed();
             // In this order, without drawing a random start. Reading comes before the room's
             // queue: a client woken by a message for it that has sent one of its own (players
             // on the same tick) reads and handles its own first, then writes both frames with
@@ -468,15 +497,15 @@ impl Connection {
             // so neither starves the other.
             tokio::select! {
                 biased;
-                frame = &mut self.close => return self.closed_by_room(frame.ok(), frames),
-                () = poll_fn(|_| handover.as_ref().map_or(Poll::Pending, |h| h.poll_given_back())), if handed => {}
+                frame = &mut self.close => return self.closed_by_room(frame.ok()),
+                () = poll_fn(|_| handover.poll_given_back()), if handed => {}
                 () = poll_fn(|cx| yield_once(cx, &mut yielded)), if deferred => {
                     deferred = false;
                     self.take_outbound(frames);
                 }
                 permit = events.reserve(), if pending.is_some() => {
                     let (Ok(permit), Some(event)) = (permit, pending.take()) else {
-                        return self.room_gone(frames);
+                        return self.room_gone();
                     };
                     permit.send(event);
                 }
@@ -533,16 +562,13 @@ impl Connection {
     }
 
     /// The room closed this client with `frame`, or ended without one.
-    fn closed_by_room(&mut self, frame: Option<CloseFrame>, frames: &mut Frames) -> End {
+    /// What the room sent before closing the client goes out first (see [`Connection::run`]),
+    /// unless the session was taken over: then what is queued belongs to its new connection.
+    fn closed_by_room(&self, frame: Option<CloseFrame>) -> End {
         let Some(frame) = frame else {
             return End::room_ended();
         };
-        // Taken over: what is queued belongs to the session's new connection.
         let lost = frame.code == code::TAKEN_OVER;
-        if !lost {
-            // What the room sent before closing the client goes out first.
-            self.take_outbound(frames);
-        }
         End {
             reason: Cow::Owned(format!("closed by server: {}", frame.reason)),
             close: Some(frame),
@@ -552,9 +578,9 @@ impl Connection {
 
     /// The room stopped taking messages: it closed, and its frame is on `close` (say, 1001 at
     /// shutdown), unless it ended unexpectedly.
-    fn room_gone(&mut self, frames: &mut Frames) -> End {
+    fn room_gone(&mut self) -> End {
         let frame = self.close.try_recv().ok();
-        self.closed_by_room(frame, frames)
+        self.closed_by_room(frame)
     }
 
     /// Handles one frame from the client: `Ok(Some(_))` is a message for the room, `Err` ends

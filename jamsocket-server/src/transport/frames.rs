@@ -224,11 +224,7 @@ impl Frames {
     /// Queues a message of the `jamsocket.v1` protocol: text as `m<text>`, an
     /// acknowledgement as `a<n>`, binary unchanged.
     pub(super) fn encode_sequenced(&mut self, message: &Outbound) {
-        match message {
-            Outbound::Text(text) => self.encode_tagged(b'm', text.as_bytes()),
-            Outbound::Binary(data) => self.encode_data(BINARY, None, data),
-            Outbound::Ack(count) => self.encode_tagged(b'a', count.to_string().as_bytes()),
-        }
+        encode_sequenced(&mut self.write_buf, message);
     }
 
     /// Queues a text frame whose payload is `tag` followed by `body`. `body` is UTF-8 (or
@@ -335,6 +331,16 @@ pub(super) fn encode_outbound(buf: &mut BytesMut, message: Outbound) {
         Outbound::Text(text) => encode_data(buf, TEXT, None, text.as_bytes()),
         Outbound::Binary(data) => encode_data(buf, BINARY, None, &data),
         Outbound::Ack(_) => {}
+    }
+}
+
+/// Appends a message of the `jamsocket.v1` protocol to `buf`, as one whole frame: text as
+/// `m<text>`, an acknowledgement as `a<n>`, binary unchanged.
+pub(super) fn encode_sequenced(buf: &mut BytesMut, message: &Outbound) {
+    match message {
+        Outbound::Text(text) => encode_data(buf, TEXT, Some(b'm'), text.as_bytes()),
+        Outbound::Binary(data) => encode_data(buf, BINARY, None, data),
+        Outbound::Ack(count) => encode_data(buf, TEXT, Some(b'a'), count.to_string().as_bytes()),
     }
 }
 

@@ -12,16 +12,21 @@
 //! What the outlet cannot write at once (the client is not reading fast enough), or cannot
 //! write at all, goes back to the connection with its task woken: the connection takes its
 //! writing back, with what is left of the outlet's bytes ahead of anything of its own, and
-//! waits for the socket as it always did. Only the plain protocol is handed over: a
-//! `jamsocket.v1` connection numbers what it writes.
+//! waits for the socket as it always did.
+//!
+//! A `jamsocket.v1` connection is handed over too: the outlet numbers what it writes and
+//! keeps it, in order, for the connection, which takes it into the client's session each time
+//! it runs (it keeps what the client has not acknowledged). The outlet writes no more than the
+//! client may have unacknowledged, and gives the writing back when it reaches that.
 
 use super::connection::{yield_once, WRITE_HIGH_WATER};
-use super::frames::encode_outbound;
+use super::frames::{encode_outbound, encode_sequenced};
 use super::stream::Writer;
-use crate::rooms::QueueHandle;
+use crate::rooms::{Outbound, QueueHandle};
 use bytes::{Buf, BytesMut};
 use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,6 +102,37 @@ struct Sink {
     leftover: RefCell<BytesMut>,
     /// Set once the room let the client go: nothing more comes to hand over.
     gone: Cell<bool>,
+    /// For a `jamsocket.v1` client: what numbering its messages needs.
+    numbering: Option<Numbering>,
+}
+
+/// What the outlet writes for a `jamsocket.v1` client, and may write.
+#[derive(Default)]
+struct Numbering {
+    /// The room's acknowledgements up to this count are not written: the client was told
+    /// already.
+    received: Cell<u64>,
+    /// How many more messages the client may have unacknowledged.
+    allowance: Cell<usize>,
+    /// The messages written since the connection last took them, in order.
+    written: RefCell<VecDeque<Outbound>>,
+}
+
+impl Numbering {
+    /// Appends `message` to `buf`, numbered, and keeps it (an acknowledgement the client was
+    /// given already is left out).
+    fn encode(&self, buf: &mut BytesMut, message: Outbound) {
+        if let Outbound::Ack(count) = message {
+            if count > self.received.get() {
+                self.received.set(count);
+                encode_sequenced(buf, &message);
+            }
+            return;
+        }
+        encode_sequenced(buf, &message);
+        self.allowance.set(self.allowance.get().saturating_sub(1));
+        self.written.borrow_mut().push_back(message);
+    }
 }
 
 /// The queue's waker while a client is handed over.
@@ -136,9 +172,14 @@ pub(super) struct Handover {
 }
 
 impl Handover {
-    /// A handover of `writer`, fed from `queue`, for the connection whose task is `task`. Not
-    /// handed over yet.
-    pub(super) fn new(writer: Rc<Writer>, queue: QueueHandle, task: Waker) -> Handover {
+    /// A handover of `writer`, fed from `queue`, for the connection whose task is `task`
+    /// (`numbered` for a `jamsocket.v1` connection). Not handed over yet.
+    pub(super) fn new(
+        writer: Rc<Writer>,
+        queue: QueueHandle,
+        task: Waker,
+        numbered: bool,
+    ) -> Handover {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let marks = Arc::new(Marks {
             key,
@@ -155,6 +196,7 @@ impl Handover {
             stalled: Cell::new(false),
             leftover: RefCell::new(BytesMut::new()),
             gone: Cell::new(false),
+            numbering: numbered.then(Numbering::default),
         });
         Handover { sink }
     }
@@ -175,7 +217,9 @@ impl Handover {
     }
 
     /// Hands the writing over: from now on the outlet writes what is queued, starting with
-    /// what is queued already. The connection must have nothing unwritten of its own.
+    /// what is queued already. The connection must have nothing unwritten of its own, and (a
+    /// `jamsocket.v1` connection) must have set what the outlet may write with
+    /// [`Handover::allow`].
     pub(super) fn hand_over(&mut self) {
         if self.handed() || self.sink.gone.get() {
             return;
@@ -194,8 +238,31 @@ impl Handover {
         });
     }
 
+    /// For a `jamsocket.v1` connection: the outlet may write `allowance` messages more than it
+    /// wrote since [`Handover::take_written`], and skips the room's acknowledgements up to
+    /// `received`.
+    pub(super) fn allow(&self, allowance: usize, received: u64) {
+        if let Some(numbering) = &self.sink.numbering {
+            numbering.allowance.set(allowance);
+            numbering.received.set(received);
+        }
+    }
+
+    /// For a `jamsocket.v1` connection: moves the messages the outlet wrote since the last call
+    /// to the end of `log`, in order, and returns how many, and the last acknowledgement
+    /// count the client was given.
+    pub(super) fn take_written(&self, log: &mut VecDeque<Outbound>) -> Option<(usize, u64)> {
+        let numbering = self.sink.numbering.as_ref()?;
+        let mut written = numbering.written.borrow_mut();
+        let count = written.len();
+        log.extend(written.drain(..));
+        Some((count, numbering.received.get()))
+    }
+
     /// Takes the writing back. What the outlet had left unwritten goes into `write_buf` ahead
     /// of what is there: the connection wrote that since, while the outlet's bytes came first.
+    /// (A `jamsocket.v1` connection takes what the outlet wrote first, with
+    /// [`Handover::take_written`].)
     pub(super) fn take_back(&mut self, write_buf: &mut BytesMut) {
         if !self.handed() {
             return;
@@ -288,9 +355,22 @@ fn write(sink: &Sink, scratch: &mut BytesMut) {
         // Whether the queue may hold more than this turn took.
         let mut more = true;
         let mut sender_gone = false;
+        // A `jamsocket.v1` client has all it may have unacknowledged.
+        let mut unacked_full = false;
         while more && scratch.len() < WRITE_HIGH_WATER {
+            if sink
+                .numbering
+                .as_ref()
+                .is_some_and(|n| n.allowance.get() == 0)
+            {
+                unacked_full = true;
+                break;
+            }
             match sink.queue.poll_recv(&mut cx) {
-                Poll::Ready(Some(message)) => encode_outbound(scratch, message),
+                Poll::Ready(Some(message)) => match &sink.numbering {
+                    None => encode_outbound(scratch, message),
+                    Some(numbering) => numbering.encode(scratch, message),
+                },
                 Poll::Ready(None) => {
                     sender_gone = true;
                     more = false;
@@ -312,8 +392,11 @@ fn write(sink: &Sink, scratch: &mut BytesMut) {
         }
         scratch.clear();
         // The room let the client go: the connection takes over, and writes its close frame.
-        if sender_gone {
-            sink.gone.set(true);
+        // Or the client must acknowledge first: the connection takes over, and waits for it.
+        if sender_gone || unacked_full {
+            if sender_gone {
+                sink.gone.set(true);
+            }
             sink.stalled.set(true);
             sink.marks.task.wake_by_ref();
             return;
