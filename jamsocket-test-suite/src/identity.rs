@@ -501,6 +501,65 @@ pub async fn an_acknowledgement_queued_for_a_lost_connection_never_reaches_the_n
     }
 }
 
+/// As above, when the resumed connection cannot write everything at once: the client had as
+/// many messages unacknowledged as its queue holds, so the room's acknowledgement waits in the
+/// queue until the client acknowledges, and then is still not sent.
+pub async fn a_queued_acknowledgement_stays_unsent_after_a_resume_that_waits_for_the_client(
+    factory: impl ConformanceFactory,
+) {
+    const QUEUE: u32 = 64;
+    let server = start(
+        Server::new().with_outbound_queue_messages(QUEUE as usize),
+        factory,
+    );
+    let addr = server.local_addr();
+    let (mut alice, hello) = open_sequenced(addr, "window", KEY, 0).await;
+    let id = hello["client"].as_u64().unwrap();
+    assert_eq!(recv_text(&mut alice).await, format!("mwelcome window {id}"));
+    let (mut bob, _) = join(addr, "window").await;
+    // With the service's welcome, Alice has a queue's worth unacknowledged.
+    for i in 1..QUEUE {
+        send(&mut bob, &format!("all:{i}")).await;
+    }
+    for i in 1..QUEUE {
+        assert_eq!(recv_text(&mut bob).await, i.to_string());
+    }
+    // Her 40 messages: the room's `a32` and its counts wait in her queue. Then her
+    // connection is lost.
+    for _ in 0..40 {
+        alice.send(Message::text("mcount")).await.unwrap();
+    }
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = alice.get_mut() else {
+        unreachable!("a plain TCP connection");
+    };
+    tokio::io::AsyncWriteExt::shutdown(tcp).await.unwrap();
+    let _lost = alice;
+    for n in 1..=40 {
+        assert_eq!(recv_text(&mut bob).await, format!("count {n}"));
+    }
+    // She had read only the service's welcome.
+    let (mut alice, hello) = open_sequenced(addr, "window", KEY, 1).await;
+    assert_eq!(hello["resumed"], true);
+    assert_eq!(hello["received"], 40);
+    let mut read = 1;
+    let mut counts = 0;
+    while counts < 40 {
+        let frame = recv_text(&mut alice).await;
+        assert!(
+            !frame.starts_with('a'),
+            "stale acknowledgement `{frame}` after the welcome"
+        );
+        read += 1;
+        if frame.starts_with("mcount ") {
+            counts += 1;
+        }
+        // She acknowledges as the TypeScript client does, or the rest would not come.
+        if read % 32 == 0 {
+            alice.send(Message::text(format!("a{read}"))).await.unwrap();
+        }
+    }
+}
+
 /// The whole response to a request with `headers`, lowercased.
 fn request(addr: SocketAddr, method: &str, path: &str, headers: &str) -> String {
     http_raw_with(addr, method, path, headers).to_ascii_lowercase()

@@ -169,6 +169,8 @@ macro_rules! server_tests {
             #[tokio::test]
             an_acknowledgement_queued_for_a_lost_connection_never_reaches_the_next;
             #[tokio::test]
+            a_queued_acknowledgement_stays_unsent_after_a_resume_that_waits_for_the_client;
+            #[tokio::test]
             pages_of_allowed_origins_can_read_why_a_handshake_was_refused;
         }
 

@@ -287,7 +287,8 @@ impl Connection {
             return;
         };
         if let Some((written, received)) = handover.take_written(&mut self.delivery.unacked) {
-            welcome.received = received;
+            // The greater of the two: either may have written the latest acknowledgement.
+            welcome.received = welcome.received.max(received);
             if written > 0 {
                 self.delivery.sent += written as u64;
                 self.replay_next = self.delivery.sent + 1;

@@ -249,8 +249,8 @@ impl Handover {
     }
 
     /// For a `jamsocket.v1` connection: moves the messages the outlet wrote since the last call
-    /// to the end of `log`, in order, and returns how many, and the last acknowledgement
-    /// count the client was given.
+    /// to the end of `log`, in order, and returns how many, and the highest acknowledgement
+    /// count the outlet wrote or was told of with [`Handover::allow`] (0 before either).
     pub(super) fn take_written(&self, log: &mut VecDeque<Outbound>) -> Option<(usize, u64)> {
         let numbering = self.sink.numbering.as_ref()?;
         let mut written = numbering.written.borrow_mut();
