@@ -470,9 +470,18 @@ pub async fn an_acknowledgement_queued_for_a_lost_connection_never_reaches_the_n
     let id = hello["client"].as_u64().unwrap();
     assert_eq!(recv_text(&mut alice).await, format!("mwelcome acks {id}"));
     let (mut bob, _) = join(addr, "acks").await;
-    // 40 messages, and the connection is lost before their acknowledgement (`a32`) is read:
-    // Alice's side sends its FIN (a reset could discard what the server has not read yet, and
-    // this client does not send it again as the TypeScript client would) and reads no more.
+    count_40_then_lose_the_connection(alice, &mut bob).await;
+    let (mut alice, hello) = open_sequenced(addr, "acks", KEY, 1).await;
+    assert_eq!(hello["resumed"], true);
+    assert_eq!(hello["received"], 40);
+    read_40_counts_and_no_acknowledgement(&mut alice).await;
+}
+
+/// Alice sends 40 `count`s, and her connection is lost before their acknowledgement (`a32`)
+/// is read: her side sends its FIN (a reset could discard what the server has not read yet,
+/// and this client does not send it again as the TypeScript client would) and reads no more.
+/// Returns once Bob has seen the 40th count: the room has handled them all.
+async fn count_40_then_lose_the_connection(mut alice: Ws, bob: &mut Ws) {
     for _ in 0..40 {
         alice.send(Message::text("mcount")).await.unwrap();
     }
@@ -480,23 +489,29 @@ pub async fn an_acknowledgement_queued_for_a_lost_connection_never_reaches_the_n
         unreachable!("a plain TCP connection");
     };
     tokio::io::AsyncWriteExt::shutdown(tcp).await.unwrap();
-    let _lost = alice;
-    // Once Bob has seen the 40th count, the room has handled them all.
     for n in 1..=40 {
-        assert_eq!(recv_text(&mut bob).await, format!("count {n}"));
+        assert_eq!(recv_text(bob).await, format!("count {n}"));
     }
-    let (mut alice, hello) = open_sequenced(addr, "acks", KEY, 1).await;
-    assert_eq!(hello["resumed"], true);
-    assert_eq!(hello["received"], 40);
+}
+
+/// Reads a resumed Alice's frames (she had seen 1 message) up to the 40th count, none of them
+/// an acknowledgement. She acknowledges as the TypeScript client does, or with a full window
+/// the rest would not come.
+async fn read_40_counts_and_no_acknowledgement(alice: &mut Ws) {
+    let mut seen = 1;
     let mut counts = 0;
     while counts < 40 {
-        let frame = recv_text(&mut alice).await;
+        let frame = recv_text(alice).await;
         assert!(
             !frame.starts_with('a'),
             "stale acknowledgement `{frame}` after the welcome"
         );
+        seen += 1;
         if frame.starts_with("mcount ") {
             counts += 1;
+        }
+        if seen % 32 == 0 {
+            alice.send(Message::text(format!("a{seen}"))).await.unwrap();
         }
     }
 }
@@ -524,40 +539,13 @@ pub async fn a_queued_acknowledgement_stays_unsent_after_a_resume_that_waits_for
     for i in 1..QUEUE {
         assert_eq!(recv_text(&mut bob).await, i.to_string());
     }
-    // Her 40 messages: the room's `a32` and its counts wait in her queue. Then her
-    // connection is lost.
-    for _ in 0..40 {
-        alice.send(Message::text("mcount")).await.unwrap();
-    }
-    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = alice.get_mut() else {
-        unreachable!("a plain TCP connection");
-    };
-    tokio::io::AsyncWriteExt::shutdown(tcp).await.unwrap();
-    let _lost = alice;
-    for n in 1..=40 {
-        assert_eq!(recv_text(&mut bob).await, format!("count {n}"));
-    }
+    // Her 40 messages: the room's `a32` and its counts wait in her queue.
+    count_40_then_lose_the_connection(alice, &mut bob).await;
     // She had read only the service's welcome.
     let (mut alice, hello) = open_sequenced(addr, "window", KEY, 1).await;
     assert_eq!(hello["resumed"], true);
     assert_eq!(hello["received"], 40);
-    let mut read = 1;
-    let mut counts = 0;
-    while counts < 40 {
-        let frame = recv_text(&mut alice).await;
-        assert!(
-            !frame.starts_with('a'),
-            "stale acknowledgement `{frame}` after the welcome"
-        );
-        read += 1;
-        if frame.starts_with("mcount ") {
-            counts += 1;
-        }
-        // She acknowledges as the TypeScript client does, or the rest would not come.
-        if read % 32 == 0 {
-            alice.send(Message::text(format!("a{read}"))).await.unwrap();
-        }
-    }
+    read_40_counts_and_no_acknowledgement(&mut alice).await;
 }
 
 /// The whole response to a request with `headers`, lowercased.
