@@ -74,6 +74,10 @@ pub struct ServerArgs {
     /// Folder of static files to serve at `/`
     #[arg(long = "static", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
+    /// Worker threads for connections and rooms. One uses less CPU per message when the
+    /// server shares its cores with other busy processes [default: one per CPU core]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
     #[arg(
         long,
         value_parser = clap::value_parser!(u64).range(1..),
@@ -377,6 +381,9 @@ impl ServerArgs {
         if let Some(dir) = &self.static_dir {
             server = server.with_static_path(dir);
         }
+        if let Some(workers) = self.workers {
+            server = server.with_workers(workers.into());
+        }
         if let Some(connections) = self.max_connections {
             server = server.with_max_connections(saturating_usize(connections));
         }
@@ -661,6 +668,7 @@ mod tests {
         let args = parse(&[]);
         let (server, default) = (args.server(), Server::new());
         assert_eq!(server.port(), default.port());
+        assert_eq!(server.workers(), None);
         assert_eq!(server.heartbeat_interval(), default.heartbeat_interval());
         assert_eq!(server.heartbeat_timeout(), default.heartbeat_timeout());
         assert_eq!(server.shutdown_grace(), default.shutdown_grace());
@@ -686,9 +694,11 @@ mod tests {
             "--guest-memory-mib=16",
             "--guest-cpu-ms-per-call=200",
             "--reconnect-grace=500ms",
+            "--workers=1",
         ]);
         let server = args.server();
         assert_eq!(server.port(), 9000);
+        assert_eq!(server.workers(), Some(1));
         assert_eq!(server.reconnect_grace(), Duration::from_millis(500));
         assert_eq!(server.heartbeat_interval(), Duration::from_secs(7));
         assert_eq!(server.heartbeat_timeout(), Duration::from_secs(70));

@@ -428,6 +428,12 @@ impl Server {
         self.settings.snapshot_interval
     }
 
+    /// Worker threads for connections and rooms, if set ([`Server::with_workers`]); `None`
+    /// means one per CPU core.
+    pub fn workers(&self) -> Option<usize> {
+        self.settings.workers
+    }
+
     /// The port [`serve`](Server::serve) listens on.
     pub fn port(&self) -> u16 {
         self.settings.port
