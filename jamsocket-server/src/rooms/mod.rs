@@ -29,7 +29,9 @@ pub use room_context::RoomContext;
 pub(crate) use room_event::{Arrival, RoomEvent};
 pub(crate) use room_info::RoomInfo;
 pub(crate) use session::Held;
-pub(crate) use session::{CountError, Delivery, ResumeKey, ResumeKeyError, ACK_EVERY};
+pub(crate) use session::{
+    CountError, Delivery, ResumeKey, ResumeKeyError, ACK_EVERY, KEEP_UNACKED,
+};
 
 use crate::close_frame::CloseFrame;
 use crate::log_throttle::warn_throttled;

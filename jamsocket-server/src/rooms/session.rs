@@ -12,6 +12,10 @@ use subtle::ConstantTimeEq;
 /// the client the server how many it received.
 pub(crate) const ACK_EVERY: u64 = 32;
 
+/// A list of unacknowledged messages whose capacity stays above this many once it is mostly
+/// acknowledged is shrunk, so that a backlog does not leave an idle client holding its peak.
+pub(crate) const KEEP_UNACKED: usize = 64;
+
 /// Most messages a session may count: what a JavaScript number holds exactly, so that the
 /// TypeScript client's counts are exact too.
 pub(crate) const MAX_COUNT: u64 = (1 << 53) - 1;
@@ -123,6 +127,9 @@ impl Delivery {
             });
         }
         self.unacked.drain(..(count - acked) as usize);
+        if self.unacked.capacity() > KEEP_UNACKED && self.unacked.len() <= KEEP_UNACKED / 2 {
+            self.unacked.shrink_to(KEEP_UNACKED);
+        }
         Ok(())
     }
 
@@ -191,5 +198,19 @@ mod tests {
         assert!(restored.resume(u64::MAX).is_err());
         restored.resume(40).unwrap();
         assert_eq!((restored.sent, restored.unacked.len()), (40, 0));
+    }
+
+    #[test]
+    fn an_acknowledged_backlog_gives_its_memory_back() {
+        let mut delivery = Delivery::new(QueueReceiver::closed());
+        for _ in 0..1_000 {
+            delivery.sent += 1;
+            delivery.unacked.push_back(Outbound::Ack(0));
+        }
+        delivery.ack(500).unwrap();
+        assert!(delivery.unacked.capacity() >= 500, "still in use");
+        delivery.ack(990).unwrap();
+        assert_eq!(delivery.unacked.len(), 10);
+        assert!(delivery.unacked.capacity() < 2 * KEEP_UNACKED);
     }
 }

@@ -22,7 +22,7 @@
 use super::connection::{yield_once, WRITE_HIGH_WATER};
 use super::frames::{encode_outbound, encode_sequenced};
 use super::stream::Writer;
-use crate::rooms::{Outbound, QueueHandle};
+use crate::rooms::{Outbound, QueueHandle, KEEP_UNACKED};
 use bytes::{Buf, BytesMut};
 use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
@@ -256,6 +256,9 @@ impl Handover {
         let mut written = numbering.written.borrow_mut();
         let count = written.len();
         log.extend(written.drain(..));
+        if written.capacity() > KEEP_UNACKED {
+            written.shrink_to(KEEP_UNACKED);
+        }
         Some((count, numbering.received.get()))
     }
 
