@@ -8,11 +8,12 @@ use crate::schedule::{latency_nanos, Schedule};
 use crate::stats::nanos;
 use crate::tally::{Delivery, Tally};
 use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// The subprotocol of `--v1`.
 pub const SEQUENCED_PROTOCOL: &str = "jamsocket.v1";
@@ -225,23 +226,37 @@ impl Acks {
 }
 
 impl ClientOutcome {
+    /// Awaits `send` until the run's deadline: `false`, with the error kept, if it failed.
+    async fn await_send(
+        &mut self,
+        shared: &Shared,
+        what: &str,
+        send: impl Future<Output = Result<(), WsError>>,
+    ) -> bool {
+        let error = match tokio::time::timeout_at(shared.deadline, send).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(err)) => format!("{what}: {err}"),
+            Err(_) => format!("{what}: timed out"),
+        };
+        self.error = Some(error);
+        false
+    }
+
     /// Sends a `jamsocket.v1` acknowledgement of `count` messages.
     async fn send_ack(&mut self, ws: &mut Ws, shared: &Shared, count: u64) {
         let ack = Message::text(format!("a{count}"));
-        match tokio::time::timeout_at(shared.deadline, ws.send(ack)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => self.error = Some(format!("sending an acknowledgement: {err}")),
-            Err(_) => self.error = Some("sending an acknowledgement: timed out".to_string()),
-        }
+        self.await_send(shared, "sending an acknowledgement", ws.send(ack))
+            .await;
     }
 
     /// Sends the client's next message, stamped now.
     async fn send(&mut self, client: &Client, ws: &mut Ws, shared: &Shared) {
         let text = message_text(client, shared, self.sent, shared.now_nanos());
-        match tokio::time::timeout_at(shared.deadline, ws.send(Message::text(text))).await {
-            Ok(Ok(())) => self.sent += 1,
-            Ok(Err(err)) => self.error = Some(format!("sending: {err}")),
-            Err(_) => self.error = Some("sending: timed out".to_string()),
+        if self
+            .await_send(shared, "sending", ws.send(Message::text(text)))
+            .await
+        {
+            self.sent += 1;
         }
     }
 
@@ -260,10 +275,8 @@ impl ClientOutcome {
             }
             ws.flush().await
         };
-        match tokio::time::timeout_at(shared.deadline, send).await {
-            Ok(Ok(())) => self.sent = due.max(first),
-            Ok(Err(err)) => self.error = Some(format!("sending: {err}")),
-            Err(_) => self.error = Some("sending: timed out".to_string()),
+        if self.await_send(shared, "sending", send).await {
+            self.sent = due.max(first);
         }
         (self.error.is_none() && self.sent < shared.messages)
             .then(|| shared.epoch + schedule.due(client.id, self.sent))
